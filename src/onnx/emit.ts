@@ -1,0 +1,180 @@
+/**
+ * Lowers a traced graph to an ONNX model: one pass over the reachable nodes in topological
+ * order, each lowered by its primitive's emission rule.
+ */
+import { scalarHost, type DType } from '../ir/dtype.js';
+import { GraphError } from '../ir/errors.js';
+import type { Graph, Node } from '../ir/graph.js';
+import { isBatchDim, isStatic, type Shape } from '../ir/shape.js';
+import type { Tensor } from '../ir/tensor.js';
+import type { EmitContext, OnnxAttr, Prim } from '../ops/prim.js';
+import { ruleFor } from '../ops/rules.js';
+import {
+  attributeProto, encodeModel, tensorProto, valueInfo, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
+} from './proto.js';
+
+export const DEFAULT_OPSET = 17;
+export const IR_VERSION = 8;
+
+export interface EmitOptions {
+  /** ONNX opset (17 to 21). */
+  opset?: number;
+  /** Parameters become graph inputs (fed on every run, e.g. for training) or baked-in initializers. */
+  params?: 'inputs' | 'initializers';
+  graphName?: string;
+  /** Key/value pairs stored in the model's metadata_props. */
+  metadata?: Record<string, string>;
+}
+
+export interface EmittedModel {
+  model: ModelProto;
+  bytes: Uint8Array;
+  /** Graph inputs in order: user inputs, then parameters when `params` is 'inputs'. */
+  inputs: { name: string; dtype: DType; shape: Shape; param?: Float32Array }[];
+  outputs: { name: string; dtype: DType; shape: Shape }[];
+}
+
+export function emitModel(graph: Graph, outputs: Record<string, Tensor>, opts: EmitOptions = {}): EmittedModel {
+  const opset = opts.opset ?? DEFAULT_OPSET;
+  if (!(Number.isInteger(opset) && opset >= 17 && opset <= 21)) throw new GraphError(`opset must be an integer from 17 to 21, got ${opset}`);
+  const paramsAsInputs = (opts.params ?? 'inputs') === 'inputs';
+  const outputEntries = Object.entries(outputs);
+  if (outputEntries.length === 0) throw new GraphError('emitModel: no outputs');
+  for (const [name, t] of outputEntries) {
+    if (t.graph !== graph) throw new GraphError(`output "${name}" belongs to another graph`);
+  }
+
+  const live = reachable(graph, outputEntries.map(([, t]) => t.id));
+  const nodes: NodeProto[] = [];
+  const initializers: TensorProto[] = [];
+  const inputs: EmittedModel['inputs'] = [];
+  const nameOf = (n: Node): string =>
+    n.kind === 'input' || n.kind === 'param' ? n.name : n.kind === 'constant' ? `c${n.id}` : `t${n.id}`;
+
+  let scope = '';
+  let counter = 0;
+  const cache = new Map<string, string>();
+  const memo = (key: string, make: () => string) => {
+    let name = cache.get(key);
+    if (!name) cache.set(key, (name = make()));
+    return name;
+  };
+  const batchSource = graph.inputs().find((n) => n.shape.some(isBatchDim));
+
+  const ctx: EmitContext = {
+    opset,
+    op(opType: string, ins: readonly string[], attrs: Record<string, OnnxAttr> = {}, output?: string) {
+      const k = counter++;
+      const out = output ?? `v${k}`;
+      nodes.push({
+        name: `${scope ? `${scope}/` : ''}${opType}_${k}`,
+        opType,
+        input: [...ins],
+        output: [out],
+        attribute: Object.entries(attrs).map(([n, a]) => attributeProto(n, a)),
+      });
+      return out;
+    },
+    int64s: (values) => memo(`i64:${values.join(',')}`, () => {
+      const name = `k${counter++}`;
+      initializers.push(tensorProto(name, 'int64', [values.length], BigInt64Array.from(values, BigInt)));
+      return name;
+    }),
+    scalar: (value, dtype) => memo(`s:${dtype}:${value}`, () => {
+      const name = `k${counter++}`;
+      initializers.push(tensorProto(name, dtype, [], scalarHost(value, dtype)));
+      return name;
+    }),
+    shape: (dims) => {
+      if (isStatic(dims)) return ctx.int64s(dims);
+      return memo(`shape:${JSON.stringify(dims)}`, () => {
+        const parts: string[] = [];
+        let run: number[] = [];
+        const flush = () => { if (run.length) parts.push(ctx.int64s(run)); run = []; };
+        for (const d of dims) {
+          if (!isBatchDim(d)) { run.push(d); continue; }
+          flush();
+          parts.push(d.batch === 1 ? batchSize() : ctx.op('Mul', [batchSize(), ctx.int64s([d.batch])]));
+        }
+        flush();
+        return ctx.op('Concat', parts, { axis: { i: 0 } });
+      });
+    },
+  };
+
+  /** The run-time batch size as a 1-D int64 tensor, read from the first batched input. */
+  function batchSize(): string {
+    return memo('batch', () => {
+      if (!batchSource) throw new GraphError('a batch-sized shape is needed but no input has a batch dimension');
+      const axis = batchSource.shape.findIndex(isBatchDim);
+      const coef = (batchSource.shape[axis] as { batch: number }).batch;
+      const saved = scope;
+      scope = '';
+      let b = ctx.op('Shape', [batchSource.name], { start: { i: axis }, end: { i: axis + 1 } });
+      if (coef !== 1) b = ctx.op('Div', [b, ctx.int64s([coef])]);
+      scope = saved;
+      return b;
+    });
+  }
+
+  for (const n of graph.nodes) {
+    if (n.kind === 'input') {
+      inputs.push({ name: n.name, dtype: n.dtype, shape: n.shape });
+      continue;
+    }
+    if (!live.has(n.id)) continue;
+    if (n.kind === 'param') {
+      if (paramsAsInputs) inputs.push({ name: n.name, dtype: n.dtype, shape: n.shape, param: n.data });
+      else initializers.push(tensorProto(n.name, n.dtype, n.shape as number[], n.data));
+    } else if (n.kind === 'constant') {
+      initializers.push(tensorProto(nameOf(n), n.dtype, n.shape as number[], n.data));
+    } else {
+      scope = n.scope;
+      const ins = n.inputs.map((i) => graph.node(i));
+      ruleFor(n.prim as Prim).emit(ctx, {
+        inputs: ins.map(nameOf),
+        out: nameOf(n),
+        attrs: n.attrs as never,
+        inTypes: ins,
+        outType: n,
+      });
+    }
+  }
+  scope = '';
+
+  const graphOutputs: ValueInfoProto[] = [];
+  const outs: EmittedModel['outputs'] = [];
+  for (const [name, t] of outputEntries) {
+    ctx.op('Identity', [nameOf(t.node)], {}, name);
+    graphOutputs.push(valueInfo(name, t.dtype, t.shape));
+    outs.push({ name, dtype: t.dtype, shape: t.shape });
+  }
+
+  const model: ModelProto = {
+    irVersion: IR_VERSION,
+    producerName: 'tessera',
+    opsetImport: [{ domain: '', version: opset }],
+    graph: {
+      name: opts.graphName ?? 'tessera',
+      node: nodes,
+      initializer: initializers,
+      input: inputs.map((i) => valueInfo(i.name, i.dtype, i.shape)),
+      output: graphOutputs,
+    },
+    metadataProps: Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value })),
+  };
+  return { model, bytes: encodeModel(model), inputs, outputs: outs };
+}
+
+function reachable(graph: Graph, roots: number[]): Set<number> {
+  const seen = new Set<number>();
+  const stack = [...roots];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const n = graph.node(id);
+    if (n.kind === 'op') stack.push(...n.inputs);
+  }
+  return seen;
+}

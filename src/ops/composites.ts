@@ -1,0 +1,46 @@
+/** Composite ops built from primitives: their gradients come from the primitives' VJPs. */
+import type { DType } from '../ir/dtype.js';
+import { Tensor } from '../ir/tensor.js';
+import { fail } from './apply.js';
+import { add, cast, equal, erf, mul, neg, sub } from './elementwise.js';
+import { mean, sum } from './reduce.js';
+import { unsqueeze } from './movement.js';
+import { logSoftmax } from './nn.js';
+
+/** Exact GELU: x·Φ(x) = ½x(1 + erf(x/√2)). ORT fuses this pattern into one kernel. */
+export function gelu(x: Tensor): Tensor {
+  return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+}
+
+/** One-hot rows for integer `labels` [...] → [..., numClasses]. */
+export function oneHot(labels: Tensor, numClasses: number, dtype: DType = 'float32'): Tensor {
+  if (labels.dtype !== 'int64') fail(`oneHot: labels must be int64, got ${labels.dtype}`);
+  const classes = labels.graph.constant(BigInt64Array.from({ length: numClasses }, (_, i) => BigInt(i)), [numClasses], 'int64');
+  return cast(equal(unsqueeze(labels, -1), classes), dtype);
+}
+
+export interface CrossEntropyOptions {
+  /** Label smoothing ε: the target puts 1−ε on the label and ε/C spread over all classes (timm, PyTorch). */
+  smoothing?: number;
+}
+
+/**
+ * Mean cross-entropy of `logits` [N, C] against int64 class `targets` [N] or soft targets [N, C]
+ * (rows summing to one, e.g. from mixup).
+ */
+export function crossEntropy(logits: Tensor, targets: Tensor, { smoothing = 0 }: CrossEntropyOptions = {}): Tensor {
+  if (logits.rank !== 2) fail(`crossEntropy: logits must be [N, C], got rank ${logits.rank}`);
+  if (!(smoothing >= 0 && smoothing < 1)) fail(`crossEntropy: smoothing must be in [0, 1), got ${smoothing}`);
+  const classes = logits.shape[1] as number;
+  const logp = logSoftmax(logits, -1);
+  const soft = targets.dtype === 'int64' ? oneHot(targets, classes, logits.dtype) : targets;
+  if (soft.rank !== 2) fail(`crossEntropy: targets must be int64 [N] or soft [N, C], got rank ${targets.rank}`);
+  const target = smoothing > 0 ? add(mul(soft, 1 - smoothing), smoothing / classes) : soft;
+  return mean(neg(sum(mul(target, logp), -1)));
+}
+
+/** Mean squared error. */
+export function mseLoss(pred: Tensor, target: Tensor): Tensor {
+  const d = sub(pred, target);
+  return mean(mul(d, d));
+}

@@ -1,0 +1,9 @@
+/** Every op, primitive or composite, as a plain function over symbolic tensors. */
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './movement.js';
+export * from './linalg.js';
+export * from './nn.js';
+export * from './composites.js';
+export { apply, type TensorLike } from './apply.js';
+export type { Prim, PrimAttrs } from './prim.js';
