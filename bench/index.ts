@@ -1,0 +1,17 @@
+/** `npm run bench [-- NAME…]`: runs the named benchmarks (default: all) and prints Markdown tables. */
+import { benchEngine } from './engine.js';
+
+const benches: Record<string, () => Promise<string>> = {
+  engine: () => benchEngine(Number(process.env.BENCH_REPEATS ?? 20)),
+};
+
+const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+for (const name of names.length ? names : Object.keys(benches)) {
+  const run = benches[name];
+  if (!run) {
+    console.error(`unknown benchmark "${name}"; choose from ${Object.keys(benches).join(', ')}`);
+    process.exit(2);
+  }
+  console.log(await run());
+  console.log();
+}

@@ -1,0 +1,60 @@
+/** Basic layers: Linear, LayerNorm, Conv2d, Identity. Weights use PyTorch's layouts. */
+import type { Tensor } from '../ir/tensor.js';
+import { add, conv2d, layerNorm, matmul, transpose, type Conv2dOptions } from '../ops/index.js';
+import type { Random } from '../random.js';
+import { Module } from './module.js';
+import { ones, truncNormal, uniformFanIn, zeros } from './init.js';
+
+export class Linear extends Module {
+  private readonly hasBias: boolean;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, rng: Random, { bias = true, std = 0.02 } = {}) {
+    super();
+    this.addParam('weight', [outFeatures, inFeatures], truncNormal(rng, std)); // [out, in]
+    if (bias) this.addParam('bias', [outFeatures], zeros());
+    this.hasBias = bias;
+  }
+
+  /** y = x Wᵀ + b over the last axis. */
+  forward(x: Tensor): Tensor {
+    const g = x.graph;
+    return this.scoped(g, () => {
+      const y = matmul(x, transpose(this.p(g, 'weight'), [1, 0]));
+      return this.hasBias ? add(y, this.p(g, 'bias')) : y;
+    });
+  }
+}
+
+export class LayerNorm extends Module {
+  constructor(readonly dim: number, readonly eps = 1e-6) {
+    super();
+    this.addParam('weight', [dim], ones());
+    this.addParam('bias', [dim], zeros());
+  }
+
+  forward(x: Tensor): Tensor {
+    const g = x.graph;
+    return this.scoped(g, () => layerNorm(x, this.p(g, 'weight'), this.p(g, 'bias'), this.eps));
+  }
+}
+
+export class Conv2d extends Module {
+  constructor(inChans: number, outChans: number, readonly kernel: number, rng: Random, readonly opts: Conv2dOptions & { bias?: boolean } = {}) {
+    super();
+    const groups = opts.groups ?? 1;
+    const fanIn = (inChans / groups) * kernel * kernel;
+    this.addParam('weight', [outChans, inChans / groups, kernel, kernel], uniformFanIn(rng, fanIn));
+    if (opts.bias ?? true) this.addParam('bias', [outChans], uniformFanIn(rng, fanIn));
+  }
+
+  forward(x: Tensor): Tensor {
+    const g = x.graph;
+    return this.scoped(g, () => conv2d(x, this.p(g, 'weight'), (this.opts.bias ?? true) ? this.p(g, 'bias') : undefined, this.opts));
+  }
+}
+
+export class Identity extends Module {
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The pre-norm transformer block of ViT (Dosovitskiy et al. 2020, https://arxiv.org/abs/2010.11929),
+ * laid out as timm's `vision_transformer.py`: Attention (fused qkv) → Mlp → Block.
+ */
+import type { Tensor } from '../ir/tensor.js';
+import { gelu, matmul, mul, reshape, slice, softmax, transpose, add } from '../ops/index.js';
+import type { Random } from '../random.js';
+import { Module } from './module.js';
+import { LayerNorm, Linear } from './layers.js';
+
+export interface AttentionOptions { qkvBias?: boolean }
+
+export class Attention extends Module {
+  readonly headDim: number;
+  readonly qkv: Linear;
+  readonly proj: Linear;
+
+  constructor(readonly dim: number, readonly numHeads: number, rng: Random, { qkvBias = true }: AttentionOptions = {}) {
+    super();
+    if (dim % numHeads !== 0) throw new RangeError(`Attention: dim ${dim} is not divisible by ${numHeads} heads`);
+    this.headDim = dim / numHeads;
+    this.qkv = this.addChild('qkv', new Linear(dim, dim * 3, rng, { bias: qkvBias }));
+    this.proj = this.addChild('proj', new Linear(dim, dim, rng));
+  }
+
+  /** Returns the output and the attention probabilities [B, H, N, N]. */
+  forwardWithAttention(x: Tensor): { out: Tensor; attn: Tensor } {
+    return this.scoped(x.graph, () => {
+      const [, n, c] = x.shape as [unknown, number, number];
+      const h = this.numHeads;
+      const d = this.headDim;
+      const qkv = reshape(this.qkv.forward(x), [-1, n, 3, h, d]); // [B, N, 3, H, D]
+      const part = (i: number) => reshape(slice(qkv, [2], [i], [i + 1]), [-1, n, h, d]); // [B, N, H, D]
+      const q = transpose(part(0), [0, 2, 1, 3]); // [B, H, N, D]
+      const kT = transpose(part(1), [0, 2, 3, 1]); // [B, H, D, N]
+      const v = transpose(part(2), [0, 2, 1, 3]); // [B, H, N, D]
+      const attn = softmax(matmul(mul(q, d ** -0.5), kT), -1); // [B, H, N, N]
+      const y = reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [-1, n, c]); // [B, N, C]
+      return { out: this.proj.forward(y), attn };
+    });
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.forwardWithAttention(x).out;
+  }
+}
+
+export class Mlp extends Module {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+
+  constructor(inFeatures: number, hiddenFeatures: number, rng: Random) {
+    super();
+    this.fc1 = this.addChild('fc1', new Linear(inFeatures, hiddenFeatures, rng));
+    this.fc2 = this.addChild('fc2', new Linear(hiddenFeatures, inFeatures, rng));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.fc2.forward(this.scoped(x.graph, () => gelu(this.fc1.forward(x))));
+  }
+}
+
+export interface BlockOptions { mlpRatio?: number; qkvBias?: boolean; eps?: number }
+
+export class Block extends Module {
+  readonly norm1: LayerNorm;
+  readonly attn: Attention;
+  readonly norm2: LayerNorm;
+  readonly mlp: Mlp;
+
+  constructor(dim: number, numHeads: number, rng: Random, { mlpRatio = 4, qkvBias = true, eps = 1e-6 }: BlockOptions = {}) {
+    super();
+    this.norm1 = this.addChild('norm1', new LayerNorm(dim, eps));
+    this.attn = this.addChild('attn', new Attention(dim, numHeads, rng, { qkvBias }));
+    this.norm2 = this.addChild('norm2', new LayerNorm(dim, eps));
+    this.mlp = this.addChild('mlp', new Mlp(dim, Math.round(dim * mlpRatio), rng));
+  }
+
+  /**
+   * x + attn(norm1(x)), then + mlp(norm2(x)). `residualScale` multiplies each branch: drop-path
+   * passes a per-sample keep mask divided by the keep probability [B, 1, 1].
+   */
+  forwardWithAttention(x: Tensor, residualScale?: { attn: Tensor; mlp: Tensor }): { out: Tensor; attn: Tensor } {
+    const { out: a, attn } = this.attn.forwardWithAttention(this.norm1.forward(x));
+    const g = x.graph;
+    const scale = (t: Tensor, s?: Tensor) => (s ? this.scoped(g, () => mul(t, s)) : t);
+    const x1 = this.scoped(g, () => add(x, scale(a, residualScale?.attn)));
+    const m = this.mlp.forward(this.norm2.forward(x1));
+    return { out: this.scoped(g, () => add(x1, scale(m, residualScale?.mlp))), attn };
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.forwardWithAttention(x).out;
+  }
+}
