@@ -16,3 +16,4 @@ export {
 } from './runtime/compile.js';
 export type { HostTensor, SessionOptions, GraphOptimization } from './runtime/session.js';
 export { physicalCores } from './runtime/cores.js';
+export { Random, type RandomState } from './random.js';
