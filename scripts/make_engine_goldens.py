@@ -18,7 +18,6 @@ Only torch and the standard library are used.
 """
 
 import json
-import math
 import os
 
 import torch
@@ -432,7 +431,7 @@ def main():
     }
     os.makedirs(os.path.dirname(OUT_PATH), exist_ok=True)
     with open(OUT_PATH, "w") as fh:
-        json.dump(doc, fh, allow_nan=False)
+        json.dump(doc, fh, allow_nan=False, separators=(",", ":"))
         fh.write("\n")
     size = os.path.getsize(OUT_PATH)
     print(f"wrote {OUT_PATH}: {len(CASES)} op cases, {size} bytes")
