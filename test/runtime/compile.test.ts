@@ -85,3 +85,20 @@ describe('compile', () => {
     expect(physicalCores()).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('opsets', () => {
+  it('emits reductions with axes as inputs from opset 18 and gets the same numbers', async () => {
+    const fn = (x: Parameters<typeof ops.mean>[0]) => ({ m: ops.mean(x, 1), mx: ops.max(x, 0, true) });
+    const x = [1, 5, 3, 2, 4, 9];
+    const results = [];
+    for (const opset of [17, 18, 21]) {
+      const exe = await compile(fn, [{ name: 'x', shape: [2, 3] }], { opset });
+      const out = await exe.run({ x });
+      results.push([Array.from(out.m!.data as Float32Array), Array.from(out.mx!.data as Float32Array)]);
+      await exe.dispose();
+    }
+    expect(results[0]).toEqual([[3, 5], [2, 5, 9]]);
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
+  });
+});
