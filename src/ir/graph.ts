@@ -21,7 +21,9 @@ export interface NodeBase {
 }
 
 export interface InputNode extends NodeBase { readonly kind: 'input'; readonly name: string }
-export interface ParamNode extends NodeBase { readonly kind: 'param'; readonly name: string; readonly data: Float32Array }
+/** Where a parameter's values live; read when the graph is emitted or run, not when traced. */
+export interface ParamSource { readonly data: Float32Array }
+export interface ParamNode extends NodeBase { readonly kind: 'param'; readonly name: string; readonly source: ParamSource }
 export interface ConstantNode extends NodeBase { readonly kind: 'constant'; readonly data: HostArray }
 export interface OpNode extends NodeBase {
   readonly kind: 'op';
@@ -84,17 +86,21 @@ export class Graph {
    * A trainable parameter backed by a host array. Tracing the same name twice returns the same
    * tensor, so a module used twice shares its weights.
    */
-  param(name: string, data: Float32Array, shape: readonly number[]): Tensor {
+  param(name: string, source: Float32Array | ParamSource, shape: readonly number[]): Tensor {
+    const src: ParamSource = source instanceof Float32Array ? { data: source } : source;
     const existing = this.paramsByName.get(name);
     if (existing) {
-      if (existing.data !== data) throw new GraphError(`parameter "${name}" was traced twice with different data`);
+      const same = existing.source === src || existing.source.data === src.data;
+      if (!same) throw new GraphError(`parameter "${name}" was traced twice with different data`);
       return this.tensor(existing.id);
     }
-    const size = shape.reduce((a, b) => a * b, 1);
-    if (size !== data.length) {
-      throw new GraphError(`parameter "${name}": shape [${shape.join(', ')}] needs ${size} values, got ${data.length}`);
+    if (source instanceof Float32Array) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (size !== source.length) {
+        throw new GraphError(`parameter "${name}": shape [${shape.join(', ')}] needs ${size} values, got ${source.length}`);
+      }
     }
-    const t = this.push({ kind: 'param', name, shape, dtype: 'float32', data });
+    const t = this.push({ kind: 'param', name, shape, dtype: 'float32', source: src });
     this.paramsByName.set(name, this.node(t.id) as ParamNode);
     return t;
   }

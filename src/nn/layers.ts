@@ -1,6 +1,7 @@
 /** Basic layers: Linear, LayerNorm, Conv2d, Identity. Weights use PyTorch's layouts. */
 import type { Tensor } from '../ir/tensor.js';
-import { add, conv2d, layerNorm, matmul, transpose, type Conv2dOptions } from '../ops/index.js';
+import type { Graph } from '../ir/graph.js';
+import { add, conv2d, layerNorm, matmul, reshape, transpose, type Conv2dOptions } from '../ops/index.js';
 import type { Random } from '../random.js';
 import { Module } from './module.js';
 import { ones, truncNormal, uniformFanIn, zeros } from './init.js';
@@ -10,7 +11,7 @@ export class Linear extends Module {
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, rng: Random, { bias = true, std = 0.02 } = {}) {
     super();
-    this.addParam('weight', [outFeatures, inFeatures], truncNormal(rng, std)); // [out, in]
+    this.addParam('weight', [outFeatures, inFeatures], truncNormal(std), rng); // [out, in]
     if (bias) this.addParam('bias', [outFeatures], zeros());
     this.hasBias = bias;
   }
@@ -43,13 +44,22 @@ export class Conv2d extends Module {
     super();
     const groups = opts.groups ?? 1;
     const fanIn = (inChans / groups) * kernel * kernel;
-    this.addParam('weight', [outChans, inChans / groups, kernel, kernel], uniformFanIn(rng, fanIn));
-    if (opts.bias ?? true) this.addParam('bias', [outChans], uniformFanIn(rng, fanIn));
+    this.addParam('weight', [outChans, inChans / groups, kernel, kernel], uniformFanIn(fanIn), rng);
+    if (opts.bias ?? true) this.addParam('bias', [outChans], uniformFanIn(fanIn), rng);
   }
 
   forward(x: Tensor): Tensor {
     const g = x.graph;
     return this.scoped(g, () => conv2d(x, this.p(g, 'weight'), (this.opts.bias ?? true) ? this.p(g, 'bias') : undefined, this.opts));
+  }
+
+  /** Applies the kernel to already-flattened patches [..., C·k·k] → [..., O] (a stride-k conv as a matmul). */
+  scopedLinear(g: Graph, patches: Tensor, outChans: number): Tensor {
+    return this.scoped(g, () => {
+      const w = reshape(this.p(g, 'weight'), [outChans, -1]); // [O, C·k·k]
+      const y = matmul(patches, transpose(w, [1, 0]));
+      return (this.opts.bias ?? true) ? add(y, this.p(g, 'bias')) : y;
+    });
   }
 }
 

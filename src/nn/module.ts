@@ -4,12 +4,33 @@
  */
 import type { Graph } from '../ir/graph.js';
 import type { Tensor } from '../ir/tensor.js';
+import { Random } from '../random.js';
+import type { Initializer } from './init.js';
 
-export interface Parameter {
-  data: Float32Array;
-  readonly shape: readonly number[];
-  /** Frozen parameters are fed as constants of the step and receive no gradient. */
-  requiresGrad: boolean;
+/**
+ * A parameter's host data is created on first use, so building a model to inspect it (shapes,
+ * FLOPs) costs nothing. Each parameter draws its initial values from its own seed.
+ */
+export class Parameter {
+  private values?: Float32Array;
+  /** Frozen parameters get no gradient and no update. */
+  requiresGrad = true;
+
+  constructor(readonly shape: readonly number[], private readonly init: Initializer, private readonly seed: number) {}
+
+  get size(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  get data(): Float32Array {
+    this.values ??= this.init(this.size, new Random(this.seed));
+    return this.values;
+  }
+
+  set data(v: Float32Array) {
+    if (v.length !== this.size) throw new RangeError(`parameter of shape [${this.shape.join(', ')}] needs ${this.size} values, got ${v.length}`);
+    this.values = v;
+  }
 }
 
 export interface StateTensor {
@@ -28,9 +49,9 @@ export abstract class Module {
   private readonly ownParams = new Map<string, Parameter>();
   private readonly children = new Map<string, Module>();
 
-  protected addParam(name: string, shape: readonly number[], init: (n: number) => Float32Array): Parameter {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const p: Parameter = { data: init(size), shape, requiresGrad: true };
+  /** `rng` supplies this parameter's seed (deterministic in construction order). */
+  protected addParam(name: string, shape: readonly number[], init: Initializer, rng?: Random): Parameter {
+    const p = new Parameter(shape, init, rng ? rng.nextU32() : 0);
     this.ownParams.set(name, p);
     return p;
   }
@@ -50,7 +71,7 @@ export abstract class Module {
   protected p(g: Graph, name: string): Tensor {
     const param = this.ownParams.get(name);
     if (!param) throw new StateDictError(`${this.path || 'model'} has no parameter "${name}"`);
-    return g.param(this.path ? `${this.path}.${name}` : name, param.data, param.shape);
+    return g.param(this.path ? `${this.path}.${name}` : name, param, param.shape);
   }
 
   /** Runs `fn` with this module's path as the scope of the ops it creates. */
@@ -67,7 +88,7 @@ export abstract class Module {
   }
 
   numParams(): number {
-    return this.namedParameters().reduce((n, [, p]) => n + p.data.length, 0);
+    return this.namedParameters().reduce((n, [, p]) => n + p.size, 0);
   }
 
   stateDict(): StateDict {

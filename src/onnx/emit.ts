@@ -4,7 +4,7 @@
  */
 import { scalarHost, type DType } from '../ir/dtype.js';
 import { GraphError } from '../ir/errors.js';
-import type { Graph, Node } from '../ir/graph.js';
+import type { Graph, Node, ParamSource } from '../ir/graph.js';
 import { isBatchDim, isStatic, type Shape } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
 import type { EmitContext, OnnxAttr, Prim } from '../ops/prim.js';
@@ -30,7 +30,7 @@ export interface EmittedModel {
   model: ModelProto;
   bytes: Uint8Array;
   /** Graph inputs in order: user inputs, then parameters when `params` is 'inputs'. */
-  inputs: { name: string; dtype: DType; shape: Shape; param?: Float32Array }[];
+  inputs: { name: string; dtype: DType; shape: Shape; param?: ParamSource }[];
   outputs: { name: string; dtype: DType; shape: Shape }[];
 }
 
@@ -124,8 +124,8 @@ export function emitModel(graph: Graph, outputs: Record<string, Tensor>, opts: E
     }
     if (!live.has(n.id)) continue;
     if (n.kind === 'param') {
-      if (paramsAsInputs) inputs.push({ name: n.name, dtype: n.dtype, shape: n.shape, param: n.data });
-      else initializers.push(tensorProto(n.name, n.dtype, n.shape as number[], n.data));
+      if (paramsAsInputs) inputs.push({ name: n.name, dtype: n.dtype, shape: n.shape, param: n.source });
+      else initializers.push(tensorProto(n.name, n.dtype, n.shape as number[], n.source.data));
     } else if (n.kind === 'constant') {
       initializers.push(tensorProto(nameOf(n), n.dtype, n.shape as number[], n.data));
     } else {

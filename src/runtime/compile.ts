@@ -121,7 +121,7 @@ class CompiledExecutable implements Executable {
     }
     const prepared: Parameters<Session['run']>[0] = {};
     for (const spec of this.inputs) {
-      const feed = feeds[spec.name] ?? spec.param;
+      const feed = feeds[spec.name] ?? spec.param?.data;
       if (feed === undefined) throw new GraphError(`run: missing input "${spec.name}" (${spec.dtype}${formatShape(spec.shape)})`);
       prepared[spec.name] = prepareFeed(spec.name, spec.dtype, spec.shape, feed);
     }

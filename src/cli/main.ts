@@ -1,0 +1,23 @@
+/** The `tessera` command line. One file per command; this file only wires them up. */
+import { Command, CommanderError } from 'commander';
+import { registerModelsCommand } from './models.js';
+
+export function buildProgram(): Command {
+  const program = new Command('tessera')
+    .description('Vision Transformers in TypeScript: train, evaluate, explain, attack and export ViTs on ONNX Runtime')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerModelsCommand(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    console.error(`tessera: ${(e as Error).message}`);
+    return 1;
+  }
+}
