@@ -57,6 +57,23 @@ export class Random {
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
 
+  /**
+   * Fills `out` with Normal(0, std) samples, redrawing any outside [lo, hi] (timm's trunc_normal_
+   * cuts at ±2 absolute). Uses both Box–Muller outputs: model initialisation draws millions.
+   */
+  fillNormal(out: Float32Array, std: number, lo = -Infinity, hi = Infinity): Float32Array {
+    let i = 0;
+    while (i < out.length) {
+      const r = Math.sqrt(-2 * Math.log(1 - this.uniform())) * std;
+      const t = 2 * Math.PI * this.uniform();
+      const a = r * Math.cos(t);
+      if (a >= lo && a <= hi) out[i++] = a;
+      const b = r * Math.sin(t);
+      if (i < out.length && b >= lo && b <= hi) out[i++] = b;
+    }
+    return out;
+  }
+
   /** Normal(0, std) truncated to [a, b] by rejection, as timm's trunc_normal_ (a=-2, b=2 absolute). */
   truncNormal(std: number, a = -2, b = 2): number {
     for (;;) {

@@ -79,9 +79,10 @@ export class VisionTransformer extends Module {
     this.numPrefixTokens = (c.classToken ? 1 : 0) + (c.distilled ? 1 : 0);
     this.patchEmbed = this.addChild('patch_embed', new PatchEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng));
     if (c.classToken) this.addParam('cls_token', [1, 1, c.embedDim], normal(1e-6), rng);
-    if (c.distilled) this.addParam('dist_token', [1, 1, c.embedDim], truncNormal(0.02), rng);
     const posTokens = this.patchEmbed.numPatches + (c.noEmbedClass ? 0 : this.numPrefixTokens);
     this.addParam('pos_embed', [1, posTokens, c.embedDim], truncNormal(0.02), rng);
+    // DeiT adds its distillation token after the base model's parameters (timm's key order)
+    if (c.distilled) this.addParam('dist_token', [1, 1, c.embedDim], truncNormal(0.02), rng);
     this.blocks = Array.from({ length: c.depth }, (_, i) =>
       this.addChild(`blocks.${i}`, new Block(c.embedDim, c.numHeads, rng, { mlpRatio: c.mlpRatio, qkvBias: c.qkvBias })));
     // timm: with avg pooling the final norm moves after the pooling (fc_norm)
