@@ -2,7 +2,11 @@
 
 Usage:
 
-    /usr/bin/python3 bench/peers/torch_vit.py MODE THREADS BATCH REPEATS [PATH]
+    /usr/bin/python3 bench/peers/torch_vit.py MODE THREADS BATCH REPEATS [PATH|-] [CONFIG_JSON]
+
+CONFIG_JSON is a tessera model config (camelCase keys: imgSize, patchSize, inChans, numClasses,
+embedDim, depth, numHeads, mlpRatio, qkvBias, globalPool, classToken, distilled); missing keys
+take vit_tiny_patch16_224's values.
 
 MODE:
   infer   eval + no_grad forward of a [BATCH,3,224,224] batch; median seconds
@@ -32,7 +36,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..", "..", "scripts")))
 
-from timm_vit import vit_tiny_patch16_224  # noqa: E402
+from timm_vit import VisionTransformer  # noqa: E402
 
 
 def timed(fn, repeats, warmup=3):
@@ -46,6 +50,20 @@ def timed(fn, repeats, warmup=3):
     return statistics.median(times)
 
 
+TINY = dict(imgSize=224, patchSize=16, inChans=3, numClasses=1000, embedDim=192, depth=12,
+            numHeads=3, mlpRatio=4.0, qkvBias=True, globalPool="token", classToken=True, distilled=False)
+
+
+def build_model(config_json):
+    c = dict(TINY, **(json.loads(config_json) if config_json else {}))
+    model = VisionTransformer(
+        img_size=c["imgSize"], patch_size=c["patchSize"], in_chans=c["inChans"], num_classes=c["numClasses"],
+        embed_dim=c["embedDim"], depth=c["depth"], num_heads=c["numHeads"], mlp_ratio=c["mlpRatio"],
+        qkv_bias=c["qkvBias"], global_pool=c["globalPool"], class_token=c["classToken"], distilled=c["distilled"],
+    )
+    return model, (c["inChans"], c["imgSize"], c["imgSize"]), c["numClasses"]
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -57,11 +75,11 @@ def main(argv):
     mode, threads, batch, repeats = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = vit_tiny_patch16_224()
+    model, image_shape, num_classes = build_model(argv[6] if len(argv) > 6 else None)
 
     if mode == "infer":
         model.eval()
-        x = torch.randn(batch, 3, 224, 224)
+        x = torch.randn(batch, *image_shape)
 
         def step():
             with torch.no_grad():
@@ -70,8 +88,8 @@ def main(argv):
         seconds = timed(step, repeats)
     elif mode == "train":
         model.train()
-        x = torch.randn(batch, 3, 224, 224)
-        y = torch.randint(0, 1000, (batch,))
+        x = torch.randn(batch, *image_shape)
+        y = torch.randint(0, num_classes, (batch,))
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
 
         def step():
@@ -87,7 +105,7 @@ def main(argv):
             return 2
         path = argv[5]
         model.eval()
-        x = torch.randn(batch, 3, 224, 224)
+        x = torch.randn(batch, *image_shape)
         torch.onnx.export(
             model, (x,), path,
             opset_version=17,
@@ -110,6 +128,7 @@ def main(argv):
         "seconds": seconds,
         "images_per_second": batch / seconds,
         "peak_rss_mb": peak_rss_mb(),
+        "torch": torch.__version__,
     }))
     return 0
 

@@ -1,6 +1,7 @@
 /** The `tessera` command line. One file per command; this file only wires them up. */
 import { Command, CommanderError } from 'commander';
 import { registerModelsCommand } from './models.js';
+import { registerBenchCommand } from './bench.js';
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
@@ -8,6 +9,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerModelsCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 

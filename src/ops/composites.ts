@@ -7,8 +7,8 @@ import { mean, sum } from './reduce.js';
 import { unsqueeze } from './movement.js';
 import { logSoftmax } from './nn.js';
 
-/** Exact GELU: x·Φ(x) = ½x(1 + erf(x/√2)). ORT fuses this pattern into one kernel. */
-export function gelu(x: Tensor): Tensor {
+/** GELU written out from primitives; the `gelu` primitive's hand-written VJP is tested against it. */
+export function geluDecomposed(x: Tensor): Tensor {
   return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
 }
 

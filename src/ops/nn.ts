@@ -4,7 +4,7 @@ import { dimEquals, formatShape, normAxis, type Dim } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
 import type { RuleTable } from './prim.js';
 import { apply, fail } from './apply.js';
-import { div, exp, mul, sub, sqrt, add } from './elementwise.js';
+import { add, div, erf, exp, mul, sqrt, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { reshape, slice, transpose } from './movement.js';
 
@@ -19,6 +19,7 @@ export interface NnAttrs {
   softmax: { readonly axis: number };
   logSoftmax: { readonly axis: number };
   layerNorm: { readonly eps: number };
+  gelu: Record<string, never>;
   argmax: { readonly axis: number; readonly keepdims: boolean };
   dimSize: { readonly axis: number; readonly dtype: DType };
 }
@@ -139,6 +140,28 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
       ctx.op('LayerNormalization', inputs, { axis: { i: -1 }, epsilon: { f: attrs.eps } }, out);
     },
   },
+  gelu: {
+    infer: ([x]) => {
+      if (x!.dtype !== 'float32' && x!.dtype !== 'float64') fail(`expected a float tensor, got ${x!.dtype}`);
+      return x!;
+    },
+    // GELU(x) = xΦ(x);  dx = g (Φ(x) + x φ(x)), recomputed from x alone so only x is kept for backward
+    vjp: ({ g, inputs: [x] }) => {
+      const cdf = mul(add(erf(mul(x!, Math.SQRT1_2)), 1), 0.5);
+      const pdf = mul(exp(mul(mul(x!, x!), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+      return [mul(g, add(cdf, mul(x!, pdf)))];
+    },
+    emit: (ctx, { inputs: [x], out, inTypes }) => {
+      if (ctx.opset >= 20) {
+        ctx.op('Gelu', [x!], { approximate: { s: 'none' } }, out);
+        return;
+      }
+      // The exact pattern ORT fuses into its Gelu/BiasGelu kernels: x · (erf(x / √2) + 1) · 0.5
+      const dtype = inTypes[0]!.dtype;
+      const e = ctx.op('Erf', [ctx.op('Div', [x!, ctx.scalar(Math.SQRT2, dtype)])]);
+      ctx.op('Mul', [ctx.op('Mul', [x!, ctx.op('Add', [e, ctx.scalar(1, dtype)])]), ctx.scalar(0.5, dtype)], {}, out);
+    },
+  },
   argmax: {
     infer: ([x], { axis, keepdims }) => ({
       dtype: 'int64',
@@ -217,6 +240,9 @@ export const logSoftmax = (x: Tensor, axis = -1): Tensor => apply('logSoftmax', 
 
 /** LayerNorm over the last axis (ONNX LayerNormalization). */
 export const layerNorm = (x: Tensor, scale: Tensor, bias: Tensor, eps = 1e-5): Tensor => apply('layerNorm', [x, scale, bias], { eps });
+
+/** Exact (erf) GELU, x·Φ(x). */
+export const gelu = (x: Tensor): Tensor => apply('gelu', [x], {});
 
 export const argmax = (x: Tensor, axis = -1, keepdims = false): Tensor =>
   apply('argmax', [x], { axis: normAxis(axis, x.rank, 'argmax'), keepdims });

@@ -18,6 +18,12 @@ export interface SessionOptions {
   executionProvider?: string;
   /** Writes an ORT profile (chrome trace JSON) with this file prefix. */
   profilePrefix?: string;
+  /** ORT's CPU memory arena (default true). */
+  memoryArena?: boolean;
+  /** ORT's memory-pattern planning (default false, see resolvedOptions). */
+  memoryPattern?: boolean;
+  /** Writes ORT's optimised graph here (for inspection). */
+  optimizedModelPath?: string;
 }
 
 export interface HostTensor {
@@ -37,7 +43,9 @@ export interface Session {
 interface CacheEntry { session: Promise<ort.InferenceSession>; refs: number }
 const cache = new Map<string, CacheEntry>();
 
-export function resolvedOptions(o: SessionOptions): Required<Omit<SessionOptions, 'profilePrefix'>> & Pick<SessionOptions, 'profilePrefix'> {
+type Resolved = Required<Omit<SessionOptions, 'profilePrefix' | 'optimizedModelPath'>> & Pick<SessionOptions, 'profilePrefix' | 'optimizedModelPath'>;
+
+export function resolvedOptions(o: SessionOptions): Resolved {
   const threads = o.threads ?? physicalCores();
   if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   return {
@@ -45,6 +53,10 @@ export function resolvedOptions(o: SessionOptions): Required<Omit<SessionOptions
     graphOptimization: o.graphOptimization ?? 'all',
     executionProvider: o.executionProvider ?? 'cpu',
     profilePrefix: o.profilePrefix,
+    memoryArena: o.memoryArena ?? true,
+    // Measured on ViT training steps: pattern planning with a symbolic batch raised peak RSS 1.8x and was slower.
+    memoryPattern: o.memoryPattern ?? false,
+    optimizedModelPath: o.optimizedModelPath,
   };
 }
 
@@ -63,6 +75,9 @@ export async function openSession(bytes: Uint8Array, options: SessionOptions = {
         executionProviders: [opts.executionProvider],
         enableProfiling: opts.profilePrefix !== undefined,
         profileFilePrefix: opts.profilePrefix,
+        enableCpuMemArena: opts.memoryArena,
+        enableMemPattern: opts.memoryPattern,
+        ...(opts.optimizedModelPath ? { optimizedModelFilePath: opts.optimizedModelPath } : {}),
         logSeverityLevel: 3,
       }).catch((e: unknown) => {
         cache.delete(key);

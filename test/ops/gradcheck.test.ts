@@ -45,3 +45,48 @@ describe('finite-difference gradient check', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('hand-written VJPs against their decompositions', () => {
+  it('gelu matches geluDecomposed in value and gradient', async () => {
+    const { compile } = await import('../../src/runtime/compile.js');
+    const ops = await import('../../src/ops/index.js');
+    const { grad } = await import('../../src/autodiff/grad.js');
+    const exe = await compile((x) => {
+      const a = ops.gelu(x);
+      const b = ops.geluDecomposed(x);
+      const [ga] = grad(ops.sum(ops.mul(a, a)), [x]);
+      const [gb] = grad(ops.sum(ops.mul(b, b)), [x]);
+      return { a, b, ga: ga!, gb: gb! };
+    }, [{ name: 'x', shape: [64] }]);
+    const x = Float32Array.from({ length: 64 }, (_, i) => (i - 32) / 8);
+    const out = await exe.run({ x });
+    const { relError } = await import('../helpers/random.js');
+    expect(relError(out.a!.data as Float32Array, out.b!.data as Float32Array)).toBeLessThan(1e-6);
+    expect(relError(out.ga!.data as Float32Array, out.gb!.data as Float32Array)).toBeLessThan(1e-5);
+    await exe.dispose();
+  });
+
+  it('layerNorm matches its decomposition in value and gradient', async () => {
+    const { compile } = await import('../../src/runtime/compile.js');
+    const ops = await import('../../src/ops/index.js');
+    const { grad } = await import('../../src/autodiff/grad.js');
+    const exe = await compile((x, s, b) => {
+      const fused = ops.layerNorm(x, s, b, 1e-6);
+      const c = ops.sub(x, ops.mean(x, -1, true));
+      const manual = ops.add(ops.mul(ops.div(c, ops.sqrt(ops.add(ops.mean(ops.mul(c, c), -1, true), 1e-6))), s), b);
+      const w = x.graph.constant(Float64Array.from({ length: 24 }, (_, i) => Math.cos(i)), [4, 6], 'float64');
+      const gf = grad(ops.sum(ops.mul(fused, w)), [x, s, b]);
+      const gm = grad(ops.sum(ops.mul(manual, w)), [x, s, b]);
+      return { fused, manual, ...Object.fromEntries(gf.map((g, i) => [`f${i}`, g])), ...Object.fromEntries(gm.map((g, i) => [`m${i}`, g])) };
+    }, [{ name: 'x', shape: [4, 6], dtype: 'float64' }, { name: 's', shape: [6], dtype: 'float64' }, { name: 'b', shape: [6], dtype: 'float64' }]);
+    const out = await exe.run({
+      x: Float64Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.3)),
+      s: Float64Array.from({ length: 6 }, (_, i) => 1 + i / 10),
+      b: Float64Array.from({ length: 6 }, (_, i) => i / 7),
+    });
+    const { relError } = await import('../helpers/random.js');
+    expect(relError(out.fused!.data as Float64Array, out.manual!.data as Float64Array)).toBeLessThan(1e-12);
+    for (let i = 0; i < 3; i++) expect(relError(out[`f${i}`]!.data as Float64Array, out[`m${i}`]!.data as Float64Array)).toBeLessThan(1e-10);
+    await exe.dispose();
+  });
+});

@@ -1,0 +1,14 @@
+/** Option parsers that reject bad values with a message naming the flag, the value and what was expected. */
+import { InvalidArgumentError } from 'commander';
+
+export const positiveInt = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a positive integer, got "${v}"`);
+  return n;
+};
+
+export const nonNegativeNumber = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative number, got "${v}"`);
+  return n;
+};
