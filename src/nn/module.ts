@@ -87,6 +87,10 @@ export abstract class Module {
     return out;
   }
 
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
   numParams(): number {
     return this.namedParameters().reduce((n, [, p]) => n + p.size, 0);
   }
