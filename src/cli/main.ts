@@ -2,12 +2,21 @@
 import { Command, CommanderError } from 'commander';
 import { registerModelsCommand } from './models.js';
 import { registerBenchCommand } from './bench.js';
+import { registerTrainCommand } from './train.js';
+import { registerEvalCommand } from './eval.js';
+import { registerPredictCommand } from './predict.js';
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
     .description('Vision Transformers in TypeScript: train, evaluate, explain, attack and export ViTs on ONNX Runtime')
-    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      // one line per error, prefixed like our own errors
+      outputError: (str, write) => write(`tessera: ${str.trim().replace(/^error: /, '')} (see --help)\n`),
+    })
     .exitOverride();
+  registerTrainCommand(program);
+  registerEvalCommand(program);
+  registerPredictCommand(program);
   registerModelsCommand(program);
   registerBenchCommand(program);
   return program;

@@ -88,7 +88,7 @@ export class AdamW implements Optimizer {
     this.specs.forEach((s, k) => {
       const m = state[`exp_avg.${s.name}`];
       const v = state[`exp_avg_sq.${s.name}`];
-      if (!m || !v) throw new RangeError(`optimizer state has no moments for "${s.name}"`);
+      if (!m || !v) throw new RangeError(`the saved optimiser state has no AdamW moments for "${s.name}" (was it saved by another --opt?)`);
       this.m[k]!.set(m);
       this.v[k]!.set(v);
     });
@@ -134,7 +134,7 @@ export class SGD implements Optimizer {
   loadStateTensors(state: Record<string, Float32Array>): void {
     this.specs.forEach((s, k) => {
       const b = state[`momentum_buffer.${s.name}`];
-      if (!b) throw new RangeError(`optimizer state has no momentum buffer for "${s.name}"`);
+      if (!b) throw new RangeError(`the saved optimiser state has no SGD momentum buffer for "${s.name}" (was it saved by another --opt?)`);
       this.buf[k]!.set(b);
     });
   }

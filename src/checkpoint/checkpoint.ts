@@ -1,0 +1,90 @@
+/**
+ * Model checkpoints: a .safetensors file whose keys are timm's, with tessera's metadata (model
+ * name and config, class names, preprocessing, epoch and metrics) as a JSON string under
+ * `__metadata__.tessera`. timm reads the tensors directly; tessera also reads plain timm files
+ * when told the architecture.
+ */
+import { existsSync } from 'node:fs';
+import { createModel, getModelEntry, type PretrainedConfig } from '../models/registry.js';
+import { VisionTransformer, type VitConfig } from '../models/vit.js';
+import type { Interpolation } from '../models/pos_embed.js';
+import type { StateDict } from '../nn/module.js';
+import { readSafetensors, toFloat32, writeSafetensors } from './safetensors.js';
+
+export interface CheckpointMeta {
+  model: string;
+  config: VitConfig;
+  classNames: string[];
+  mean: number[];
+  std: number[];
+  /** [C, H, W] */
+  inputSize: [number, number, number];
+  interpolation: Interpolation;
+  cropPct: number;
+  epoch?: number;
+  metrics?: Record<string, number>;
+}
+
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
+export function metaFor(name: string, model: VisionTransformer, classNames: string[], pre?: Partial<PretrainedConfig>): CheckpointMeta {
+  const base = getModelEntry(name).pretrained;
+  return {
+    model: name,
+    config: model.config,
+    classNames,
+    mean: pre?.mean ?? base.mean,
+    std: pre?.std ?? base.std,
+    inputSize: model.inputShape,
+    interpolation: pre?.interpolation ?? base.interpolation,
+    cropPct: pre?.cropPct ?? base.cropPct,
+  };
+}
+
+export function saveCheckpoint(path: string, model: VisionTransformer, meta: CheckpointMeta): void {
+  const tensors = Object.fromEntries(model.namedParameters().map(([k, p]) => [k, { shape: p.shape, data: p.data }]));
+  writeSafetensors(path, tensors, { format: 'pt', tessera: JSON.stringify(meta) });
+}
+
+export function readStateDict(path: string): { state: StateDict; metadata: Record<string, string> } {
+  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist`);
+  const file = readSafetensors(path);
+  const state: StateDict = {};
+  for (const [k, t] of file.tensors) state[k] = { data: toFloat32(t, `${path}: ${k}`), shape: t.shape };
+  return { state, metadata: file.metadata };
+}
+
+export interface LoadOptions {
+  /** Architecture for files without tessera metadata (plain timm safetensors). */
+  model?: string;
+}
+
+/** Builds the model a checkpoint describes and loads its weights. */
+export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: VisionTransformer; meta: CheckpointMeta } {
+  const { state, metadata } = readStateDict(path);
+  let meta: CheckpointMeta;
+  if (metadata.tessera) {
+    try {
+      meta = JSON.parse(metadata.tessera) as CheckpointMeta;
+    } catch {
+      throw new CheckpointError(`${path}: the tessera metadata is not valid JSON`);
+    }
+    if (opts.model && opts.model !== meta.model) throw new CheckpointError(`${path} holds a ${meta.model}, not the requested --model ${opts.model}`);
+  } else {
+    if (!opts.model) throw new CheckpointError(`${path} carries no tessera metadata; pass --model NAME to say which architecture it holds`);
+    const head = state['head.weight'];
+    const numClasses = head ? head.shape[0]! : 0;
+    const probe = createModel(opts.model, { numClasses });
+    const pre = getModelEntry(opts.model).pretrained;
+    meta = { ...metaFor(opts.model, probe, Array.from({ length: numClasses }, (_, i) => String(i))), mean: pre.mean, std: pre.std };
+  }
+  const model = new VisionTransformer(meta.config);
+  try {
+    model.loadStateDict(state, true);
+  } catch (e) {
+    throw new CheckpointError(`${path}: ${(e as Error).message}`);
+  }
+  return { model, meta };
+}

@@ -1,0 +1,59 @@
+/** `tessera eval`: top-1/top-5, loss, per-class accuracy and the confusion matrix of a checkpoint on a dataset. */
+import type { Command } from 'commander';
+import { loadBuiltinDataset } from '../data/builtin.js';
+import { sliceDataset } from '../data/dataset.js';
+import { TensorLoader } from '../data/tensor_loader.js';
+import { compileEval } from '../train/step.js';
+import { evaluate } from '../train/trainer.js';
+import type { ClassificationSummary } from '../train/metrics.js';
+import { addPreprocessOptions, loadForInference, type PreprocessFlags } from './preprocess_options.js';
+import { positiveInt } from './parse.js';
+import { printTable } from './output.js';
+
+interface EvalFlags extends PreprocessFlags { dataset: string; split: 'train' | 'test'; dataDir?: string; batchSize: number; limit?: number; threads?: number; json?: boolean }
+
+export function registerEvalCommand(program: Command): void {
+  const cmd = program.command('eval').description('evaluate a checkpoint: top-1/top-5, loss, per-class accuracy, confusion matrix');
+  addPreprocessOptions(cmd)
+    .option('--dataset <name>', 'built-in dataset (fashion-mnist, mnist, cifar10, cifar100)', 'fashion-mnist')
+    .option('--split <split>', 'train or test', 'test')
+    .option('--data-dir <dir>', 'where built-in datasets are looked for first')
+    .option('--batch-size <n>', 'images per batch', positiveInt('--batch-size'), 500)
+    .option('--limit <n>', 'evaluate the first N images only', positiveInt('--limit'))
+    .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
+    .option('--json', 'print JSON (accuracies as numbers in [0, 1])')
+    .action(async (f: EvalFlags) => {
+      if (f.split !== 'train' && f.split !== 'test') throw new Error(`--split must be train or test, got "${f.split}"`);
+      const { model, meta, transform } = loadForInference(f);
+      let ds = await loadBuiltinDataset(f.dataset, f.split, { dataDir: f.dataDir });
+      if (f.limit) ds = sliceDataset(ds, 0, f.limit);
+      const [c, h, w] = transform.inputSize;
+      if (ds.imageShape.join() !== [c, h, w].join()) {
+        throw new Error(`${f.checkpoint} expects ${c}×${h}×${w} images but ${f.dataset} has ${ds.imageShape.join('×')}`);
+      }
+      checkClasses(f.checkpoint, meta.classNames, f.dataset, ds.classNames);
+      const exe = await compileEval(model, { threads: f.threads });
+      const loader = new TensorLoader(ds, { batchSize: f.batchSize, shuffle: false, seed: 0, mean: transform.mean, std: transform.std });
+      const summary = await evaluate(exe, loader, meta.classNames);
+      await exe.dispose();
+      if (f.json) console.log(JSON.stringify({ checkpoint: f.checkpoint, dataset: f.dataset, split: f.split, ...summary }));
+      else printSummary(summary);
+    });
+}
+
+/** Checkpoint and dataset must agree on the classes (names when the checkpoint has them). */
+export function checkClasses(checkpoint: string, ckpt: readonly string[], dataset: string, data: readonly string[]): void {
+  const namesKnown = !ckpt.every((n, i) => n === String(i));
+  if (ckpt.length !== data.length || (namesKnown && ckpt.some((n, i) => n !== data[i]))) {
+    const show = (l: readonly string[]) => `${l.length}: ${l.slice(0, 4).join(', ')}${l.length > 4 ? ', …' : ''}`;
+    throw new Error(`${checkpoint} was trained on other classes (${show(ckpt)}) than ${dataset} has (${show(data)})`);
+  }
+}
+
+function printSummary(s: ClassificationSummary): void {
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  console.log(`images ${s.count}   top-1 ${pct(s.top1)}   top-5 ${pct(s.top5)}   loss ${s.loss.toFixed(4)}\n`);
+  printTable(['class', 'accuracy', 'images'], s.perClass.map((p) => [p.name, pct(p.accuracy), String(p.count)]));
+  console.log('\nconfusion matrix (rows: true class, columns: predicted)');
+  printTable(['', ...s.perClass.map((_, i) => String(i))], s.confusion.map((row, i) => [`${i} ${s.perClass[i]!.name}`, ...row.map(String)]));
+}

@@ -1,0 +1,54 @@
+/**
+ * Command-line flags generated from a zod object schema, so the CLI, config files and the
+ * library share one definition: `weightDecay` becomes `--weight-decay <number>`, its help text
+ * is the schema's description and its default is shown.
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { z } from 'zod';
+
+export const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+interface FieldInfo { kind: 'number' | 'boolean' | 'enum' | 'string'; choices?: string[]; defaultValue?: unknown; description: string }
+
+function fieldInfo(schema: z.ZodType): FieldInfo {
+  let t = schema as z.ZodType;
+  let defaultValue: unknown;
+  const description = schema.description ?? '';
+  while (t instanceof z.ZodDefault || t instanceof z.ZodOptional) {
+    if (t instanceof z.ZodDefault) defaultValue = (t.def as { defaultValue: unknown }).defaultValue;
+    t = t.unwrap() as z.ZodType;
+  }
+  if (t instanceof z.ZodNumber) return { kind: 'number', defaultValue, description };
+  if (t instanceof z.ZodBoolean) return { kind: 'boolean', defaultValue, description };
+  if (t instanceof z.ZodEnum) return { kind: 'enum', choices: (t.options as string[]).map(String), defaultValue, description };
+  return { kind: 'string', defaultValue, description };
+}
+
+const parseNumber = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number, got "${v}"`);
+  return n;
+};
+
+/** Adds one flag per schema key. Values stay undefined unless given, so config files can fill them. */
+export function addSchemaOptions(cmd: Command, shape: Record<string, z.ZodType>): void {
+  for (const [key, schema] of Object.entries(shape)) {
+    const flag = `--${kebab(key)}`;
+    const info = fieldInfo(schema);
+    const shown = info.defaultValue === undefined ? '' : ` (default: ${JSON.stringify(info.defaultValue)})`;
+    if (info.kind === 'boolean') {
+      cmd.addOption(new Option(flag, `${info.description}${shown}`));
+      cmd.addOption(new Option(`--no-${kebab(key)}`, `turn off ${flag}`).hideHelp());
+      continue;
+    }
+    const opt = new Option(`${flag} <${info.kind === 'enum' ? 'choice' : info.kind}>`, `${info.description}${shown}`);
+    if (info.kind === 'number') opt.argParser(parseNumber(flag));
+    if (info.kind === 'enum') opt.choices(info.choices!);
+    cmd.addOption(opt);
+  }
+}
+
+/** The schema keys the user actually set on the command line. */
+export function pickSchemaValues(opts: Record<string, unknown>, shape: Record<string, z.ZodType>): Record<string, unknown> {
+  return Object.fromEntries(Object.keys(shape).filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]]));
+}

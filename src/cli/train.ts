@@ -1,0 +1,71 @@
+/** `tessera train`: train or fine-tune; with no flags, the Fashion-MNIST recipe. */
+import type { Command } from 'commander';
+import { readConfigFile, resolveTrainConfig, trainConfigSchema } from '../train/config.js';
+import { train, type TrainResult } from '../train/trainer.js';
+import { readRunConfig as readSavedConfig } from '../train/run_dir.js';
+import { addSchemaOptions, kebab, pickSchemaValues } from './schema_options.js';
+import { createProgress, formatDuration } from './progress.js';
+
+export function registerTrainCommand(program: Command): void {
+  const cmd = program.command('train')
+    .description('train a ViT (defaults: vit_tiny_patch4_28 on Fashion-MNIST, AdamW, cosine schedule, 10 epochs)')
+    .option('--config <file>', 'JSON or YAML file of training options (keys as the flags, camelCase or kebab-case); flags override it')
+    .option('--resume <run-dir>', 'continue a stopped run from its run directory, exactly where it stopped')
+    .option('--json', 'print the final result as JSON');
+  addSchemaOptions(cmd, trainConfigSchema.shape);
+  cmd.action(async (opts: Record<string, unknown>) => {
+    const flags = pickSchemaValues(opts, trainConfigSchema.shape);
+    let cfg;
+    if (opts.resume) {
+      const given = Object.keys(flags).map((k) => `--${kebab(k)}`);
+      if (given.length) throw new Error(`--resume continues a run with its saved configuration; remove ${given.join(', ')}`);
+      cfg = resolveTrainConfig(readSavedConfig(opts.resume as string), `${opts.resume}/config.json`);
+    } else {
+      const file = opts.config ? readConfigFile(opts.config as string) : {};
+      if (opts.config) resolveTrainConfig(file, opts.config as string);
+      cfg = resolveTrainConfig({ ...file, ...flags }, 'invalid option', (k) => (k in flags ? `--${kebab(k)}` : `"${k}" in ${opts.config}`));
+    }
+
+    const progress = createProgress(process.stderr);
+    const controller = new AbortController();
+    let interrupts = 0;
+    const onSigint = () => {
+      interrupts++;
+      if (interrupts > 1) process.exit(130);
+      progress.pause();
+      process.stderr.write('\nstopping after this step and saving a resumable state (Ctrl-C again to quit at once)\n');
+      controller.abort();
+    };
+    process.on('SIGINT', onSigint);
+    const log = (m: string) => { progress.pause(); process.stderr.write(`${m}\n`); };
+    let result: TrainResult;
+    try {
+      result = await train(cfg, {
+        resume: opts.resume as string | undefined,
+        signal: controller.signal,
+        events: {
+          log,
+          onStep: (s) => progress.step(s),
+          onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.train_loss.toFixed(4)}, test top-1 ${pct(r.eval_top1)}, top-5 ${pct(r.eval_top5)}` +
+            `${r.ema_top1 !== undefined ? `, EMA top-1 ${pct(r.ema_top1)}` : ''}, ${r.images_per_second?.toFixed(0)} img/s, ${formatDuration(r.seconds ?? 0)}`),
+        },
+      });
+    } finally {
+      progress.stop();
+      process.off('SIGINT', onSigint);
+    }
+    if (result.status === 'interrupted') {
+      process.stderr.write(`interrupted; resume with: tessera train --resume ${result.runDir}\n`);
+      process.exitCode = 130;
+      return;
+    }
+    const last = result.metrics[result.metrics.length - 1];
+    if (opts.json) {
+      console.log(JSON.stringify({ runDir: result.runDir, epochs: result.metrics.length, top1: last?.eval_top1, top5: last?.eval_top5, loss: last?.eval_loss, emaTop1: last?.ema_top1 }));
+    } else {
+      console.log(`test accuracy: ${pct(last?.eval_top1)} (top-5 ${pct(last?.eval_top5)}); run saved in ${result.runDir}`);
+    }
+  });
+}
+
+const pct = (v?: number) => (v === undefined ? 'n/a' : `${(100 * v).toFixed(2)}%`);

@@ -1,0 +1,97 @@
+/**
+ * The training configuration: one schema for CLI flags, config files (JSON/YAML) and the library
+ * API. Defaults are the Fashion-MNIST recipe. Unknown keys and bad values are rejected with a
+ * message that names the key, the value and what was expected. Key names follow timm's
+ * train.py flags (camelCase here; kebab-case and snake_case are accepted in files).
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const prob = z.number().min(0).max(1);
+const positive = z.number().positive();
+const count = z.number().int().positive();
+
+export const trainConfigSchema = z.object({
+  model: z.string().default('vit_tiny_patch4_28').describe('Registered architecture (`tessera models`).'),
+  dataset: z.string().default('fashion-mnist').describe('Built-in dataset name (fashion-mnist, mnist, cifar10, cifar100).'),
+  dataDir: z.string().optional().describe('Where built-in datasets are looked for first (and downloaded to).'),
+  output: z.string().optional().describe('Run directory; default runs/<model>-<dataset>-<timestamp>.'),
+  epochs: count.default(10).describe('number of epochs'),
+  batchSize: count.default(128).describe('images per micro-batch; with --grad-accum-steps k, each optimiser step sees k·batch-size images'),
+  evalBatchSize: count.default(500).describe('Batch size for evaluation.'),
+  opt: z.enum(['adamw', 'sgd']).default('adamw').describe('optimiser: adamw or sgd'),
+  lr: positive.default(2e-3).describe('peak learning rate'),
+  weightDecay: z.number().min(0).default(0.05).describe('Decoupled for AdamW; added to the gradient for SGD. Never applied to biases, norms, pos_embed, tokens.'),
+  momentum: z.number().min(0).max(1).default(0.9).describe('SGD momentum'),
+  nesterov: z.boolean().default(false).describe('Nesterov momentum for SGD'),
+  sched: z.enum(['cosine', 'step', 'constant']).default('cosine').describe('per-step LR schedule after warmup: cosine, step or constant'),
+  warmupEpochs: z.number().min(0).default(1).describe('epochs of linear LR warmup'),
+  warmupLr: z.number().min(0).default(1e-6).describe('LR at the start of the linear warmup.'),
+  minLr: z.number().min(0).default(1e-5).describe('Floor of the cosine schedule.'),
+  decayEpochs: positive.default(30).describe('Step schedule: decay the LR by decayRate every decayEpochs.'),
+  decayRate: positive.default(0.1).describe('step schedule: LR factor at each decay'),
+  smoothing: z.number().min(0).lt(1).default(0.1).describe('Label smoothing ε.'),
+  hflip: prob.default(0.5).describe('Probability of a horizontal flip.'),
+  cropPadding: z.number().int().min(0).default(0).describe('Random crop after zero-padding by this many pixels (0: off).'),
+  reprob: prob.default(0).describe("Random erasing probability (timm's --reprob)."),
+  remode: z.enum(['pixel', 'const']).default('pixel').describe("Random erasing fill: per-pixel normal noise or zeros (timm's --remode)."),
+  dropPath: z.number().min(0).lt(1).default(0).describe("Stochastic depth rate of the last block (timm's --drop-path)."),
+  drop: z.number().min(0).lt(1).default(0).describe("Dropout before the head (timm's --drop)."),
+  clipGrad: positive.optional().describe('Clip gradients to this global L2 norm.'),
+  gradAccumSteps: count.default(1).describe('Sum gradients over this many micro-batches per optimiser step.'),
+  modelEma: z.boolean().default(false).describe('Keep an exponential moving average of the weights and evaluate it too.'),
+  modelEmaDecay: z.number().gt(0).lt(1).default(0.9998).describe('EMA decay per optimiser step'),
+  seed: z.number().int().min(0).default(42).describe('seed of initialisation, data order, augmentation and drop-path'),
+  trainLimit: count.optional().describe('Train on the first N training images only (quick runs, tests).'),
+  evalLimit: count.optional().describe('Evaluate on the first N test images only.'),
+  threads: count.optional().describe('ORT threads (default: physical cores).'),
+}).strict();
+
+export type TrainConfig = z.infer<typeof trainConfigSchema>;
+export const trainDefaults: TrainConfig = trainConfigSchema.parse({});
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const camel = (k: string) => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/**
+ * Validates a partial config (from a file, flags or code) and fills the defaults. `keyName`
+ * says how to name a key in errors (`"lr"` in a file, `--lr` on the command line).
+ */
+export function resolveTrainConfig(input: Record<string, unknown>, source = 'config', keyName = (k: string) => `"${k}"`): TrainConfig {
+  const normalised = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined).map(([k, v]) => [camel(k), v]));
+  const r = trainConfigSchema.safeParse(normalised);
+  if (r.success) return r.data;
+  const first = r.error.issues[0]!;
+  if (first.code === 'unrecognized_keys') {
+    throw new ConfigError(`${source}: unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => `"${k}"`).join(', ')}; known keys: ${Object.keys(trainConfigSchema.shape).join(', ')}`);
+  }
+  const key = String(first.path[0]);
+  const got = JSON.stringify(normalised[key]);
+  const what = first.message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected number to be /, 'must be ');
+  throw new ConfigError(`${source}: ${keyName(key)} ${what}, got ${got}`);
+}
+
+/** Reads a .json, .yaml or .yml config file (keys as in the schema). */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new ConfigError(`config file ${path} does not exist or cannot be read`);
+  }
+  const ext = extname(path).toLowerCase();
+  let value: unknown;
+  try {
+    value = ext === '.json' ? JSON.parse(text) : ext === '.yaml' || ext === '.yml' ? parseYaml(text) : undefined;
+  } catch (e) {
+    throw new ConfigError(`config file ${path} is not valid ${ext.slice(1).toUpperCase()}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (value === undefined) throw new ConfigError(`config file ${path}: expected a .json, .yaml or .yml file`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`config file ${path}: expected a mapping of keys to values`);
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,275 @@
+/**
+ * The training loop: epochs of compiled training steps on host batches, an optimiser on the
+ * host, evaluation every epoch, and a run directory that lets a killed run resume exactly.
+ */
+import { resolve } from 'node:path';
+import type { TensorDataset } from '../data/dataset.js';
+import { sliceDataset } from '../data/dataset.js';
+import { loadBuiltinDataset } from '../data/builtin.js';
+import { TensorLoader } from '../data/tensor_loader.js';
+import { createModel, getModelEntry } from '../models/registry.js';
+import type { VisionTransformer } from '../models/vit.js';
+import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
+import { AdamW, SGD, paramSpecs, type Optimizer } from '../optim/adamw.js';
+import { makeSchedule } from '../optim/schedule.js';
+import { Random, mixSeed } from '../random.js';
+import type { Executable } from '../runtime/compile.js';
+import { loadCheckpoint, metaFor, saveCheckpoint, type CheckpointMeta } from '../checkpoint/checkpoint.js';
+import type { TrainConfig } from './config.js';
+import { ModelEma } from './ema.js';
+import { emptyTally, summarize, tallyBatch, type ClassificationSummary } from './metrics.js';
+import { compileEval, compileTrainStep, type TrainExecutable } from './step.js';
+import {
+  createRunDir, loadState, readMetrics, runFiles, saveState, writeMetrics, type EpochRecord, type Position, type RunFiles,
+} from './run_dir.js';
+import { writeReport } from './report.js';
+
+export interface StepInfo {
+  epoch: number;
+  epochs: number;
+  /** Micro-batches done in this epoch, of `batches`. */
+  batch: number;
+  batches: number;
+  loss: number;
+  lr: number;
+  imagesPerSecond: number;
+  /** Seconds left in the whole run at the current rate. */
+  etaSeconds: number;
+}
+
+export interface TrainEvents {
+  onStep?(s: StepInfo): void;
+  onEpoch?(r: EpochRecord, evalSummary?: ClassificationSummary): void;
+  log?(msg: string): void;
+}
+
+export interface TrainOptions {
+  /** Run directory to continue (it holds config.json, last.safetensors, state.safetensors). */
+  resume?: string;
+  /** Aborting saves a resumable state after the current step and returns 'interrupted'. */
+  signal?: AbortSignal;
+  events?: TrainEvents;
+  /** Datasets to use instead of loading cfg.dataset (library use, tests). */
+  datasets?: { train: TensorDataset; test: TensorDataset };
+}
+
+export interface TrainResult {
+  runDir: string;
+  status: 'completed' | 'interrupted';
+  metrics: EpochRecord[];
+  final?: ClassificationSummary;
+  model: VisionTransformer;
+}
+
+export class TrainingDivergedError extends Error {
+  override name = 'TrainingDivergedError';
+}
+
+export function defaultRunDir(cfg: TrainConfig): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return resolve('runs', `${cfg.model}-${cfg.dataset}-${stamp}`);
+}
+
+async function loadData(cfg: TrainConfig, log: (m: string) => void): Promise<{ train: TensorDataset; test: TensorDataset }> {
+  const opts = { dataDir: cfg.dataDir, onProgress: undefined };
+  const [train, test] = [await loadBuiltinDataset(cfg.dataset, 'train', opts), await loadBuiltinDataset(cfg.dataset, 'test', opts)];
+  log(`dataset ${cfg.dataset}: ${train.length} training and ${test.length} test images of ${train.imageShape.join('×')}, ${train.classNames.length} classes`);
+  return { train, test };
+}
+
+function buildOptimizer(cfg: TrainConfig, model: VisionTransformer): Optimizer {
+  const specs = paramSpecs(model.namedParameters(), cfg.weightDecay);
+  return cfg.opt === 'adamw' ? new AdamW(specs) : new SGD(specs, { momentum: cfg.momentum, nesterov: cfg.nesterov });
+}
+
+/** Evaluates `exe` (params as inputs; `weights` overrides them, e.g. with the EMA) on a loader. */
+export async function evaluate(exe: Executable, loader: TensorLoader, classNames: readonly string[], weights?: Map<string, Float32Array>): Promise<ClassificationSummary> {
+  const tally = emptyTally(classNames.length);
+  const overrides = weights ? Object.fromEntries(weights) : {};
+  for (let i = 0; i < loader.numBatches; i++) {
+    const b = loader.batch(0, i);
+    const logits = (await exe.run({ ...overrides, x: b.x })).logits!.data as Float32Array;
+    tallyBatch(tally, logits, b.labels, crossEntropySum(logits, b.labels, classNames.length));
+  }
+  return summarize(tally, classNames);
+}
+
+function crossEntropySum(logits: Float32Array, labels: Int32Array, classes: number): number {
+  let sum = 0;
+  for (let b = 0; b < labels.length; b++) {
+    const row = logits.subarray(b * classes, (b + 1) * classes);
+    const m = Math.max(...row);
+    let z = 0;
+    for (const v of row) z += Math.exp(v - m);
+    sum += m + Math.log(z) - row[labels[b]!]!;
+  }
+  return sum;
+}
+
+export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
+  const log = opts.events?.log ?? (() => {});
+  const data = opts.datasets ?? await loadData(cfg, log);
+  const trainSet = cfg.trainLimit ? sliceDataset(data.train, 0, cfg.trainLimit) : data.train;
+  const testSet = cfg.evalLimit ? sliceDataset(data.test, 0, cfg.evalLimit) : data.test;
+  const classNames = [...trainSet.classNames];
+  const entry = getModelEntry(cfg.model);
+  const pre = entry.pretrained;
+
+  const files: RunFiles = opts.resume ? runFiles(resolve(opts.resume)) : createRunDir(resolve(cfg.output ?? defaultRunDir(cfg)), cfg);
+  const model = opts.resume
+    ? loadCheckpoint(files.last).model
+    : createModel(cfg.model, { numClasses: classNames.length, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed });
+  const [c, h, w] = model.inputShape;
+  const [dc, dh, dw] = trainSet.imageShape;
+  if (c !== dc || h !== dh || w !== dw) {
+    throw new RangeError(`model ${cfg.model} expects ${c}×${h}×${w} images but ${cfg.dataset} has ${dc}×${dh}×${dw}; pick a model for this input (tessera models), e.g. ${dc === 1 ? 'vit_tiny_patch4_28' : 'vit_tiny_patch4_32'}`);
+  }
+  if (model.config.numClasses !== classNames.length) {
+    throw new RangeError(`the checkpoint has ${model.config.numClasses} classes but ${cfg.dataset} has ${classNames.length}`);
+  }
+  const meta: CheckpointMeta = metaFor(cfg.model, model, classNames, { mean: pre.mean, std: pre.std });
+
+  const session = { threads: cfg.threads };
+  const step: TrainExecutable = await compileTrainStep(model, session);
+  const evalExe = await compileEval(model, session);
+  const trainLoader = new TensorLoader(trainSet, {
+    batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, mean: pre.mean, std: pre.std, smoothing: cfg.smoothing,
+    augment: { cropPadding: cfg.cropPadding, hflip: cfg.hflip, reprob: cfg.reprob, remode: cfg.remode },
+  });
+  const evalLoader = new TensorLoader(testSet, { batchSize: cfg.evalBatchSize, shuffle: false, seed: 0, mean: pre.mean, std: pre.std });
+
+  const optimizer = buildOptimizer(cfg, model);
+  const ema = cfg.modelEma ? new ModelEma(model, cfg.modelEmaDecay) : undefined;
+  const microPerEpoch = trainLoader.numBatches;
+  const stepsPerEpoch = Math.ceil(microPerEpoch / cfg.gradAccumSteps);
+  const schedule = makeSchedule({
+    kind: cfg.sched, baseLr: cfg.lr, totalSteps: cfg.epochs * stepsPerEpoch, warmupSteps: Math.round(cfg.warmupEpochs * stepsPerEpoch),
+    warmupLr: cfg.warmupLr, minLr: cfg.minLr, decaySteps: Math.max(1, Math.round(cfg.decayEpochs * stepsPerEpoch)), decayRate: cfg.decayRate,
+  });
+
+  let pos: Position = { epoch: 0, batch: 0, optimizerStep: 0, bestTop1: -1 };
+  let metrics: EpochRecord[] = [];
+  if (opts.resume) {
+    const st = loadState(files);
+    pos = st.pos;
+    optimizer.loadStateTensors(st.tensors);
+    optimizer.stepCount = pos.optimizerStep;
+    if (ema) for (const [k, e] of ema.weights) e.set(st.tensors[`ema.${k}`] ?? fail(`state has no EMA weights for ${k}`));
+    metrics = readMetrics(files).filter((r) => r.epoch <= pos.epoch);
+    log(`resuming ${files.dir} at epoch ${pos.epoch + 1}, batch ${pos.batch} of ${microPerEpoch}`);
+  }
+
+  const saveResumable = (p: Position) => {
+    saveCheckpoint(files.last, model, { ...meta, epoch: p.epoch });
+    const tensors: Record<string, Float32Array> = { ...optimizer.stateTensors() };
+    if (ema) for (const [k, e] of ema.weights) tensors[`ema.${k}`] = e;
+    saveState(files, p, tensors);
+  };
+
+  const grads = new Map(step.trainable.map((k) => [k, new Float32Array(model.namedParameters().find(([n]) => n === k)![1].size)]));
+  const [cc, hh, ww] = model.inputShape;
+  const runStart = performance.now();
+  let imagesSeen = 0;
+  const totalMicro = cfg.epochs * microPerEpoch;
+  let final: ClassificationSummary | undefined;
+
+  for (let epoch = pos.epoch; epoch < cfg.epochs; epoch++) {
+    const epochStart = performance.now();
+    const resumingHere = epoch === pos.epoch;
+    let lossSum = resumingHere ? pos.lossSum ?? 0 : 0;
+    let lossCount = resumingHere ? pos.lossCount ?? 0 : 0;
+    let imagesThisEpoch = 0;
+    let accumulated = 0;
+    for (let b = resumingHere ? pos.batch : 0; b < microPerEpoch; b++) {
+      const batch = trainLoader.batch(epoch, b);
+      const feeds: Record<string, Float32Array | { data: Float32Array; shape: number[] }> = {
+        x: { data: batch.x, shape: [batch.size, cc, hh, ww] },
+        targets: { data: batch.targets, shape: [batch.size, classNames.length] },
+      };
+      const micro = epoch * microPerEpoch + b;
+      if (step.usesDropPath) feeds.drop_path = dropPathScales(new Random(mixSeed(cfg.seed, micro, 0xd209)), cfg.dropPath, model.config.depth, batch.size);
+      if (step.usesHeadDrop) feeds.head_drop = dropoutScales(new Random(mixSeed(cfg.seed, micro, 0xd20b)), cfg.drop, batch.size * model.numFeatures);
+      const out = await step.exe.run(feeds);
+      const loss = Number(out.loss!.data[0]);
+      if (!Number.isFinite(loss)) {
+        throw new TrainingDivergedError(`training diverged: the loss is ${loss} at epoch ${epoch + 1}, batch ${b + 1}; ${files.last} keeps the last good weights (try a lower --lr or --clip-grad)`);
+      }
+      // mean over the whole optimiser batch: weight each micro-batch by its share
+      const share = batch.size / cfg.batchSize / cfg.gradAccumSteps;
+      for (const k of step.trainable) {
+        const acc = grads.get(k)!;
+        const g = out[`grad/${k}`]!.data as Float32Array;
+        if (accumulated === 0) for (let i = 0; i < acc.length; i++) acc[i] = g[i]! * share;
+        else for (let i = 0; i < acc.length; i++) acc[i]! += g[i]! * share;
+      }
+      accumulated++;
+      lossSum += loss * batch.size;
+      lossCount += batch.size;
+      imagesThisEpoch += batch.size;
+      imagesSeen += batch.size;
+      const lr = schedule(pos.optimizerStep);
+      if (accumulated === cfg.gradAccumSteps || b === microPerEpoch - 1) {
+        if (cfg.clipGrad) clipGlobalNorm(grads, cfg.clipGrad);
+        optimizer.step((k) => grads.get(k)!, lr);
+        ema?.update(model);
+        pos = { ...pos, optimizerStep: pos.optimizerStep + 1 };
+        accumulated = 0;
+        if (opts.signal?.aborted) {
+          pos = { ...pos, epoch, batch: b + 1, lossSum, lossCount };
+          saveResumable(pos);
+          log(`interrupted: state saved to ${files.dir}`);
+          return { runDir: files.dir, status: 'interrupted', metrics, model };
+        }
+      }
+      const elapsed = (performance.now() - runStart) / 1000;
+      const rate = imagesSeen / elapsed;
+      const doneMicro = epoch * microPerEpoch + b + 1;
+      opts.events?.onStep?.({
+        epoch: epoch + 1, epochs: cfg.epochs, batch: b + 1, batches: microPerEpoch, loss: lossSum / lossCount, lr,
+        imagesPerSecond: rate, etaSeconds: ((totalMicro - doneMicro) * cfg.batchSize) / Math.max(rate, 1e-9),
+      });
+    }
+    const trainSeconds = (performance.now() - epochStart) / 1000;
+
+    const evalSummary = await evaluate(evalExe, evalLoader, classNames);
+    const emaSummary = ema ? await evaluate(evalExe, evalLoader, classNames, ema.weights) : undefined;
+    const record: EpochRecord = {
+      epoch: epoch + 1, step: pos.optimizerStep, lr: schedule(Math.max(0, pos.optimizerStep - 1)), train_loss: lossSum / Math.max(1, lossCount),
+      eval_loss: evalSummary.loss, eval_top1: evalSummary.top1, eval_top5: evalSummary.top5,
+      ...(emaSummary ? { ema_top1: emaSummary.top1 } : {}),
+      images_per_second: imagesThisEpoch / trainSeconds, seconds: trainSeconds,
+    };
+    metrics.push(record);
+    final = evalSummary;
+    pos = { epoch: epoch + 1, batch: 0, optimizerStep: pos.optimizerStep, bestTop1: pos.bestTop1, lossSum: 0, lossCount: 0 };
+    const epochMeta = { ...meta, epoch: epoch + 1, metrics: { top1: evalSummary.top1, top5: evalSummary.top5, loss: evalSummary.loss } };
+    if (evalSummary.top1 > pos.bestTop1) {
+      pos.bestTop1 = evalSummary.top1;
+      saveCheckpoint(files.best, model, epochMeta);
+    }
+    saveCheckpoint(files.last, model, epochMeta);
+    saveResumable(pos);
+    writeMetrics(files, metrics);
+    try {
+      await writeReport(files.dir, { runName: files.dir, model: cfg.model, classNames, metrics, confusion: evalSummary.confusion, config: cfg });
+    } catch (e) {
+      log(`warning: could not write the training report: ${(e as Error).message}`);
+    }
+    opts.events?.onEpoch?.(record, evalSummary);
+  }
+  await step.exe.dispose();
+  await evalExe.dispose();
+  return { runDir: files.dir, status: 'completed', metrics, final, model };
+}
+
+/** Scales gradients so their global L2 norm is at most `maxNorm` (torch.nn.utils.clip_grad_norm_). */
+export function clipGlobalNorm(grads: Map<string, Float32Array>, maxNorm: number): number {
+  let sq = 0;
+  for (const g of grads.values()) for (let i = 0; i < g.length; i++) sq += g[i]! * g[i]!;
+  const norm = Math.sqrt(sq);
+  const scale = maxNorm / (norm + 1e-6);
+  if (scale < 1) for (const g of grads.values()) for (let i = 0; i < g.length; i++) g[i]! *= scale;
+  return norm;
+}
+
+const fail = (msg: string): never => { throw new Error(msg); };

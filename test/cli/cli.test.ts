@@ -1,0 +1,160 @@
+/**
+ * The CLI as a user runs it: train → eval → predict on real Fashion-MNIST, and one clear error
+ * line (non-zero exit) for each kind of bad input.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadBuiltinDataset } from '../../src/data/builtin.js';
+import { runCli } from '../helpers/cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// keep every run away from the real home cache and the network
+const isolated = { HOME: join(dir, 'home'), TESSERA_DATASET_MIRROR: 'http://127.0.0.1:9/', TESSERA_DATA: '' };
+
+let trainJson: { runDir: string; top1: number };
+let trainLog = '';
+beforeAll(async () => {
+  const r = await runCli(['train', '--epochs', '1', '--train-limit', '640', '--eval-limit', '200', '--batch-size', '64',
+    '--output', join(dir, 'run'), '--json'], isolated);
+  expect(r.code, r.stderr).toBe(0);
+  trainJson = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  trainLog = r.stderr;
+}, 300_000);
+
+describe('tessera train', () => {
+  it('prints the test accuracy as JSON and writes the run directory', () => {
+    expect(trainJson.runDir).toBe(join(dir, 'run'));
+    expect(trainJson.top1).toBeGreaterThan(0.1);
+    const cfg = JSON.parse(readFileSync(join(dir, 'run', 'config.json'), 'utf8'));
+    expect(cfg).toMatchObject({ model: 'vit_tiny_patch4_28', dataset: 'fashion-mnist', epochs: 1, trainLimit: 640, lr: 0.002 });
+  });
+
+  it('logs plain progress lines (rate, ETA) when stderr is not a terminal', () => {
+    const steps = trainLog.split('\n').filter((l) => l.startsWith('epoch 1/1 step'));
+    expect(steps.length).toBeGreaterThanOrEqual(5);
+    expect(steps.at(-1)).toMatch(/^epoch 1\/1 step 10\/10 loss \d+\.\d{4} lr \S+ \d+ img\/s ETA \S+$/);
+    expect(trainLog).toMatch(/epoch 1\/1: train loss \d\.\d+, test top-1 \d+\.\d\d%/);
+  });
+});
+
+describe('tessera eval', () => {
+  it('reports the same top-1 as training did on the same images, as numbers in [0, 1]', async () => {
+    const r = await runCli(['eval', '--checkpoint', join(dir, 'run', 'last.safetensors'), '--limit', '200', '--json'], isolated);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.top1).toBeCloseTo(trainJson.top1, 10);
+    expect(out.top5).toBeGreaterThanOrEqual(out.top1);
+    expect(out.top5).toBeLessThanOrEqual(1);
+    expect(out.count).toBe(200);
+    expect(out.perClass).toHaveLength(10);
+    expect(out.perClass[9].name).toBe('Ankle boot');
+    expect(out.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(200);
+  });
+
+  it('prints a readable table without --json', async () => {
+    const r = await runCli(['eval', '--checkpoint', join(dir, 'run', 'best.safetensors'), '--limit', '50'], isolated);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/images 50 {3}top-1 \d+\.\d\d% {3}top-5/);
+    expect(r.stdout).toContain('confusion matrix');
+  });
+});
+
+describe('tessera predict', () => {
+  it('classifies PNG and JPEG files and agrees with eval on the same image', async () => {
+    const test = await loadBuiltinDataset('fashion-mnist', 'test');
+    const png = join(dir, 'boot.png');
+    await sharp(Buffer.from(test.images.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(png);
+    const jpg = join(dir, 'boot-rgb.jpg');
+    await sharp(Buffer.from(test.images.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } }).resize(84, 84).toColourspace('srgb').jpeg({ quality: 95 }).toFile(jpg);
+    const r = await runCli(['predict', '--checkpoint', join(dir, 'run', 'last.safetensors'), png, jpg, '--topk', '10', '--json'], isolated);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toHaveLength(2);
+    for (const img of out) {
+      expect(img.top).toHaveLength(10);
+      expect(img.logits).toHaveLength(10);
+      expect(img.top.reduce((s: number, t: { probability: number }) => s + t.probability, 0)).toBeCloseTo(1, 5);
+      // probabilities are the softmax of the printed logits
+      const m = Math.max(...img.logits);
+      const z = img.logits.reduce((s: number, v: number) => s + Math.exp(v - m), 0);
+      expect(img.top[0].probability).toBeCloseTo(Math.exp(img.logits[img.top[0].index] - m) / z, 5);
+    }
+    // the PNG is the dataset image itself: same prediction as evaluating the checkpoint on test image 0
+    const e = await runCli(['eval', '--checkpoint', join(dir, 'run', 'last.safetensors'), '--limit', '1', '--json'], isolated);
+    const confusion: number[][] = JSON.parse(e.stdout).confusion;
+    const predicted = confusion[9]!.findIndex((v) => v === 1);
+    expect(out[0].top[0].index).toBe(predicted);
+  });
+
+  it('names an unreadable image', async () => {
+    const bad = join(dir, 'not-an-image.png');
+    writeFileSync(bad, 'hello');
+    const r = await runCli(['predict', '--checkpoint', join(dir, 'run', 'last.safetensors'), bad], isolated);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(`${bad}: not a readable image`);
+  });
+});
+
+describe('bad input: one line, non-zero exit, nothing written', () => {
+  const oneLine = (r: { stderr: string }) => r.stderr.trim().split('\n').filter((l) => !l.startsWith('npm warn'));
+
+  it('unknown flag', async () => {
+    const r = await runCli(['train', '--nosuch', '1'], isolated);
+    expect(r.code).toBe(2);
+    expect(oneLine(r)).toEqual(["tessera: unknown option '--nosuch' (see --help)"]);
+  });
+
+  it('negative learning rate', async () => {
+    const out = join(dir, 'never');
+    const r = await runCli(['train', '--lr', '-1', '--output', out], isolated);
+    expect(r.code).not.toBe(0);
+    expect(oneLine(r)).toEqual(['tessera: invalid option: --lr must be >0, got -1']);
+    expect(() => readFileSync(join(out, 'config.json'))).toThrow();
+  });
+
+  it('a missing dataset says where to put the files', async () => {
+    const r = await runCli(['train', '--dataset', 'cifar10', '--data-dir', join(dir, 'empty'), '--output', join(dir, 'never2')], isolated);
+    expect(r.code).not.toBe(0);
+    const lines = oneLine(r);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(join(dir, 'empty'));
+    expect(lines[0]).toContain('cifar-10-binary.tar.gz');
+  });
+
+  it('a corrupt IDX file is named with what was expected', async () => {
+    const data = join(dir, 'corrupt', 'fashion-mnist');
+    mkdirSync(data, { recursive: true });
+    for (const f of ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']) {
+      copyFileSync(join('/usr/share/datasets/fashion-mnist', f), join(data, f));
+    }
+    writeFileSync(join(data, 't10k-images-idx3-ubyte.gz'), Buffer.from([0, 0, 8, 3, 0, 0, 0, 1]));
+    const r = await runCli(['eval', '--checkpoint', join(dir, 'run', 'last.safetensors'), '--data-dir', join(dir, 'corrupt')], isolated);
+    expect(r.code).not.toBe(0);
+    const lines = oneLine(r);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('t10k-images-idx3-ubyte.gz');
+  });
+
+  it("a checkpoint whose classes don't match the dataset", async () => {
+    // an MNIST-shaped dataset: the same images, digit class names
+    const data = join(dir, 'digits', 'mnist');
+    mkdirSync(data, { recursive: true });
+    for (const f of ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']) {
+      copyFileSync(join('/usr/share/datasets/fashion-mnist', f), join(data, f));
+    }
+    const r = await runCli(['eval', '--checkpoint', join(dir, 'run', 'last.safetensors'), '--dataset', 'mnist', '--data-dir', join(dir, 'digits')], isolated);
+    expect(r.code).not.toBe(0);
+    expect(oneLine(r)).toEqual([expect.stringContaining('was trained on other classes (10: T-shirt/top, Trouser, Pullover, Dress, …) than mnist has (10: 0, 1, 2, 3, …)')]);
+  });
+
+  it('a checkpoint file that does not exist', async () => {
+    const r = await runCli(['eval', '--checkpoint', join(dir, 'nope.safetensors')], isolated);
+    expect(r.code).not.toBe(0);
+    expect(oneLine(r)).toEqual([`tessera: checkpoint ${join(dir, 'nope.safetensors')} does not exist`]);
+  });
+});
