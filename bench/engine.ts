@@ -10,7 +10,8 @@ import { compile, compileTraced } from '../src/runtime/compile.js';
 import { physicalCores } from '../src/runtime/cores.js';
 import { Block } from '../src/nn/transformer.js';
 import { Random } from '../src/random.js';
-import { machine, medianSeconds, runPythonPeer } from './timing.js';
+import { machineDescription, medianSeconds } from '../src/bench/timing.js';
+import { peerScript, runPeer, torchAvailable } from '../src/bench/peers.js';
 
 interface TorchEngine { torch: string; threads: number; matmul: { m: number; k: number; n: number; seconds: number }[]; block_fwd_bwd_seconds: number }
 
@@ -20,7 +21,7 @@ export async function benchEngine(repeats = 20): Promise<string> {
   const threads = physicalCores();
   const rng = new Random(0);
   const rows: string[] = [];
-  const torch = runPythonPeer(new URL('./peers/torch_engine.py', import.meta.url).pathname, [String(threads), String(repeats)]) as TorchEngine | undefined;
+  const torch = torchAvailable() ? runPeer<TorchEngine>(peerScript('torch_engine.py'), [threads, repeats], threads) : undefined;
 
   rows.push('| workload | tessera | PyTorch eager | tessera speed ÷ PyTorch |', '|---|---|---|---|');
   for (const [i, [m, k, n]] of MATMUL_SHAPES.entries()) {
@@ -51,7 +52,7 @@ export async function benchEngine(repeats = 20): Promise<string> {
   const peerBlock = torch?.block_fwd_bwd_seconds;
   rows.push(`| ViT-Ti block fwd+bwd, batch 32 | ${(blockSeconds * 1000).toFixed(1)} ms | ${peerBlock ? (peerBlock * 1000).toFixed(1) : 'n/a'} ms | ${peerBlock ? (peerBlock / blockSeconds).toFixed(2) : 'n/a'} |`);
 
-  const head = `Engine benchmark — ${new Date().toISOString().slice(0, 10)}, ${machine()}, ${threads} threads each, median of ${repeats} runs` +
+  const head = `Engine benchmark — ${new Date().toISOString().slice(0, 10)}, ${machineDescription()}, ${threads} threads each, median of ${repeats} runs` +
     (torch ? `, PyTorch ${torch.torch} (${torch.threads} threads)` : ', PyTorch not installed: peer columns empty');
   return [head, '', ...rows].join('\n');
 }

@@ -4,26 +4,15 @@ Run by the TypeScript bench as `/usr/bin/python3 bench/peers/torch_engine.py THR
 Shapes must match bench/engine.ts.
 """
 import json
-import statistics
 import sys
-import time
 
 import torch
+
+from peer_timing import timed
 
 threads, repeats = int(sys.argv[1]), int(sys.argv[2])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-
-
-def timed(fn, repeats, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 MATMUL_SHAPES = [(6304, 192, 768), (6304, 768, 192), (1024, 1024, 1024)]

@@ -26,9 +26,7 @@ The model is scripts/timm_vit.py (timm parameter layout), randomly initialised.
 import json
 import os
 import resource
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -37,17 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..", "..", "scripts")))
 
 from timm_vit import VisionTransformer  # noqa: E402
-
-
-def timed(fn, repeats, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from peer_timing import timed  # noqa: E402
 
 
 TINY = dict(imgSize=224, patchSize=16, inChans=3, numClasses=1000, embedDim=192, depth=12,

@@ -4,21 +4,10 @@
  */
 import { parse, View } from 'vega';
 import { compile, type Config, type TopLevelSpec } from 'vega-lite';
+import type { EpochRecord } from './run_dir.js';
 
-/** The per-epoch record the charts read; `report.ts` re-exports it as part of the report API. */
-export interface EpochMetrics {
-  epoch: number;
-  step: number;
-  lr: number;
-  train_loss: number;
-  eval_loss?: number;
-  eval_top1?: number;
-  eval_top5?: number;
-  ema_top1?: number;
-  robust_top1?: number;
-  images_per_second?: number;
-  seconds?: number;
-}
+/** The per-epoch record the charts read (one line of metrics.jsonl). */
+export type EpochMetrics = EpochRecord;
 
 /** Larger confusion matrices show only the most-confused classes, so the chart stays legible. */
 export const CONFUSION_MAX_CLASSES = 40;

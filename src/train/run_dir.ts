@@ -18,6 +18,8 @@ export interface EpochRecord {
   eval_top1?: number;
   eval_top5?: number;
   ema_top1?: number;
+  /** Accuracy under attack, for adversarial training. */
+  robust_top1?: number;
   images_per_second?: number;
   seconds?: number;
 }

@@ -100,6 +100,31 @@ describe('tessera predict', () => {
   });
 });
 
+/** A copy of Debian's Fashion-MNIST files in `target`, to corrupt or to rename. */
+function copyFashionMnist(target: string): string {
+  mkdirSync(target, { recursive: true });
+  for (const f of ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']) {
+    copyFileSync(join('/usr/share/datasets/fashion-mnist', f), join(target, f));
+  }
+  return target;
+}
+
+describe('plain timm checkpoints', () => {
+  it('evaluates a safetensors file without tessera metadata when given --model', async () => {
+    const { readStateDict } = await import('../../src/checkpoint/checkpoint.js');
+    const { writeSafetensors } = await import('../../src/checkpoint/safetensors.js');
+    const { state } = readStateDict(join(dir, 'run', 'last.safetensors'));
+    const plain = join(dir, 'plain-timm.safetensors');
+    writeSafetensors(plain, Object.fromEntries(Object.entries(state).map(([k, t]) => [k, { shape: t.shape, data: t.data }])));
+    const without = await runCli(['eval', '--checkpoint', plain, '--limit', '200', '--json'], isolated);
+    expect(without.code).not.toBe(0);
+    expect(without.stderr).toContain('carries no tessera metadata; pass --model NAME');
+    const r = await runCli(['eval', '--checkpoint', plain, '--model', 'vit_tiny_patch4_28', '--limit', '200', '--json'], isolated);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).top1).toBeCloseTo(trainJson.top1, 10);
+  });
+});
+
 describe('bad input: one line, non-zero exit, nothing written', () => {
   const oneLine = (r: { stderr: string }) => r.stderr.trim().split('\n').filter((l) => !l.startsWith('npm warn'));
 
@@ -127,11 +152,7 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
   });
 
   it('a corrupt IDX file is named with what was expected', async () => {
-    const data = join(dir, 'corrupt', 'fashion-mnist');
-    mkdirSync(data, { recursive: true });
-    for (const f of ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']) {
-      copyFileSync(join('/usr/share/datasets/fashion-mnist', f), join(data, f));
-    }
+    const data = copyFashionMnist(join(dir, 'corrupt', 'fashion-mnist'));
     writeFileSync(join(data, 't10k-images-idx3-ubyte.gz'), Buffer.from([0, 0, 8, 3, 0, 0, 0, 1]));
     const r = await runCli(['eval', '--checkpoint', join(dir, 'run', 'last.safetensors'), '--data-dir', join(dir, 'corrupt')], isolated);
     expect(r.code).not.toBe(0);
@@ -142,11 +163,7 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
 
   it("a checkpoint whose classes don't match the dataset", async () => {
     // an MNIST-shaped dataset: the same images, digit class names
-    const data = join(dir, 'digits', 'mnist');
-    mkdirSync(data, { recursive: true });
-    for (const f of ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']) {
-      copyFileSync(join('/usr/share/datasets/fashion-mnist', f), join(data, f));
-    }
+    const data = copyFashionMnist(join(dir, 'digits', 'mnist'));
     const r = await runCli(['eval', '--checkpoint', join(dir, 'run', 'last.safetensors'), '--dataset', 'mnist', '--data-dir', join(dir, 'digits')], isolated);
     expect(r.code).not.toBe(0);
     expect(oneLine(r)).toEqual([expect.stringContaining('was trained on other classes (10: T-shirt/top, Trouser, Pullover, Dress, …) than mnist has (10: 0, 1, 2, 3, …)')]);
