@@ -2,7 +2,9 @@
  * The CLI as a user runs it: train → eval → predict on real Fashion-MNIST, and one clear error
  * line (non-zero exit) for each kind of bad input.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -29,6 +31,7 @@ describe('tessera train', () => {
   it('prints the test accuracy as JSON and writes the run directory', () => {
     expect(trainJson.runDir).toBe(join(dir, 'run'));
     expect(trainJson.top1).toBeGreaterThan(0.1);
+    for (const f of ['report.html', 'loss.png', 'accuracy.png', 'confusion.png']) expect(existsSync(join(dir, 'run', f)), f).toBe(true);
     const cfg = JSON.parse(readFileSync(join(dir, 'run', 'config.json'), 'utf8'));
     expect(cfg).toMatchObject({ model: 'vit_tiny_patch4_28', dataset: 'fashion-mnist', epochs: 1, trainLimit: 640, lr: 0.002 });
   });
@@ -38,6 +41,36 @@ describe('tessera train', () => {
     expect(steps.length).toBeGreaterThanOrEqual(5);
     expect(steps.at(-1)).toMatch(/^epoch 1\/1 step 10\/10 loss \d+\.\d{4} lr \S+ \d+ img\/s ETA \S+$/);
     expect(trainLog).toMatch(/epoch 1\/1: train loss \d\.\d+, test top-1 \d+\.\d\d%/);
+  });
+});
+
+describe('Ctrl-C', () => {
+  it('saves a resumable state, exits 130, and --resume finishes the run', async () => {
+    const out = join(dir, 'interrupted');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'train', '--epochs', '2', '--train-limit', '1280', '--eval-limit', '100',
+      '--batch-size', '32', '--output', out], { cwd: fileURLToPath(new URL('../../', import.meta.url)), env: { ...process.env, ...isolated }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const code = await new Promise<number>((resolve) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        // interrupt once the first epoch is well under way
+        if (/epoch 1\/2 step (1[0-9]|[2-9][0-9])\//.test(stderr) && !child.killed) child.kill('SIGINT');
+      });
+      child.on('close', (c) => resolve(c ?? -1));
+    });
+    expect(code).toBe(130);
+    expect(stderr).toContain(`interrupted; resume with: tessera train --resume ${out}`);
+    expect(existsSync(join(out, 'state.safetensors'))).toBe(true);
+    const r = await runCli(['train', '--resume', out, '--json'], isolated);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/resuming .* at epoch 1, batch \d+ of 40/);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!).epochs).toBe(2);
+  });
+
+  it('refuses flags that would change a resumed run', async () => {
+    const r = await runCli(['train', '--resume', join(dir, 'run'), '--lr', '0.1'], isolated);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('--resume continues a run with its saved configuration; remove --lr');
   });
 });
 
