@@ -39,6 +39,8 @@ export interface VitConfig {
   dropPathRate: number;
   /** Dropout on the pooled features before the head. */
   dropRate: number;
+  /** LayerNorm epsilon (timm 1e-6; Hugging Face ViT checkpoints use 1e-12). */
+  eps: number;
   /** Seed of the initialisation. */
   seed: number;
 }
@@ -46,7 +48,7 @@ export interface VitConfig {
 export const vitDefaults: VitConfig = {
   imgSize: 224, patchSize: 16, inChans: 3, numClasses: 1000, embedDim: 768, depth: 12, numHeads: 12,
   mlpRatio: 4, qkvBias: true, classToken: true, globalPool: 'token', distilled: false, noEmbedClass: false,
-  dropPathRate: 0, dropRate: 0, seed: 0,
+  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0,
 };
 
 /** Per-step random scales for training: drop-path [B, depth·2] and head dropout [B, D]. */
@@ -84,11 +86,11 @@ export class VisionTransformer extends Module {
     // DeiT adds its distillation token after the base model's parameters (timm's key order)
     if (c.distilled) this.addParam('dist_token', [1, 1, c.embedDim], truncNormal(0.02), rng);
     this.blocks = Array.from({ length: c.depth }, (_, i) =>
-      this.addChild(`blocks.${i}`, new Block(c.embedDim, c.numHeads, rng, { mlpRatio: c.mlpRatio, qkvBias: c.qkvBias })));
+      this.addChild(`blocks.${i}`, new Block(c.embedDim, c.numHeads, rng, { mlpRatio: c.mlpRatio, qkvBias: c.qkvBias, eps: c.eps })));
     // timm: with avg pooling the final norm moves after the pooling (fc_norm)
     const useFcNorm = c.globalPool === 'avg';
-    this.norm = useFcNorm ? new Identity() : this.addChild('norm', new LayerNorm(c.embedDim));
-    this.fcNorm = useFcNorm ? this.addChild('fc_norm', new LayerNorm(c.embedDim)) : new Identity();
+    this.norm = useFcNorm ? new Identity() : this.addChild('norm', new LayerNorm(c.embedDim, c.eps));
+    this.fcNorm = useFcNorm ? this.addChild('fc_norm', new LayerNorm(c.embedDim, c.eps)) : new Identity();
     if (c.numClasses > 0) {
       this.head = this.addChild('head', new Linear(c.embedDim, c.numClasses, rng));
       if (c.distilled) this.headDist = this.addChild('head_dist', new Linear(c.embedDim, c.numClasses, rng));
