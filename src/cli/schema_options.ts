@@ -8,7 +8,7 @@ import { z } from 'zod';
 
 export const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-interface FieldInfo { kind: 'number' | 'boolean' | 'enum' | 'string'; choices?: string[]; defaultValue?: unknown; description: string }
+interface FieldInfo { kind: 'number' | 'boolean' | 'enum' | 'string' | 'numbers'; choices?: string[]; defaultValue?: unknown; description: string }
 
 function fieldInfo(schema: z.ZodType): FieldInfo {
   let t = schema as z.ZodType;
@@ -21,8 +21,16 @@ function fieldInfo(schema: z.ZodType): FieldInfo {
   if (t instanceof z.ZodNumber) return { kind: 'number', defaultValue, description };
   if (t instanceof z.ZodBoolean) return { kind: 'boolean', defaultValue, description };
   if (t instanceof z.ZodEnum) return { kind: 'enum', choices: (t.options as string[]).map(String), defaultValue, description };
+  if (t instanceof z.ZodArray) return { kind: 'numbers', defaultValue, description };
   return { kind: 'string', defaultValue, description };
 }
+
+const parseNumbers = (flag: string) => (v: string): number[] => {
+  const parts = v.split(',').map((p) => p.trim());
+  const nums = parts.map(Number);
+  if (parts.some((p) => p === '') || nums.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`${flag} must be numbers separated by commas, got "${v}"`);
+  return nums;
+};
 
 const parseNumber = (flag: string) => (v: string): number => {
   const n = Number(v);
@@ -41,8 +49,10 @@ export function addSchemaOptions(cmd: Command, shape: Record<string, z.ZodType>)
       cmd.addOption(new Option(`--no-${kebab(key)}`, `turn off ${flag}`).hideHelp());
       continue;
     }
-    const opt = new Option(`${flag} <${info.kind === 'enum' ? 'choice' : info.kind}>`, `${info.description}${shown}`);
+    const placeholder = info.kind === 'enum' ? 'choice' : info.kind === 'numbers' ? 'list' : info.kind;
+    const opt = new Option(`${flag} <${placeholder}>`, `${info.description}${shown}`);
     if (info.kind === 'number') opt.argParser(parseNumber(flag));
+    if (info.kind === 'numbers') opt.argParser(parseNumbers(flag));
     if (info.kind === 'enum') opt.choices(info.choices!);
     cmd.addOption(opt);
   }

@@ -26,3 +26,20 @@ export function sliceDataset(ds: TensorDataset, start: number, end: number): Ten
     length: e - s,
   };
 }
+
+/** Keeps the images of `classes` (indices into classNames), relabelled 0..k−1 in the given order. */
+export function selectClasses(ds: TensorDataset, classes: readonly number[]): TensorDataset {
+  const bad = classes.filter((c) => !(Number.isInteger(c) && c >= 0 && c < ds.classNames.length));
+  if (bad.length) throw new RangeError(`classes ${bad.join(', ')} do not exist in ${ds.name} (it has ${ds.classNames.length} classes)`);
+  const relabel = new Map(classes.map((c, i) => [c, i]));
+  const per = ds.imageShape[0] * ds.imageShape[1] * ds.imageShape[2];
+  const keep: number[] = [];
+  for (let i = 0; i < ds.length; i++) if (relabel.has(ds.labels[i]!)) keep.push(i);
+  const images = new Uint8Array(keep.length * per);
+  const labels = new Uint8Array(keep.length);
+  keep.forEach((src, i) => {
+    images.set(ds.images.subarray(src * per, (src + 1) * per), i * per);
+    labels[i] = relabel.get(ds.labels[src]!)!;
+  });
+  return { ...ds, name: `${ds.name}{${classes.join(',')}}`, images, labels, classNames: classes.map((c) => ds.classNames[c]!), length: keep.length };
+}

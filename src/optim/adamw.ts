@@ -22,12 +22,13 @@ export function defaultNoDecay(name: string, p: Parameter): boolean {
 
 export function paramSpecs(params: [string, Parameter][], weightDecay: number,
   noDecay: (name: string, p: Parameter) => boolean = defaultNoDecay): ParamSpec[] {
-  return params.filter(([, p]) => p.requiresGrad).map(([name, param]) => ({ name, param, weightDecay: noDecay(name, param) ? 0 : weightDecay }));
+  return params.map(([name, param]) => ({ name, param, weightDecay: noDecay(name, param) ? 0 : weightDecay }));
 }
 
 export interface Optimizer {
   readonly specs: ParamSpec[];
-  step(grads: (name: string) => Float32Array, lr: number): void;
+  /** One update; parameters whose gradient is undefined (frozen ones) are left alone, moments included. */
+  step(grads: (name: string) => Float32Array | undefined, lr: number): void;
   /** Moment buffers and counters, for resume files. */
   stateTensors(): Record<string, Float32Array>;
   loadStateTensors(state: Record<string, Float32Array>): void;
@@ -52,13 +53,14 @@ export class AdamW implements Optimizer {
     this.v = specs.map((s) => new Float32Array(s.param.size));
   }
 
-  step(grads: (name: string) => Float32Array, lr: number): void {
+  step(grads: (name: string) => Float32Array | undefined, lr: number): void {
     this.stepCount++;
     const { beta1: b1, beta2: b2, eps } = this;
     const bc1 = 1 - b1 ** this.stepCount;
     const sqrtBc2 = Math.sqrt(1 - b2 ** this.stepCount);
     this.specs.forEach((s, k) => {
       const g = grads(s.name);
+      if (!g) return;
       const p = s.param.data;
       const m = this.m[k]!;
       const v = this.v[k]!;
@@ -107,12 +109,13 @@ export class SGD implements Optimizer {
     this.buf = specs.map((s) => new Float32Array(s.param.size));
   }
 
-  step(grads: (name: string) => Float32Array, lr: number): void {
+  step(grads: (name: string) => Float32Array | undefined, lr: number): void {
     const { momentum = 0, nesterov = false, dampening = 0 } = this.opts;
     const first = this.stepCount === 0;
     this.stepCount++;
     this.specs.forEach((s, k) => {
       const g = grads(s.name);
+      if (!g) return;
       const p = s.param.data;
       const b = this.buf[k]!;
       const rate = lr * (s.lrScale ?? 1);

@@ -47,7 +47,16 @@ export const trainConfigSchema = z.object({
   trainLimit: count.optional().describe('Train on the first N training images only (quick runs, tests).'),
   evalLimit: count.optional().describe('Evaluate on the first N test images only.'),
   threads: count.optional().describe('ORT threads (default: physical cores).'),
+  classes: z.array(z.number().int().min(0)).min(2).optional().describe('train on these class indices only (relabelled in this order), e.g. 5,6,7,8,9'),
+  pretrained: z.string().optional().describe('start from these weights: a tessera or timm .safetensors file (fine-tuning defaults then apply)'),
+  numClasses: count.optional().describe('classifier size (default: the dataset\'s class count); a pretrained head of another size is re-initialised'),
+  freeze: z.enum(['none', 'backbone']).default('none').describe('backbone: train only the head and final norm (linear probing)'),
+  unfreezeSchedule: count.optional().describe('with --freeze backbone: unfreeze one more block, top first, every N epochs'),
+  layerDecay: z.number().gt(0).max(1).optional().describe("layer-wise LR decay (timm's --layer-decay), e.g. 0.75"),
 }).strict();
+
+/** Defaults that replace the from-scratch ones when --pretrained is given and the key is not set. */
+export const finetuneDefaults = { lr: 5e-4, warmupEpochs: 0.2, smoothing: 0.1 } as const;
 
 export type TrainConfig = z.infer<typeof trainConfigSchema>;
 export const trainDefaults: TrainConfig = trainConfigSchema.parse({});
@@ -63,7 +72,8 @@ const camel = (k: string) => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpp
  * says how to name a key in errors (`"lr"` in a file, `--lr` on the command line).
  */
 export function resolveTrainConfig(input: Record<string, unknown>, source = 'config', keyName = (k: string) => `"${k}"`): TrainConfig {
-  const normalised = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined).map(([k, v]) => [camel(k), v]));
+  const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined).map(([k, v]) => [camel(k), v]));
+  const normalised = given.pretrained ? { ...finetuneDefaults, ...given } : given;
   const r = trainConfigSchema.safeParse(normalised);
   if (r.success) return r.data;
   const first = r.error.issues[0]!;

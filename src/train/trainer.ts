@@ -4,11 +4,11 @@
  */
 import { resolve } from 'node:path';
 import type { TensorDataset } from '../data/dataset.js';
-import { sliceDataset } from '../data/dataset.js';
+import { selectClasses, sliceDataset } from '../data/dataset.js';
 import { loadBuiltinDataset } from '../data/builtin.js';
 import { TensorLoader } from '../data/tensor_loader.js';
 import { createModel, getModelEntry } from '../models/registry.js';
-import type { VisionTransformer } from '../models/vit.js';
+import { VisionTransformer, vitDefaults } from '../models/vit.js';
 import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
 import { AdamW, SGD, paramSpecs, type Optimizer } from '../optim/adamw.js';
 import { makeSchedule } from '../optim/schedule.js';
@@ -23,6 +23,7 @@ import {
   createRunDir, loadState, readMetrics, runFiles, saveState, writeMetrics, type EpochRecord, type Position, type RunFiles,
 } from './run_dir.js';
 import { writeReport } from './report.js';
+import { applyPretrained, layerDecayScales, loadPretrainedWeights, setTrainable } from './finetune.js';
 
 export interface StepInfo {
   epoch: number;
@@ -78,7 +79,8 @@ async function loadData(cfg: TrainConfig, log: (m: string) => void): Promise<{ t
 }
 
 function buildOptimizer(cfg: TrainConfig, model: VisionTransformer): Optimizer {
-  const specs = paramSpecs(model.namedParameters(), cfg.weightDecay);
+  const scales = cfg.layerDecay ? layerDecayScales(model, cfg.layerDecay) : undefined;
+  const specs = paramSpecs(model.namedParameters(), cfg.weightDecay).map((s) => ({ ...s, lrScale: scales?.get(s.name) ?? 1 }));
   return cfg.opt === 'adamw' ? new AdamW(specs) : new SGD(specs, { momentum: cfg.momentum, nesterov: cfg.nesterov });
 }
 
@@ -109,16 +111,19 @@ function crossEntropySum(logits: Float32Array, labels: Int32Array, classes: numb
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const log = opts.events?.log ?? (() => {});
   const data = opts.datasets ?? await loadData(cfg, log);
-  const trainSet = cfg.trainLimit ? sliceDataset(data.train, 0, cfg.trainLimit) : data.train;
-  const testSet = cfg.evalLimit ? sliceDataset(data.test, 0, cfg.evalLimit) : data.test;
-  const classNames = [...trainSet.classNames];
+  const [trainAll, testAll] = cfg.classes ? [selectClasses(data.train, cfg.classes), selectClasses(data.test, cfg.classes)] : [data.train, data.test];
+  const trainSet = cfg.trainLimit ? sliceDataset(trainAll, 0, cfg.trainLimit) : trainAll;
+  const testSet = cfg.evalLimit ? sliceDataset(testAll, 0, cfg.evalLimit) : testAll;
+  const numClasses = cfg.numClasses ?? trainSet.classNames.length;
+  if (numClasses < trainSet.classNames.length) throw new RangeError(`--num-classes ${numClasses} is smaller than the ${trainSet.classNames.length} classes of the data`);
+  const classNames = [...trainSet.classNames, ...Array.from({ length: numClasses - trainSet.classNames.length }, (_, i) => String(trainSet.classNames.length + i))];
   const entry = getModelEntry(cfg.model);
   const pre = entry.pretrained;
 
   const files: RunFiles = opts.resume ? runFiles(resolve(opts.resume)) : createRunDir(resolve(cfg.output ?? defaultRunDir(cfg)), cfg);
-  const model = opts.resume
-    ? loadCheckpoint(files.last).model
-    : createModel(cfg.model, { numClasses: classNames.length, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed });
+  const { model, modelName } = opts.resume
+    ? { model: loadCheckpoint(files.last).model, modelName: cfg.model }
+    : buildModel(cfg, numClasses, trainSet.imageShape, log);
   const [c, h, w] = model.inputShape;
   const [dc, dh, dw] = trainSet.imageShape;
   if (c !== dc || h !== dh || w !== dw) {
@@ -127,10 +132,12 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   if (model.config.numClasses !== classNames.length) {
     throw new RangeError(`the checkpoint has ${model.config.numClasses} classes but ${cfg.dataset} has ${classNames.length}`);
   }
-  const meta: CheckpointMeta = metaFor(cfg.model, model, classNames, { mean: pre.mean, std: pre.std });
+  const meta: CheckpointMeta = metaFor(modelName, model, classNames, { mean: pre.mean, std: pre.std });
 
   const session = { threads: cfg.threads };
-  const step: TrainExecutable = await compileTrainStep(model, session);
+  // compiled at the first epoch, and again whenever the trainable set changes
+  let step: TrainExecutable | undefined;
+  let trainable: string[] = [];
   const evalExe = await compileEval(model, session);
   const trainLoader = new TensorLoader(trainSet, {
     batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, mean: pre.mean, std: pre.std, smoothing: cfg.smoothing,
@@ -166,100 +173,127 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     saveState(files, p, tensors);
   };
 
-  const grads = new Map(step.trainable.map((k) => [k, new Float32Array(model.namedParameters().find(([n]) => n === k)![1].size)]));
+  const sizes = new Map(model.namedParameters().map(([k, p]) => [k, p.size]));
+  let grads = new Map<string, Float32Array>();
   const [cc, hh, ww] = model.inputShape;
   const runStart = performance.now();
   let imagesSeen = 0;
   const totalMicro = cfg.epochs * microPerEpoch;
   let final: ClassificationSummary | undefined;
 
-  for (let epoch = pos.epoch; epoch < cfg.epochs; epoch++) {
-    const epochStart = performance.now();
-    const resumingHere = epoch === pos.epoch;
-    let lossSum = resumingHere ? pos.lossSum ?? 0 : 0;
-    let lossCount = resumingHere ? pos.lossCount ?? 0 : 0;
-    let imagesThisEpoch = 0;
-    let accumulated = 0;
-    for (let b = resumingHere ? pos.batch : 0; b < microPerEpoch; b++) {
-      const batch = trainLoader.batch(epoch, b);
-      const feeds: Record<string, Float32Array | { data: Float32Array; shape: number[] }> = {
-        x: { data: batch.x, shape: [batch.size, cc, hh, ww] },
-        targets: { data: batch.targets, shape: [batch.size, classNames.length] },
-      };
-      const micro = epoch * microPerEpoch + b;
-      if (step.usesDropPath) feeds.drop_path = dropPathScales(new Random(mixSeed(cfg.seed, micro, 0xd209)), cfg.dropPath, model.config.depth, batch.size);
-      if (step.usesHeadDrop) feeds.head_drop = dropoutScales(new Random(mixSeed(cfg.seed, micro, 0xd20b)), cfg.drop, batch.size * model.numFeatures);
-      const out = await step.exe.run(feeds);
-      const loss = Number(out.loss!.data[0]);
-      if (!Number.isFinite(loss)) {
-        throw new TrainingDivergedError(`training diverged: the loss is ${loss} at epoch ${epoch + 1}, batch ${b + 1}; ${files.last} keeps the last good weights (try a lower --lr or --clip-grad)`);
+  try {
+    for (let epoch = pos.epoch; epoch < cfg.epochs; epoch++) {
+      const nowTrainable = setTrainable(model, cfg.freeze, epoch, cfg.unfreezeSchedule);
+      if (!step || nowTrainable.join() !== trainable.join()) {
+        // the gradient outputs depend on the trainable set
+        if (step) log(`epoch ${epoch + 1}: now training ${nowTrainable.length} of ${sizes.size} parameter tensors`);
+        trainable = nowTrainable;
+        await step?.exe.dispose();
+        step = await compileTrainStep(model, session);
+        grads = new Map(step.trainable.map((k) => [k, new Float32Array(sizes.get(k)!)]));
       }
-      // mean over the whole optimiser batch: weight each micro-batch by its share
-      const share = batch.size / cfg.batchSize / cfg.gradAccumSteps;
-      for (const k of step.trainable) {
-        const acc = grads.get(k)!;
-        const g = out[`grad/${k}`]!.data as Float32Array;
-        if (accumulated === 0) for (let i = 0; i < acc.length; i++) acc[i] = g[i]! * share;
-        else for (let i = 0; i < acc.length; i++) acc[i]! += g[i]! * share;
-      }
-      accumulated++;
-      lossSum += loss * batch.size;
-      lossCount += batch.size;
-      imagesThisEpoch += batch.size;
-      imagesSeen += batch.size;
-      const lr = schedule(pos.optimizerStep);
-      if (accumulated === cfg.gradAccumSteps || b === microPerEpoch - 1) {
-        if (cfg.clipGrad) clipGlobalNorm(grads, cfg.clipGrad);
-        optimizer.step((k) => grads.get(k)!, lr);
-        ema?.update(model);
-        pos = { ...pos, optimizerStep: pos.optimizerStep + 1 };
-        accumulated = 0;
-        if (opts.signal?.aborted) {
-          pos = { ...pos, epoch, batch: b + 1, lossSum, lossCount };
-          saveResumable(pos);
-          log(`interrupted: state saved to ${files.dir}`);
-          return { runDir: files.dir, status: 'interrupted', metrics, model };
+      const trainStep = step;
+      const epochStart = performance.now();
+      const resumingHere = epoch === pos.epoch;
+      let lossSum = resumingHere ? pos.lossSum ?? 0 : 0;
+      let lossCount = resumingHere ? pos.lossCount ?? 0 : 0;
+      let imagesThisEpoch = 0;
+      let accumulated = 0;
+      for (let b = resumingHere ? pos.batch : 0; b < microPerEpoch; b++) {
+        const batch = trainLoader.batch(epoch, b);
+        const feeds: Record<string, Float32Array | { data: Float32Array; shape: number[] }> = {
+          x: { data: batch.x, shape: [batch.size, cc, hh, ww] },
+          targets: { data: batch.targets, shape: [batch.size, classNames.length] },
+        };
+        const micro = epoch * microPerEpoch + b;
+        if (trainStep.usesDropPath) feeds.drop_path = dropPathScales(new Random(mixSeed(cfg.seed, micro, 0xd209)), cfg.dropPath, model.config.depth, batch.size);
+        if (trainStep.usesHeadDrop) feeds.head_drop = dropoutScales(new Random(mixSeed(cfg.seed, micro, 0xd20b)), cfg.drop, batch.size * model.numFeatures);
+        const out = await trainStep.exe.run(feeds);
+        const loss = Number(out.loss!.data[0]);
+        if (!Number.isFinite(loss)) {
+          throw new TrainingDivergedError(`training diverged: the loss is ${loss} at epoch ${epoch + 1}, batch ${b + 1}; ${files.last} keeps the last good weights (try a lower --lr or --clip-grad)`);
         }
+        // mean over the whole optimiser batch: weight each micro-batch by its share
+        const share = batch.size / cfg.batchSize / cfg.gradAccumSteps;
+        for (const k of trainStep.trainable) {
+          const acc = grads.get(k)!;
+          const g = out[`grad/${k}`]!.data as Float32Array;
+          if (accumulated === 0) for (let i = 0; i < acc.length; i++) acc[i] = g[i]! * share;
+          else for (let i = 0; i < acc.length; i++) acc[i]! += g[i]! * share;
+        }
+        accumulated++;
+        lossSum += loss * batch.size;
+        lossCount += batch.size;
+        imagesThisEpoch += batch.size;
+        imagesSeen += batch.size;
+        const lr = schedule(pos.optimizerStep);
+        if (accumulated === cfg.gradAccumSteps || b === microPerEpoch - 1) {
+          if (cfg.clipGrad) clipGlobalNorm(grads, cfg.clipGrad);
+          optimizer.step((k) => grads.get(k), lr);
+          ema?.update(model);
+          pos = { ...pos, optimizerStep: pos.optimizerStep + 1 };
+          accumulated = 0;
+          if (opts.signal?.aborted) {
+            pos = { ...pos, epoch, batch: b + 1, lossSum, lossCount };
+            saveResumable(pos);
+            log(`interrupted: state saved to ${files.dir}`);
+            return { runDir: files.dir, status: 'interrupted', metrics, model };
+          }
+        }
+        const elapsed = (performance.now() - runStart) / 1000;
+        const rate = imagesSeen / elapsed;
+        const doneMicro = epoch * microPerEpoch + b + 1;
+        opts.events?.onStep?.({
+          epoch: epoch + 1, epochs: cfg.epochs, batch: b + 1, batches: microPerEpoch, loss: lossSum / lossCount, lr,
+          imagesPerSecond: rate, etaSeconds: ((totalMicro - doneMicro) * cfg.batchSize) / Math.max(rate, 1e-9),
+        });
       }
-      const elapsed = (performance.now() - runStart) / 1000;
-      const rate = imagesSeen / elapsed;
-      const doneMicro = epoch * microPerEpoch + b + 1;
-      opts.events?.onStep?.({
-        epoch: epoch + 1, epochs: cfg.epochs, batch: b + 1, batches: microPerEpoch, loss: lossSum / lossCount, lr,
-        imagesPerSecond: rate, etaSeconds: ((totalMicro - doneMicro) * cfg.batchSize) / Math.max(rate, 1e-9),
-      });
-    }
-    const trainSeconds = (performance.now() - epochStart) / 1000;
+      const trainSeconds = (performance.now() - epochStart) / 1000;
 
-    const evalSummary = await evaluate(evalExe, evalLoader, classNames);
-    const emaSummary = ema ? await evaluate(evalExe, evalLoader, classNames, ema.weights) : undefined;
-    const record: EpochRecord = {
-      epoch: epoch + 1, step: pos.optimizerStep, lr: schedule(Math.max(0, pos.optimizerStep - 1)), train_loss: lossSum / Math.max(1, lossCount),
-      eval_loss: evalSummary.loss, eval_top1: evalSummary.top1, eval_top5: evalSummary.top5,
-      ...(emaSummary ? { ema_top1: emaSummary.top1 } : {}),
-      images_per_second: imagesThisEpoch / trainSeconds, seconds: trainSeconds,
-    };
-    metrics.push(record);
-    final = evalSummary;
-    pos = { epoch: epoch + 1, batch: 0, optimizerStep: pos.optimizerStep, bestTop1: pos.bestTop1, lossSum: 0, lossCount: 0 };
-    const epochMeta = { ...meta, epoch: epoch + 1, metrics: { top1: evalSummary.top1, top5: evalSummary.top5, loss: evalSummary.loss } };
-    if (evalSummary.top1 > pos.bestTop1) {
-      pos.bestTop1 = evalSummary.top1;
-      saveCheckpoint(files.best, model, epochMeta);
+      const evalSummary = await evaluate(evalExe, evalLoader, classNames);
+      const emaSummary = ema ? await evaluate(evalExe, evalLoader, classNames, ema.weights) : undefined;
+      const record: EpochRecord = {
+        epoch: epoch + 1, step: pos.optimizerStep, lr: schedule(Math.max(0, pos.optimizerStep - 1)), train_loss: lossSum / Math.max(1, lossCount),
+        eval_loss: evalSummary.loss, eval_top1: evalSummary.top1, eval_top5: evalSummary.top5,
+        ...(emaSummary ? { ema_top1: emaSummary.top1 } : {}),
+        images_per_second: imagesThisEpoch / trainSeconds, seconds: trainSeconds,
+      };
+      metrics.push(record);
+      final = evalSummary;
+      pos = { epoch: epoch + 1, batch: 0, optimizerStep: pos.optimizerStep, bestTop1: pos.bestTop1, lossSum: 0, lossCount: 0 };
+      const epochMeta = { ...meta, epoch: epoch + 1, metrics: { top1: evalSummary.top1, top5: evalSummary.top5, loss: evalSummary.loss } };
+      if (evalSummary.top1 > pos.bestTop1) {
+        pos.bestTop1 = evalSummary.top1;
+        saveCheckpoint(files.best, model, epochMeta);
+      }
+      saveCheckpoint(files.last, model, epochMeta);
+      saveResumable(pos);
+      writeMetrics(files, metrics);
+      try {
+        await writeReport(files.dir, { runName: files.dir, model: cfg.model, classNames, metrics, confusion: evalSummary.confusion, config: cfg });
+      } catch (e) {
+        log(`warning: could not write the training report: ${(e as Error).message}`);
+      }
+      opts.events?.onEpoch?.(record, evalSummary);
     }
-    saveCheckpoint(files.last, model, epochMeta);
-    saveResumable(pos);
-    writeMetrics(files, metrics);
-    try {
-      await writeReport(files.dir, { runName: files.dir, model: cfg.model, classNames, metrics, confusion: evalSummary.confusion, config: cfg });
-    } catch (e) {
-      log(`warning: could not write the training report: ${(e as Error).message}`);
-    }
-    opts.events?.onEpoch?.(record, evalSummary);
+  } finally {
+    // sessions are released whether the run completed, was interrupted or diverged
+    await step?.exe.dispose();
+    await evalExe.dispose();
   }
-  await step.exe.dispose();
-  await evalExe.dispose();
   return { runDir: files.dir, status: 'completed', metrics, final, model };
+}
+
+/** A new model, or one initialised from --pretrained weights, for the data's image shape and classes. */
+function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly [number, number, number], log: (m: string) => void): { model: VisionTransformer; modelName: string } {
+  const common = { numClasses, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed };
+  if (!cfg.pretrained) return { model: createModel(cfg.model, common), modelName: cfg.model };
+  const weights = loadPretrainedWeights(cfg.pretrained);
+  const base = weights.meta?.config ?? { ...vitDefaults, ...getModelEntry(cfg.model).config };
+  const model = new VisionTransformer({ ...base, ...common, inChans: c, imgSize: h });
+  applyPretrained(model, weights, log);
+  log(`initialised from ${cfg.pretrained}`);
+  return { model, modelName: weights.meta?.model ?? cfg.model };
 }
 
 /** Scales gradients so their global L2 norm is at most `maxNorm` (torch.nn.utils.clip_grad_norm_). */
