@@ -5,6 +5,7 @@
  */
 import type { TensorDataset } from './dataset.js';
 import { Random, mixSeed } from '../random.js';
+import type { BatchSource } from './batch_source.js';
 import { horizontalFlip, normalize, randomCropWithPadding, randomErasing, toFloatImage } from './tensor_transforms.js';
 
 export interface AugmentOptions { cropPadding: number; hflip: number; reprob: number; remode: 'pixel' | 'const' }
@@ -31,13 +32,25 @@ export interface Batch {
   size: number;
 }
 
-export class TensorLoader {
+export class TensorLoader implements BatchSource {
   private orderCache?: { epoch: number; order: Uint32Array };
 
   constructor(readonly dataset: TensorDataset, readonly opts: TensorLoaderOptions) {}
 
   get numBatches(): number {
     return Math.ceil(this.dataset.length / this.opts.batchSize);
+  }
+
+  get length(): number {
+    return this.dataset.length;
+  }
+
+  get classNames(): readonly string[] {
+    return this.dataset.classNames;
+  }
+
+  get imageShape(): readonly [number, number, number] {
+    return this.dataset.imageShape;
   }
 
   /** The epoch's sample order: a seeded permutation, or the identity without shuffling. */

@@ -7,6 +7,7 @@ import type { TensorDataset } from '../data/dataset.js';
 import { selectClasses, sliceDataset } from '../data/dataset.js';
 import { loadBuiltinDataset } from '../data/builtin.js';
 import { TensorLoader } from '../data/tensor_loader.js';
+import type { BatchSource } from '../data/batch_source.js';
 import { createModel, getModelEntry } from '../models/registry.js';
 import { VisionTransformer, vitDefaults } from '../models/vit.js';
 import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
@@ -85,11 +86,11 @@ function buildOptimizer(cfg: TrainConfig, model: VisionTransformer): Optimizer {
 }
 
 /** Evaluates `exe` (params as inputs; `weights` overrides them, e.g. with the EMA) on a loader. */
-export async function evaluate(exe: Executable, loader: TensorLoader, classNames: readonly string[], weights?: Map<string, Float32Array>): Promise<ClassificationSummary> {
+export async function evaluate(exe: Executable, loader: BatchSource, classNames: readonly string[], weights?: Map<string, Float32Array>): Promise<ClassificationSummary> {
   const tally = emptyTally(classNames.length);
   const overrides = weights ? Object.fromEntries(weights) : {};
   for (let i = 0; i < loader.numBatches; i++) {
-    const b = loader.batch(0, i);
+    const b = await loader.batch(0, i);
     const logits = (await exe.run({ ...overrides, x: b.x })).logits!.data as Float32Array;
     tallyBatch(tally, logits, b.labels, crossEntropySum(logits, b.labels, classNames.length));
   }
@@ -200,7 +201,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       let imagesThisEpoch = 0;
       let accumulated = 0;
       for (let b = resumingHere ? pos.batch : 0; b < microPerEpoch; b++) {
-        const batch = trainLoader.batch(epoch, b);
+        const batch = await trainLoader.batch(epoch, b);
         const feeds: Record<string, Float32Array | { data: Float32Array; shape: number[] }> = {
           x: { data: batch.x, shape: [batch.size, cc, hh, ww] },
           targets: { data: batch.targets, shape: [batch.size, classNames.length] },
