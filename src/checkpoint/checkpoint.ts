@@ -2,14 +2,16 @@
  * Model checkpoints: a .safetensors file whose keys are timm's, with tessera's metadata (model
  * name and config, class names, preprocessing, epoch and metrics) as a JSON string under
  * `__metadata__.tessera`. timm reads the tensors directly; tessera also reads plain timm files
- * when told the architecture.
+ * when told the architecture, and foreign layouts (Hugging Face directories, torchvision and
+ * other PyTorch state dicts) through `layouts.ts`.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createModel, getModelEntry, type PretrainedConfig } from '../models/registry.js';
 import { VisionTransformer, type VitConfig } from '../models/vit.js';
 import type { Interpolation } from '../models/pos_embed.js';
 import type { StateDict } from '../nn/module.js';
-import { readSafetensors, toFloat32, writeSafetensors } from './safetensors.js';
+import { toFloat32, writeSafetensors, type SafeTensor } from './safetensors.js';
+import { foreignMeta, loadForeignCheckpoint, readTensorFile } from './layouts.js';
 
 export interface CheckpointMeta {
   model: string;
@@ -50,10 +52,17 @@ export function saveCheckpoint(path: string, model: VisionTransformer, meta: Che
 
 export function readStateDict(path: string): { state: StateDict; metadata: Record<string, string> } {
   if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist`);
-  const file = readSafetensors(path);
+  const file = readTensorFile(path); // .safetensors, or a .pth/.bin state dict (keys as stored)
+  return { state: floatState(file.tensors, path), metadata: file.metadata };
+}
+
+function floatState(tensors: Map<string, SafeTensor>, path: string): StateDict {
   const state: StateDict = {};
-  for (const [k, t] of file.tensors) state[k] = { data: toFloat32(t, `${path}: ${k}`), shape: t.shape };
-  return { state, metadata: file.metadata };
+  for (const [k, t] of tensors) {
+    if (k === '__proto__') throw new CheckpointError(`${path}: invalid tensor name "__proto__"`);
+    state[k] = { data: toFloat32(t, `${path}: ${k}`), shape: t.shape };
+  }
+  return state;
 }
 
 export interface LoadOptions {
@@ -61,9 +70,18 @@ export interface LoadOptions {
   model?: string;
 }
 
-/** Builds the model a checkpoint describes and loads its weights. */
+/**
+ * Builds the model a checkpoint describes and loads its weights. Directories (Hugging Face, timm
+ * hub), PyTorch state dicts and safetensors files in Hugging Face or torchvision layout are
+ * converted to timm keys first.
+ */
 export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: VisionTransformer; meta: CheckpointMeta } {
-  const { state, metadata } = readStateDict(path);
+  if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist`);
+  if (statSync(path).isDirectory()) return loadForeign(path, opts);
+  const { tensors, metadata } = readTensorFile(path);
+  // Hugging Face or torchvision keys: converted; timm keys without metadata need --model below
+  if (!metadata.tessera && !tensors.has('patch_embed.proj.weight')) return loadForeign(path, opts);
+  const state = floatState(tensors, path);
   let meta: CheckpointMeta;
   if (metadata.tessera) {
     try {
@@ -87,4 +105,11 @@ export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: V
     throw new CheckpointError(`${path}: ${(e as Error).message}`);
   }
   return { model, meta };
+}
+
+function loadForeign(path: string, opts: LoadOptions): { model: VisionTransformer; meta: CheckpointMeta } {
+  const fc = loadForeignCheckpoint(path, { model: opts.model });
+  const model = new VisionTransformer(fc.config);
+  model.loadStateDict(fc.stateDict, true);
+  return { model, meta: foreignMeta(fc) };
 }

@@ -7,8 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
 
-export type SafeDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8' | 'BOOL';
-const BYTES: Record<SafeDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, U8: 1, BOOL: 1 };
+export type SafeDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+export const DTYPE_BYTES: Record<SafeDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const BYTES = DTYPE_BYTES;
 /** Headers beyond this are not state dicts; refuse before allocating. */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
@@ -42,16 +43,17 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
   const tensors = new Map<string, SafeTensor>();
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (typeof entry !== 'object' || entry === null) fail('__metadata__ must be an object of strings');
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) fail('__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(entry as object)) {
         if (typeof v !== 'string') fail(`__metadata__.${k} must be a string`);
         metadata[k] = v as string;
       }
       continue;
     }
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) fail(`tensor "${name}" is described by ${JSON.stringify(entry)}, expected { dtype, shape, data_offsets }`);
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = e.dtype as SafeDType;
-    if (!(typeof dtype === 'string' && dtype in BYTES)) fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(e.dtype)}`);
+    if (!(typeof dtype === 'string' && Object.hasOwn(BYTES, dtype))) fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(e.dtype)}`);
     const shape = e.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}" has an invalid shape`);
     const off = e.data_offsets;

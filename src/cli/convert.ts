@@ -1,0 +1,37 @@
+/**
+ * `tessera convert --checkpoint C --to timm|hf|torchvision --out PATH`: rewrites a checkpoint in
+ * another framework's layout. C is anything tessera reads: a tessera/timm .safetensors, a
+ * .pth/.bin state dict, a Hugging Face or timm hub directory, or a hub id (timm/…, hf:org/name).
+ */
+import { Option, type Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { exportCheckpoint, LAYOUTS } from '../checkpoint/convert.js';
+import { downloadCheckpoint, parseHubId } from '../checkpoint/hub.js';
+import { loadForeignCheckpoint, type LayoutName } from '../checkpoint/layouts.js';
+import { positiveInt } from './parse.js';
+
+interface ConvertFlags { checkpoint: string; to: LayoutName; out: string; model?: string; numHeads?: number; json?: boolean }
+
+export function registerConvertCommand(program: Command): void {
+  program.command('convert')
+    .description('write a checkpoint in timm, Hugging Face or torchvision layout (so it loads in Python)')
+    .requiredOption('--checkpoint <path|id>', 'a .safetensors/.pth/.bin file, a Hugging Face or timm hub directory, or a hub id (timm/NAME, hf:ORG/NAME)')
+    .addOption(new Option('--to <layout>', 'target layout').choices([...LAYOUTS]).makeOptionMandatory())
+    .requiredOption('--out <path>', 'hf: a directory; torchvision: a .pth (or .safetensors) file; timm: a .safetensors/.pth file or a directory')
+    .option('--model <name>', 'registered architecture, for files whose weights do not say the number of attention heads')
+    .option('--num-heads <n>', 'attention heads, for files whose weights do not say it', positiveInt('--num-heads'))
+    .option('--json', 'print JSON')
+    .action(async (f: ConvertFlags) => {
+      const hub = existsSync(f.checkpoint) ? undefined : parseHubId(f.checkpoint);
+      const src = hub ? await downloadCheckpoint(hub.repo, { revision: hub.revision }) : f.checkpoint;
+      const ckpt = loadForeignCheckpoint(src, { model: f.model, numHeads: f.numHeads });
+      const result = exportCheckpoint(ckpt, f.to, f.out);
+      if (f.json) {
+        console.log(JSON.stringify({ from: ckpt.layout, ...result, config: ckpt.config, dropped: ckpt.dropped }));
+        return;
+      }
+      console.log(`${f.checkpoint} (${ckpt.layout} layout) → ${f.to}: ${result.files.join(', ')}`);
+      if (ckpt.dropped.length) console.log(`not carried over (no weights of the model): ${ckpt.dropped.join(', ')}`);
+      console.log(`in Python: ${result.usage}`);
+    });
+}
