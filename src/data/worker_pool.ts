@@ -1,0 +1,147 @@
+/**
+ * A pool of decoding worker threads (image_worker.ts), shared by every loader that asks for the
+ * same size: a training and an evaluation loader use the same threads. Tasks run first-in,
+ * first-out, two at a time per worker (one decodes in libvips while the other runs JavaScript
+ * transforms). A worker that dies is replaced; its tasks fail with the reason, they don't hang.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { extname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { SampleTask } from './image_pipeline.js';
+import type { WorkerRequest, WorkerResponse } from './image_worker.js';
+
+const PER_WORKER = 2;
+
+type Task = Extract<WorkerRequest, { id: number }>;
+interface Pending { task: Task; resolve: (r: WorkerResponse) => void }
+interface Slot { worker: Worker; inFlight: Map<number, Pending>; answered: boolean }
+
+/** Starts image_worker as compiled JavaScript, or (running from TypeScript sources under tsx or vitest) through tsx's loader. */
+function spawnWorker(): Worker {
+  const here = fileURLToPath(import.meta.url);
+  const script = new URL(`./image_worker${extname(here)}`, import.meta.url);
+  if (extname(here) !== '.ts') return new Worker(script);
+  const api = tsxApiUrl();
+  const boot = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); })`;
+  return new Worker(boot, { eval: true });
+}
+
+function tsxApiUrl(): string {
+  const cjs = createRequire(import.meta.url).resolve('tsx/esm/api');
+  const esm = cjs.replace(/\.cjs$/, '.mjs');
+  return pathToFileURL(existsSync(esm) ? esm : cjs).href;
+}
+
+export class WorkerPool {
+  private slots: Slot[] = [];
+  private queue: Pending[] = [];
+  private nextId = 0;
+  private nextRecycle = 0;
+  private closed = false;
+  private bootFailures = 0;
+  private broken?: string;
+
+  constructor(readonly size: number) {
+    for (let i = 0; i < size; i++) this.slots.push(this.start());
+  }
+
+  private start(): Slot {
+    const slot: Slot = { worker: spawnWorker(), inFlight: new Map(), answered: false };
+    slot.worker.on('message', (m: WorkerResponse) => {
+      slot.answered = true;
+      this.bootFailures = 0;
+      const p = slot.inFlight.get(m.id);
+      slot.inFlight.delete(m.id);
+      p?.resolve(m);
+      this.pump();
+    });
+    let failed = false;
+    const fail = (reason: string) => {
+      if (this.closed || failed) return;
+      failed = true;
+      // a worker that dies before answering anything could not start: after three in a row, stop trying
+      if (!slot.answered && ++this.bootFailures >= 3) this.broken = `could not start the image decoding workers (${reason})`;
+      for (const p of slot.inFlight.values()) {
+        p.resolve(this.broken
+          ? { id: p.task.id, ok: false, fatal: true, message: this.broken }
+          : { id: p.task.id, ok: false, message: `${p.task.path}: the decoding worker stopped while reading it (${reason})` });
+      }
+      slot.inFlight.clear();
+      const i = this.slots.indexOf(slot);
+      if (this.broken) {
+        for (const p of this.queue.splice(0)) p.resolve({ id: p.task.id, ok: false, fatal: true, message: this.broken });
+        if (i >= 0) this.slots.splice(i, 1);
+        return;
+      }
+      if (i >= 0) this.slots[i] = this.start();
+      this.pump();
+    };
+    slot.worker.on('error', (e: Error) => fail(e.message));
+    slot.worker.on('exit', (code) => fail(`exit code ${code}`));
+    // idle workers must not keep the process alive
+    slot.worker.unref();
+    return slot;
+  }
+
+  /** Queues one sample; resolves with its pixels or its error (fatal: the pool itself failed), never rejects. */
+  run(task: SampleTask): Promise<WorkerResponse> {
+    if (this.closed || this.broken) return Promise.resolve({ id: -1, ok: false, fatal: true, message: this.broken ?? 'the image loader is closed' });
+    return new Promise((resolve) => {
+      this.queue.push({ task: { ...task, id: this.nextId++ }, resolve });
+      this.pump();
+    });
+  }
+
+  /** Hands a sample's buffer back to a worker once its pixels have been copied out. */
+  recycle(data: Float32Array): void {
+    if (this.closed || data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) return;
+    const slot = this.slots[this.nextRecycle++ % this.slots.length]!;
+    const buffer = data.buffer as ArrayBuffer;
+    slot.worker.postMessage({ recycle: buffer } satisfies WorkerRequest, [buffer]);
+  }
+
+  private pump(): void {
+    for (const slot of this.slots) {
+      while (slot.inFlight.size < PER_WORKER && this.queue.length) {
+        const p = this.queue.shift()!;
+        slot.inFlight.set(p.task.id, p);
+        slot.worker.ref();
+        slot.worker.postMessage(p.task);
+      }
+      if (slot.inFlight.size === 0) slot.worker.unref();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.queue.splice(0)) p.resolve({ id: p.task.id, ok: false, fatal: true, message: 'the image loader is closed' });
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
+
+const shared = new Map<number, { pool: WorkerPool; users: number }>();
+
+/** The shared pool of `size` workers; call the returned release() when done (the last one stops the threads). */
+export function acquireWorkerPool(size: number): { pool: WorkerPool; release: () => Promise<void> } {
+  let entry = shared.get(size);
+  if (!entry) {
+    entry = { pool: new WorkerPool(size), users: 0 };
+    shared.set(size, entry);
+  }
+  entry.users++;
+  const e = entry;
+  let released = false;
+  return {
+    pool: e.pool,
+    release: async () => {
+      if (released) return;
+      released = true;
+      if (--e.users === 0) {
+        shared.delete(size);
+        await e.pool.close();
+      }
+    },
+  };
+}
