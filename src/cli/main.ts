@@ -5,6 +5,7 @@ import { registerBenchCommand } from './bench.js';
 import { registerTrainCommand } from './train.js';
 import { registerEvalCommand } from './eval.js';
 import { registerPredictCommand } from './predict.js';
+import { registerConvertCommand } from './convert.js';
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerEvalCommand(program);
   registerPredictCommand(program);
+  registerConvertCommand(program);
   registerModelsCommand(program);
   registerBenchCommand(program);
   return program;

@@ -4,7 +4,8 @@
  * embeddings for another grid), freezing the backbone with progressive unfreezing, and
  * layer-wise LR decay with timm's grouping.
  */
-import { loadCheckpoint, readStateDict, type CheckpointMeta } from '../checkpoint/checkpoint.js';
+import type { CheckpointMeta } from '../checkpoint/checkpoint.js';
+import { loadPretrained } from '../checkpoint/pretrained.js';
 import type { StateDict } from '../nn/module.js';
 import type { VisionTransformer } from '../models/vit.js';
 
@@ -15,11 +16,13 @@ export interface PretrainedWeights {
   meta?: CheckpointMeta;
 }
 
-/** Reads pretrained weights from a local tessera or timm-layout .safetensors file. */
-export function loadPretrainedWeights(spec: string): PretrainedWeights {
-  const { state, metadata } = readStateDict(spec);
-  const meta = metadata.tessera ? loadCheckpoint(spec).meta : undefined;
-  return { source: spec, state, meta };
+/**
+ * Reads pretrained weights: a local tessera/timm/Hugging Face/torchvision checkpoint (file or
+ * directory), or a hub id (`timm/<name>`, `hf:<org>/<name>`), converted to timm keys.
+ */
+export async function loadPretrainedWeights(spec: string): Promise<PretrainedWeights> {
+  const p = await loadPretrained(spec);
+  return { source: p.source, state: p.state, meta: p.meta };
 }
 
 /** timm's adapt_input_conv: a 3-channel patch embedding summed to 1 channel, or tiled and rescaled to others. */

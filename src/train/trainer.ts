@@ -124,7 +124,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   const files: RunFiles = opts.resume ? runFiles(resolve(opts.resume)) : createRunDir(resolve(cfg.output ?? defaultRunDir(cfg)), cfg);
   const { model, modelName } = opts.resume
     ? { model: loadCheckpoint(files.last).model, modelName: cfg.model }
-    : buildModel(cfg, numClasses, trainSet.imageShape, log);
+    : await buildModel(cfg, numClasses, trainSet.imageShape, log);
   const [c, h, w] = model.inputShape;
   const [dc, dh, dw] = trainSet.imageShape;
   if (c !== dc || h !== dh || w !== dw) {
@@ -286,10 +286,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
 }
 
 /** A new model, or one initialised from --pretrained weights, for the data's image shape and classes. */
-function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly [number, number, number], log: (m: string) => void): { model: VisionTransformer; modelName: string } {
+async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly [number, number, number], log: (m: string) => void): Promise<{ model: VisionTransformer; modelName: string }> {
   const common = { numClasses, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed };
   if (!cfg.pretrained) return { model: createModel(cfg.model, common), modelName: cfg.model };
-  const weights = loadPretrainedWeights(cfg.pretrained);
+  const weights = await loadPretrainedWeights(cfg.pretrained);
   const base = weights.meta?.config ?? { ...vitDefaults, ...getModelEntry(cfg.model).config };
   const model = new VisionTransformer({ ...base, ...common, inChans: c, imgSize: h });
   applyPretrained(model, weights, log);
