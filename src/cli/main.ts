@@ -6,6 +6,8 @@ import { registerTrainCommand } from './train.js';
 import { registerEvalCommand } from './eval.js';
 import { registerPredictCommand } from './predict.js';
 import { registerConvertCommand } from './convert.js';
+import { registerExplainCommand } from './explain.js';
+import { registerAttackCommand } from './attack.js';
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   registerEvalCommand(program);
   registerPredictCommand(program);
   registerConvertCommand(program);
+  registerExplainCommand(program);
+  registerAttackCommand(program);
   registerModelsCommand(program);
   registerBenchCommand(program);
   return program;
