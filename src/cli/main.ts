@@ -8,6 +8,8 @@ import { registerPredictCommand } from './predict.js';
 import { registerConvertCommand } from './convert.js';
 import { registerExplainCommand } from './explain.js';
 import { registerAttackCommand } from './attack.js';
+import { registerExportCommand } from './export.js';
+import { registerServeCommand } from './serve.js';
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   registerConvertCommand(program);
   registerExplainCommand(program);
   registerAttackCommand(program);
+  registerExportCommand(program);
+  registerServeCommand(program);
   registerModelsCommand(program);
   registerBenchCommand(program);
   return program;

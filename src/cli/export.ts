@@ -1,0 +1,117 @@
+/**
+ * `tessera export --checkpoint C --out model.onnx`: the deployment artifact. The file is checked
+ * (run by ORT against tessera's own executable) before it is written, atomically; with
+ * `--quantize int8` it is compared with the fp32 export for size, speed and, given a dataset,
+ * accuracy.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { writeFileAtomic } from '../checkpoint/atomic.js';
+import { loadCheckpoint } from '../checkpoint/checkpoint.js';
+import { loadBuiltinDataset } from '../data/builtin.js';
+import { sliceDataset, type TensorDataset } from '../data/dataset.js';
+import { exportModel, quantizeExport, type ExportedModel } from '../export/export.js';
+import { checkAgainstTessera, compareInt8, samplePixels, accuracyOn, type ExportCheck, type Int8Comparison } from '../export/verify.js';
+import { loadOnnxModel } from '../runtime/onnx_model.js';
+import { physicalCores } from '../runtime/cores.js';
+import { positiveInt } from './parse.js';
+
+interface ExportFlags {
+  checkpoint: string; model?: string; out: string; opset: number; preprocess?: boolean; quantize?: 'int8';
+  perTensor?: boolean; exclude?: string[]; verify?: string; calibrate?: string; dataDir?: string; verifyLimit?: number;
+  samples: number; threads?: number; json?: boolean;
+}
+
+/** An fp32 export that differs from tessera by more than this is broken, not rounding. */
+const MAX_FP32_DIFF = 1e-3;
+
+const opsetArg = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 17 || n > 21) throw new InvalidArgumentError(`--opset must be an integer from 17 to 21, got "${v}"`);
+  return n;
+};
+
+export function registerExportCommand(program: Command): void {
+  program.command('export')
+    .description('export a checkpoint as a self-contained .onnx file (dynamic batch, labels and preprocessing in its metadata)')
+    .requiredOption('--checkpoint <file>', 'a .safetensors checkpoint')
+    .option('--model <name>', 'architecture of a checkpoint without tessera metadata (a plain timm safetensors file)')
+    .requiredOption('--out <file>', 'the .onnx file to write')
+    .option('--opset <n>', 'ONNX opset, 17 to 21', opsetArg, 17)
+    .option('--preprocess', 'take raw pixels uint8 [B, H, W, C] and normalise inside the graph')
+    .addOption(new Option('--quantize <kind>', 'dynamic quantisation of the weight matmuls').choices(['int8']))
+    .option('--per-tensor', 'with --quantize: one scale per weight matrix instead of per output channel')
+    .option('--exclude <names>', 'with --quantize: weights to keep in float32, comma-separated (e.g. head.weight)', (v: string) => v.split(',').filter(Boolean))
+    .option('--verify <dataset>', 'built-in dataset (test split) for the accuracy check, e.g. fashion-mnist')
+    .option('--calibrate <dataset>', 'same as --verify (dynamic quantisation needs no calibration data; the set is used to measure accuracy)')
+    .option('--data-dir <dir>', 'where built-in datasets are looked for first')
+    .option('--verify-limit <n>', 'use the first N test images only', positiveInt('--verify-limit'))
+    .option('--samples <n>', 'images for the ORT-vs-tessera check', positiveInt('--samples'), 8)
+    .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
+    .option('--json', 'print JSON')
+    .action(async (f: ExportFlags) => {
+      if ((f.perTensor || f.exclude) && !f.quantize) throw new Error('--per-tensor and --exclude only apply with --quantize int8');
+      const { model, meta } = loadCheckpoint(f.checkpoint, { model: f.model });
+      const datasetName = f.verify ?? f.calibrate;
+      let dataset: TensorDataset | undefined;
+      if (datasetName) {
+        dataset = await loadBuiltinDataset(datasetName, 'test', { dataDir: f.dataDir });
+        if (f.verifyLimit) dataset = sliceDataset(dataset, 0, f.verifyLimit);
+        if (dataset.imageShape.join() !== meta.inputSize.join()) {
+          throw new Error(`${f.checkpoint} expects ${meta.inputSize.join('×')} images but ${datasetName} has ${dataset.imageShape.join('×')}`);
+        }
+      }
+      const session = { threads: f.threads };
+      const fp32 = exportModel(model, meta, { opset: f.opset, preprocess: f.preprocess });
+      const samples = samplePixels(meta.inputSize, f.samples, dataset);
+      const fp32Model = await loadOnnxModel(fp32.bytes, session, f.out);
+      const check = await checkAgainstTessera(model, fp32Model, samples, session);
+      if (!(check.maxAbsDiff <= MAX_FP32_DIFF)) {
+        throw new Error(`the exported model differs from tessera by ${check.maxAbsDiff.toExponential(2)} (max |Δlogit| on ${check.samples} images, limit ${MAX_FP32_DIFF}); nothing was written`);
+      }
+      let written: ExportedModel = fp32;
+      let int8: Int8Comparison | undefined;
+      let accuracy: Awaited<ReturnType<typeof accuracyOn>> | undefined;
+      if (f.quantize) {
+        written = quantizeExport(fp32, { perChannel: !f.perTensor, exclude: f.exclude });
+        const int8Model = await loadOnnxModel(written.bytes, session, f.out);
+        int8 = await compareInt8(model, fp32Model, int8Model, { samples, dataset, session });
+        await int8Model.dispose();
+      } else if (dataset) {
+        accuracy = await accuracyOn(fp32Model, dataset);
+      }
+      await fp32Model.dispose();
+      const out = resolve(f.out);
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileAtomic(out, written.bytes);
+      const summary = {
+        out, model: meta.model, bytes: written.bytes.byteLength, opset: written.opset, input: written.inputName,
+        inputFormat: written.meta.inputFormat, labels: written.meta.classNames.length, quantization: written.meta.quantization,
+        check, ...(accuracy && dataset ? { accuracy: { dataset: dataset.name, ...accuracy } } : {}),
+        ...(int8 ? { int8: { ...int8, weights: written.quantization!.weights.length, perChannel: written.quantization!.perChannel } } : {}),
+      };
+      if (f.json) console.log(JSON.stringify(summary));
+      else printSummary(summary, check, summary.int8, f.threads ?? physicalCores());
+    });
+}
+
+const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`;
+const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+
+type Summary = { out: string; model: string; bytes: number; opset: number; input: string; inputFormat: string; labels: number; accuracy?: { dataset: string; images: number; top1: number } };
+
+function printSummary(s: Summary, check: ExportCheck, int8: (Int8Comparison & { weights: number; perChannel: boolean }) | undefined, threads: number): void {
+  const input = s.inputFormat === 'uint8_nhwc' ? 'uint8 pixels [batch, H, W, C]' : 'float32 [batch, C, H, W]';
+  console.log(`wrote ${s.out}: ${s.model}, ${mb(s.bytes)}, opset ${s.opset}, input "${s.input}" ${input}, ${s.labels} labels`);
+  console.log(`check: fp32 export in ORT vs tessera on ${check.samples} images: max |Δlogit| ${check.maxAbsDiff.toExponential(2)}, top-1 agrees on ${Math.round(check.top1Agreement * check.samples)}/${check.samples}`);
+  if (s.accuracy) console.log(`accuracy on ${s.accuracy.dataset} (${s.accuracy.images} images): top-1 ${pct(s.accuracy.top1)}`);
+  if (!int8) return;
+  console.log(`int8: ${int8.weights} weight matmuls, ${int8.perChannel ? 'per output channel' : 'per tensor'}; ${mb(int8.int8Bytes)} vs fp32 ${mb(int8.fp32Bytes)} (${(int8.fp32Bytes / int8.int8Bytes).toFixed(1)}× smaller)`);
+  console.log(`int8 vs tessera fp32 on ${int8.check.samples} images: max |Δlogit| ${int8.check.maxAbsDiff.toExponential(2)}, top-1 agrees on ${Math.round(int8.check.top1Agreement * int8.check.samples)}/${int8.check.samples}`);
+  for (const r of int8.speed) {
+    console.log(`speed at batch ${r.batchSize} (${threads} threads): fp32 ${r.fp32Ms.toFixed(2)} ms, int8 ${r.int8Ms.toFixed(2)} ms (${r.speedup.toFixed(2)}×)`);
+  }
+  const a = int8.accuracy;
+  if (a) console.log(`accuracy on ${a.dataset} (${a.images} images): fp32 ${pct(a.fp32Top1)}, int8 ${pct(a.int8Top1)} (${a.dropPoints >= 0 ? '−' : '+'}${Math.abs(a.dropPoints).toFixed(2)} points)`);
+}

@@ -1,0 +1,65 @@
+/**
+ * ONNX export: the model's forward pass traced once more with its parameters baked in as
+ * initializers and a symbolic batch axis, plus the metadata that makes the file self-contained.
+ * It is the same graph compile() runs, not a separate converter.
+ */
+import type { CheckpointMeta } from '../checkpoint/checkpoint.js';
+import type { VisionTransformer } from '../models/vit.js';
+import { DEFAULT_OPSET, emitModel } from '../onnx/emit.js';
+import { encodeModel, type ModelProto } from '../onnx/proto.js';
+import { trace, type InputSpec } from '../runtime/compile.js';
+import { encodeMetadata, metaFromCheckpoint, type OnnxModelMeta } from './metadata.js';
+import { normalizePixels } from './preprocess.js';
+import { quantizeDynamicInt8, type QuantizeOptions, type QuantizeReport } from './quantize.js';
+
+export interface ExportOptions {
+  /** ONNX opset, 17 (default) to 21. */
+  opset?: number;
+  /** Take raw pixels uint8 [B, H, W, C] and normalise inside the graph. */
+  preprocess?: boolean;
+  /** Dynamic int8 quantisation of the weight matmuls. */
+  quantize?: 'int8';
+  quantizeOptions?: QuantizeOptions;
+}
+
+export interface ExportedModel {
+  bytes: Uint8Array;
+  model: ModelProto;
+  meta: OnnxModelMeta;
+  inputName: string;
+  outputName: string;
+  opset: number;
+  /** Set for int8 exports. */
+  quantization?: QuantizeReport;
+}
+
+/** Input names of exported models: normalised floats, or raw pixels with --preprocess. */
+export const INPUT_NAME = { float32_nchw: 'input', uint8_nhwc: 'image' } as const;
+export const OUTPUT_NAME = 'logits';
+
+export function exportModel(model: VisionTransformer, ckpt: CheckpointMeta, opts: ExportOptions = {}): ExportedModel {
+  const opset = opts.opset ?? DEFAULT_OPSET;
+  const [c, h, w] = model.inputShape;
+  const meta = metaFromCheckpoint(ckpt, opts.preprocess ? 'uint8_nhwc' : 'float32_nchw');
+  const inputName = INPUT_NAME[meta.inputFormat];
+  const spec: InputSpec = opts.preprocess
+    ? { name: inputName, shape: ['batch', h, w, c], dtype: 'uint8' }
+    : { name: inputName, shape: ['batch', c, h, w] };
+  const traced = trace((x) => {
+    const images = opts.preprocess ? normalizePixels(x, meta.mean, meta.std) : x; // [B, C, H, W]
+    return { [OUTPUT_NAME]: model.forward(images).logits }; // [B, classes]
+  }, [spec]);
+  const emitted = emitModel(traced.graph, traced.outputs, { opset, params: 'initializers', graphName: meta.model, metadata: encodeMetadata(meta) });
+  const proto = emitted.model;
+  proto.docString = `${meta.model} exported by tessera: ${inputName} ${meta.inputFormat === 'uint8_nhwc' ? `uint8[batch, ${h}, ${w}, ${c}] raw pixels` : `float32[batch, ${c}, ${h}, ${w}] normalised with mean ${JSON.stringify(meta.mean)}, std ${JSON.stringify(meta.std)}`} → ${OUTPUT_NAME} float32[batch, ${meta.classNames.length}]`;
+  const fp32: ExportedModel = { bytes: encodeModel(proto), model: proto, meta, inputName, outputName: OUTPUT_NAME, opset };
+  return opts.quantize ? quantizeExport(fp32, opts.quantizeOptions) : fp32;
+}
+
+/** The int8 version of an fp32 export (same inputs, outputs and metadata, quantization marked). */
+export function quantizeExport(fp32: ExportedModel, opts: QuantizeOptions = {}): ExportedModel {
+  const q = quantizeDynamicInt8(fp32.model, opts);
+  const meta: OnnxModelMeta = { ...fp32.meta, quantization: 'int8_dynamic' };
+  q.model.metadataProps = Object.entries(encodeMetadata(meta)).map(([key, value]) => ({ key, value }));
+  return { ...fp32, bytes: encodeModel(q.model), model: q.model, meta, quantization: q.report };
+}

@@ -1,0 +1,54 @@
+/**
+ * Errors as JSON: every failure the server reports has a status, a stable code and a message,
+ * `{ "error": "unsupported_media_type", "message": "…" }`, including fastify's own (unknown
+ * content type, body too large, bad JSON) and multipart limits.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+
+export class HttpError extends Error {
+  override name = 'HttpError';
+  constructor(readonly statusCode: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface ErrorBody { error: string; message: string }
+
+export const ACCEPTED_TYPES = 'image/* or application/octet-stream (the image bytes as the body), or multipart/form-data (image files)';
+
+/** fastify and @fastify/multipart error codes → our codes. */
+const KNOWN: Record<string, [number, string]> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload_too_large'],
+  FST_REQ_FILE_TOO_LARGE: [413, 'payload_too_large'],
+  FST_FILES_LIMIT: [413, 'too_many_files'],
+  FST_PARTS_LIMIT: [413, 'too_many_parts'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'empty_body'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'bad_content_length'],
+  FST_INVALID_JSON_BODY: [400, 'invalid_json'],
+  FST_ERR_VALIDATION: [400, 'invalid_request'],
+};
+
+export function errorBody(e: FastifyError | HttpError | Error): { status: number; body: ErrorBody } {
+  if (e instanceof HttpError) return { status: e.statusCode, body: { error: e.code, message: e.message } };
+  const code = (e as FastifyError).code;
+  const known = code ? KNOWN[code] : undefined;
+  if (known) return { status: known[0], body: { error: known[1], message: e.message } };
+  if (e instanceof SyntaxError) return { status: 400, body: { error: 'invalid_json', message: e.message } };
+  const status = (e as FastifyError).statusCode;
+  if (status && status >= 400 && status < 500) return { status, body: { error: 'bad_request', message: e.message } };
+  return { status: 500, body: { error: 'internal', message: e.message } };
+}
+
+export function handleError(e: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const { status, body } = errorBody(e);
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    body.message = `Content-Type ${req.headers['content-type'] ?? '(none)'} is not accepted; send ${ACCEPTED_TYPES}`;
+  }
+  if (status >= 500) req.log.error(e);
+  void reply.code(status).type('application/json').send(body);
+}
+
+export function handleNotFound(req: FastifyRequest, reply: FastifyReply): void {
+  void reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+}
