@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metaFor, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { createModel } from '../../src/models/registry.js';
 import { loadOnnxModel } from '../../src/runtime/onnx_model.js';
-import { runTessera } from './run_entry.js';
+import { runCli as runTessera } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-export-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -34,7 +34,7 @@ beforeAll(async () => {
 
 /** Starts `tessera serve` and resolves with its URL once it listens. */
 function startServe(args: string[]): Promise<{ child: ChildProcess; url: string; stderr: () => string; exit: Promise<number | null> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/export/cli_entry.ts', 'serve', '--model', modelPath, '--port', '0', ...args],
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'serve', '--model', modelPath, '--port', '0', ...args],
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let stderr = '';
@@ -101,7 +101,7 @@ describe('SIGTERM during load', () => {
   });
 
   it('a bad flag is one error line and exit code 2', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/export/cli_entry.ts', 'serve', '--model', modelPath, '--port', '70000'],
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'serve', '--model', modelPath, '--port', '70000'],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => { stderr += d; });
