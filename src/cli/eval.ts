@@ -3,10 +3,9 @@ import type { Command } from 'commander';
 import { loadBuiltinDataset } from '../data/builtin.js';
 import { sliceDataset } from '../data/dataset.js';
 import { TensorLoader } from '../data/tensor_loader.js';
-import { compileEval } from '../train/step.js';
 import { evaluate } from '../train/trainer.js';
 import type { ClassificationSummary } from '../train/metrics.js';
-import { addPreprocessOptions, loadForInference, type PreprocessFlags } from './preprocess_options.js';
+import { addPreprocessOptions, openForInference, type PreprocessFlags } from './preprocess_options.js';
 import { positiveInt } from './parse.js';
 import { printTable } from './output.js';
 
@@ -24,18 +23,17 @@ export function registerEvalCommand(program: Command): void {
     .option('--json', 'print JSON (accuracies as numbers in [0, 1])')
     .action(async (f: EvalFlags) => {
       if (f.split !== 'train' && f.split !== 'test') throw new Error(`--split must be train or test, got "${f.split}"`);
-      const { model, meta, transform } = loadForInference(f);
+      const { exe, classNames, transform, close } = await openForInference(f, f.threads);
       let ds = await loadBuiltinDataset(f.dataset, f.split, { dataDir: f.dataDir });
       if (f.limit) ds = sliceDataset(ds, 0, f.limit);
       const [c, h, w] = transform.inputSize;
       if (ds.imageShape.join() !== [c, h, w].join()) {
         throw new Error(`${f.checkpoint} expects ${c}×${h}×${w} images but ${f.dataset} has ${ds.imageShape.join('×')}`);
       }
-      checkClasses(f.checkpoint, meta.classNames, f.dataset, ds.classNames);
-      const exe = await compileEval(model, { threads: f.threads });
+      checkClasses(f.checkpoint, classNames, f.dataset, ds.classNames);
       const loader = new TensorLoader(ds, { batchSize: f.batchSize, shuffle: false, seed: 0, mean: transform.mean, std: transform.std });
-      const summary = await evaluate(exe, loader, meta.classNames);
-      await exe.dispose();
+      const summary = await evaluate(exe, loader, classNames);
+      await close();
       if (f.json) console.log(JSON.stringify({ checkpoint: f.checkpoint, dataset: f.dataset, split: f.split, ...summary }));
       else printSummary(summary);
     });

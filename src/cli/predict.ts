@@ -1,9 +1,8 @@
 /** `tessera predict`: top-k labels and probabilities for image files (PNG, JPEG, … anything sharp decodes). */
 import type { Command } from 'commander';
 import { loadImageForModel } from '../data/image.js';
-import { compileEval } from '../train/step.js';
 import { softmaxRows } from '../train/metrics.js';
-import { addPreprocessOptions, loadForInference, type PreprocessFlags } from './preprocess_options.js';
+import { addPreprocessOptions, openForInference, type PreprocessFlags } from './preprocess_options.js';
 import { positiveInt } from './parse.js';
 
 interface PredictFlags extends PreprocessFlags { topk: number; threads?: number; json?: boolean }
@@ -15,15 +14,14 @@ export function registerPredictCommand(program: Command): void {
     .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
     .option('--json', 'print JSON, including each image\'s raw logits')
     .action(async (images: string[], f: PredictFlags) => {
-      const { model, meta, transform } = loadForInference(f);
+      const { exe, classNames, transform, close } = await openForInference(f, f.threads);
       const inputs = await Promise.all(images.map((p) => loadImageForModel(p, transform)));
       const [c, h, w] = transform.inputSize;
       const x = new Float32Array(inputs.length * c * h * w);
       inputs.forEach((t, i) => x.set(t, i * c * h * w));
-      const exe = await compileEval(model, { threads: f.threads });
       const logits = (await exe.run({ x })).logits!.data as Float32Array;
-      await exe.dispose();
-      const classes = meta.classNames.length;
+      await close();
+      const classes = classNames.length;
       const probs = softmaxRows(logits, classes);
       const k = Math.min(f.topk, classes);
       const results = images.map((path, i) => {
@@ -31,7 +29,7 @@ export function registerPredictCommand(program: Command): void {
         const order = p.map((v, j) => [v, j] as const).sort((a, b) => b[0] - a[0]).slice(0, k);
         return {
           image: path,
-          top: order.map(([prob, j]) => ({ label: meta.classNames[j] ?? String(j), index: j, probability: prob })),
+          top: order.map(([prob, j]) => ({ label: classNames[j] ?? String(j), index: j, probability: prob })),
           logits: Array.from(logits.subarray(i * classes, (i + 1) * classes)),
         };
       });

@@ -142,6 +142,27 @@ function copyFashionMnist(target: string): string {
   return target;
 }
 
+describe('exported .onnx files', () => {
+  it('eval and predict accept them and agree with the checkpoint', async () => {
+    const onnx = join(dir, 'model.onnx');
+    const ex = await runCli(['export', '--checkpoint', join(dir, 'run', 'last.safetensors'), '--out', onnx], isolated);
+    expect(ex.code, ex.stderr).toBe(0);
+    const e = await runCli(['eval', '--checkpoint', onnx, '--limit', '200', '--json'], isolated);
+    expect(e.code, e.stderr).toBe(0);
+    expect(JSON.parse(e.stdout).top1).toBeCloseTo(trainJson.top1, 10);
+    const png = join(dir, 'onnx-input.png');
+    const test = await loadBuiltinDataset('fashion-mnist', 'test');
+    await sharp(Buffer.from(test.images.subarray(784, 1568)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(png);
+    const [a, b] = await Promise.all([
+      runCli(['predict', '--checkpoint', onnx, png, '--json'], isolated),
+      runCli(['predict', '--checkpoint', join(dir, 'run', 'last.safetensors'), png, '--json'], isolated),
+    ]);
+    expect(a.code, a.stderr).toBe(0);
+    const [la, lb] = [JSON.parse(a.stdout)[0].logits as number[], JSON.parse(b.stdout)[0].logits as number[]];
+    expect(Math.max(...la.map((v, i) => Math.abs(v - lb[i]!)))).toBeLessThan(1e-4);
+  });
+});
+
 describe('plain timm checkpoints', () => {
   it('evaluates a safetensors file without tessera metadata when given --model', async () => {
     const { readStateDict } = await import('../../src/checkpoint/checkpoint.js');
