@@ -3,6 +3,7 @@
  * in-memory tensor loader and the image-folder loader (worker threads, prefetch) both provide it.
  */
 import type { Batch } from './tensor_loader.js';
+import { Random, mixSeed } from '../random.js';
 
 export type { Batch };
 
@@ -17,4 +18,17 @@ export interface BatchSource {
   batch(epoch: number, index: number): Batch | Promise<Batch>;
   /** Releases workers and files. */
   close?(): Promise<void>;
+}
+
+/** An epoch's sample order: a permutation seeded by (seed, epoch), or the identity without shuffling. */
+export function epochOrder(length: number, shuffle: boolean, seed: number, epoch: number): Uint32Array {
+  const idx = Uint32Array.from({ length }, (_, i) => i);
+  if (shuffle) {
+    const rng = new Random(mixSeed(seed, epoch, 0x5eed));
+    for (let i = idx.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+    }
+  }
+  return idx;
 }

@@ -9,6 +9,7 @@
  * taken by the next decodable sample of the epoch's order, so batches keep their size; in
  * evaluation it is left out. `strict` turns the first such file into an error.
  */
+import { epochOrder } from './batch_source.js';
 import { availableParallelism } from 'node:os';
 import { Random, mixSeed } from '../random.js';
 import type { Batch, BatchSource } from './batch_source.js';
@@ -115,14 +116,7 @@ export class ImageLoader implements BatchSource {
   order(epoch: number): Uint32Array {
     const cached = this.orders.get(epoch);
     if (cached) return cached;
-    const idx = Uint32Array.from({ length: this.dataset.length }, (_, i) => i);
-    if (this.opts.shuffle) {
-      const rng = new Random(mixSeed(this.opts.seed, epoch, 0x5eed));
-      for (let i = idx.length - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-      }
-    }
+    const idx = epochOrder(this.dataset.length, this.opts.shuffle, this.opts.seed, epoch);
     // prefetch runs into the next epoch while this one finishes: keep two
     if (this.orders.size >= 2) this.orders.delete(this.orders.keys().next().value!);
     this.orders.set(epoch, idx);

@@ -5,7 +5,7 @@
  */
 import type { TensorDataset } from './dataset.js';
 import { Random, mixSeed } from '../random.js';
-import type { BatchSource } from './batch_source.js';
+import { epochOrder, type BatchSource } from './batch_source.js';
 import { horizontalFlip, normalize, randomCropWithPadding, randomErasing, toFloatImage } from './tensor_transforms.js';
 
 export interface AugmentOptions { cropPadding: number; hflip: number; reprob: number; remode: 'pixel' | 'const' }
@@ -56,14 +56,7 @@ export class TensorLoader implements BatchSource {
   /** The epoch's sample order: a seeded permutation, or the identity without shuffling. */
   order(epoch: number): Uint32Array {
     if (this.orderCache?.epoch === epoch) return this.orderCache.order;
-    const idx = Uint32Array.from({ length: this.dataset.length }, (_, i) => i);
-    if (this.opts.shuffle) {
-      const rng = new Random(mixSeed(this.opts.seed, epoch, 0x5eed));
-      for (let i = idx.length - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-      }
-    }
+    const idx = epochOrder(this.dataset.length, this.opts.shuffle, this.opts.seed, epoch);
     this.orderCache = { epoch, order: idx };
     return idx;
   }

@@ -15,15 +15,8 @@ import type { VitConfig } from '../models/vit.js';
 export type InputFormat = 'float32_nchw' | 'uint8_nhwc';
 export type Quantization = 'none' | 'int8_dynamic';
 
-export interface OnnxModelMeta {
-  model: string;
-  classNames: string[];
-  mean: number[];
-  std: number[];
-  /** [C, H, W] */
-  inputSize: [number, number, number];
-  interpolation: Interpolation;
-  cropPct: number;
+/** A checkpoint's identity and preprocessing, plus how the exported graph takes its input. */
+export interface OnnxModelMeta extends Pick<CheckpointMeta, 'model' | 'classNames' | 'mean' | 'std' | 'inputSize' | 'interpolation' | 'cropPct'> {
   inputFormat: InputFormat;
   quantization: Quantization;
   /** The architecture, when the exporter knew it (tessera always writes it). */
