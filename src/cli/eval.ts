@@ -3,19 +3,29 @@ import type { Command } from 'commander';
 import { loadBuiltinDataset } from '../data/builtin.js';
 import { sliceDataset } from '../data/dataset.js';
 import { TensorLoader } from '../data/tensor_loader.js';
+import type { BatchSource } from '../data/batch_source.js';
+import { isBuiltinDataset } from '../data/builtin.js';
+import { openImageDataset } from '../data/folder_dataset.js';
+import { createImageLoader } from '../data/image_loader.js';
+import type { EvalTransform } from '../data/transform_config.js';
 import { evaluate } from '../train/trainer.js';
 import type { ClassificationSummary } from '../train/metrics.js';
 import { addPreprocessOptions, openForInference, type PreprocessFlags } from './preprocess_options.js';
-import { positiveInt } from './parse.js';
+import { nonNegativeInt, positiveInt } from './parse.js';
 import { printTable } from './output.js';
 
-interface EvalFlags extends PreprocessFlags { dataset: string; split: 'train' | 'test'; dataDir?: string; batchSize: number; limit?: number; threads?: number; json?: boolean }
+interface EvalFlags extends PreprocessFlags {
+  dataset: string; split: 'train' | 'test'; dataDir?: string; batchSize: number; limit?: number; threads?: number; json?: boolean;
+  workers?: number; strict?: boolean;
+}
 
 export function registerEvalCommand(program: Command): void {
   const cmd = program.command('eval').description('evaluate a checkpoint: top-1/top-5, loss, per-class accuracy, confusion matrix');
   addPreprocessOptions(cmd)
-    .option('--dataset <name>', 'built-in dataset (fashion-mnist, mnist, cifar10, cifar100)', 'fashion-mnist')
-    .option('--split <split>', 'train or test', 'test')
+    .option('--dataset <name>', 'built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder or a CSV/JSONL manifest', 'fashion-mnist')
+    .option('--split <split>', 'train or test; for images on disk, test is the val/ folder or val rows when there are any, else every image', 'test')
+    .option('--workers <n>', 'image datasets: decoding threads (default: the core count)', nonNegativeInt('--workers'))
+    .option('--strict', 'image datasets: stop at the first unreadable image instead of skipping it')
     .option('--data-dir <dir>', 'where built-in datasets are looked for first')
     .option('--batch-size <n>', 'images per batch', positiveInt('--batch-size'), 500)
     .option('--limit <n>', 'evaluate the first N images only', positiveInt('--limit'))
@@ -24,19 +34,54 @@ export function registerEvalCommand(program: Command): void {
     .action(async (f: EvalFlags) => {
       if (f.split !== 'train' && f.split !== 'test') throw new Error(`--split must be train or test, got "${f.split}"`);
       const { exe, classNames, transform, close } = await openForInference(f, f.threads);
-      let ds = await loadBuiltinDataset(f.dataset, f.split, { dataDir: f.dataDir });
-      if (f.limit) ds = sliceDataset(ds, 0, f.limit);
-      const [c, h, w] = transform.inputSize;
-      if (ds.imageShape.join() !== [c, h, w].join()) {
-        throw new Error(`${f.checkpoint} expects ${c}×${h}×${w} images but ${f.dataset} has ${ds.imageShape.join('×')}`);
+      try {
+        const source = isBuiltinDataset(f.dataset) ? await builtinSource(f, transform, classNames) : imageSource(f, transform, classNames);
+        let summary;
+        try {
+          summary = await evaluate(exe, source.loader, classNames);
+        } finally {
+          await source.loader.close?.();
+        }
+        const skipped = source.skipped();
+        if (f.json) console.log(JSON.stringify({ checkpoint: f.checkpoint, dataset: f.dataset, split: f.split, ...(skipped ? { skippedFiles: skipped } : {}), ...summary }));
+        else printSummary(summary, skipped);
+      } finally {
+        await close();
       }
-      checkClasses(f.checkpoint, classNames, f.dataset, ds.classNames);
-      const loader = new TensorLoader(ds, { batchSize: f.batchSize, shuffle: false, seed: 0, mean: transform.mean, std: transform.std });
-      const summary = await evaluate(exe, loader, classNames);
-      await close();
-      if (f.json) console.log(JSON.stringify({ checkpoint: f.checkpoint, dataset: f.dataset, split: f.split, ...summary }));
-      else printSummary(summary);
     });
+}
+
+interface EvalSource { loader: BatchSource; skipped(): number }
+
+async function builtinSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[]): Promise<EvalSource> {
+  let ds = await loadBuiltinDataset(f.dataset, f.split, { dataDir: f.dataDir });
+  if (f.limit) ds = sliceDataset(ds, 0, f.limit);
+  const [c, h, w] = transform.inputSize;
+  if (ds.imageShape.join() !== [c, h, w].join()) {
+    throw new Error(`${f.checkpoint} expects ${c}×${h}×${w} images but ${f.dataset} has ${ds.imageShape.join('×')}`);
+  }
+  checkClasses(f.checkpoint, classNames, f.dataset, ds.classNames);
+  return { loader: new TensorLoader(ds, { batchSize: f.batchSize, shuffle: false, seed: 0, mean: transform.mean, std: transform.std }), skipped: () => 0 };
+}
+
+/** Images on disk, resized and centre-cropped with the model's eval transform; class folders must be the checkpoint's classes. */
+function imageSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[]): EvalSource {
+  const namesKnown = !classNames.every((n, i) => n === String(i));
+  const ds = openImageDataset(f.dataset, namesKnown ? { classNames } : {});
+  if (!namesKnown) checkClasses(f.checkpoint, classNames, f.dataset, ds.classNames);
+  let part = f.split === 'train' || !ds.val ? ds.train : ds.val;
+  if (f.limit && f.limit < part.length) {
+    part = { ...part, name: `${part.name} (first ${f.limit})`, paths: part.paths.slice(0, f.limit), labels: part.labels.slice(0, f.limit), length: f.limit };
+  }
+  let skipped = 0;
+  const loader = createImageLoader(part, {
+    batchSize: f.batchSize, shuffle: false, seed: 0, train: false, transform, workers: f.workers, strict: f.strict,
+    onSkip: (_, message) => {
+      skipped++;
+      process.stderr.write(`skipping an unreadable image: ${message}\n`);
+    },
+  });
+  return { loader, skipped: () => skipped };
 }
 
 /** Checkpoint and dataset must agree on the classes (names when the checkpoint has them). */
@@ -48,9 +93,9 @@ export function checkClasses(checkpoint: string, ckpt: readonly string[], datase
   }
 }
 
-function printSummary(s: ClassificationSummary): void {
+function printSummary(s: ClassificationSummary, skipped = 0): void {
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
-  console.log(`images ${s.count}   top-1 ${pct(s.top1)}   top-5 ${pct(s.top5)}   loss ${s.loss.toFixed(4)}\n`);
+  console.log(`images ${s.count}   top-1 ${pct(s.top1)}   top-5 ${pct(s.top5)}   loss ${s.loss.toFixed(4)}${skipped ? `   (${skipped} unreadable files skipped)` : ''}\n`);
   printTable(['class', 'accuracy', 'images'], s.perClass.map((p) => [p.name, pct(p.accuracy), String(p.count)]));
   console.log('\nconfusion matrix (rows: true class, columns: predicted)');
   printTable(['', ...s.perClass.map((_, i) => String(i))], s.confusion.map((row, i) => [`${i} ${s.perClass[i]!.name}`, ...row.map(String)]));

@@ -12,3 +12,9 @@ export const nonNegativeNumber = (flag: string) => (v: string): number => {
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative number, got "${v}"`);
   return n;
 };
+
+export const nonNegativeInt = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a whole number ≥ 0, got "${v}"`);
+  return n;
+};

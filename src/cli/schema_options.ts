@@ -8,7 +8,7 @@ import { z } from 'zod';
 
 export const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-interface FieldInfo { kind: 'number' | 'boolean' | 'enum' | 'string' | 'numbers'; choices?: string[]; defaultValue?: unknown; description: string }
+interface FieldInfo { kind: 'number' | 'boolean' | 'enum' | 'string' | 'numbers' | 'numberOrList'; choices?: string[]; defaultValue?: unknown; description: string }
 
 function fieldInfo(schema: z.ZodType): FieldInfo {
   let t = schema as z.ZodType;
@@ -21,7 +21,9 @@ function fieldInfo(schema: z.ZodType): FieldInfo {
   if (t instanceof z.ZodNumber) return { kind: 'number', defaultValue, description };
   if (t instanceof z.ZodBoolean) return { kind: 'boolean', defaultValue, description };
   if (t instanceof z.ZodEnum) return { kind: 'enum', choices: (t.options as string[]).map(String), defaultValue, description };
-  if (t instanceof z.ZodArray) return { kind: 'numbers', defaultValue, description };
+  if (t instanceof z.ZodArray || t instanceof z.ZodTuple) return { kind: 'numbers', defaultValue, description };
+  // e.g. --color-jitter 0.4 or 0.4,0.4,0.4,0.1: a single value stays a number
+  if (t instanceof z.ZodUnion) return { kind: 'numberOrList', defaultValue, description };
   return { kind: 'string', defaultValue, description };
 }
 
@@ -49,10 +51,14 @@ export function addSchemaOptions(cmd: Command, shape: Record<string, z.ZodType>)
       cmd.addOption(new Option(`--no-${kebab(key)}`, `turn off ${flag}`).hideHelp());
       continue;
     }
-    const placeholder = info.kind === 'enum' ? 'choice' : info.kind === 'numbers' ? 'list' : info.kind;
+    const placeholder = info.kind === 'enum' ? 'choice' : info.kind === 'numbers' || info.kind === 'numberOrList' ? 'list' : info.kind;
     const opt = new Option(`${flag} <${placeholder}>`, `${info.description}${shown}`);
     if (info.kind === 'number') opt.argParser(parseNumber(flag));
     if (info.kind === 'numbers') opt.argParser(parseNumbers(flag));
+    if (info.kind === 'numberOrList') opt.argParser((v) => {
+      const nums = parseNumbers(flag)(v);
+      return nums.length === 1 ? nums[0] : nums;
+    });
     if (info.kind === 'enum') opt.choices(info.choices!);
     cmd.addOption(opt);
   }

@@ -6,6 +6,7 @@
 import type { TensorDataset } from './dataset.js';
 import { Random, mixSeed } from '../random.js';
 import { epochOrder, type BatchSource } from './batch_source.js';
+import { applyMixup, mixupActive, type MixupOptions } from './mixup.js';
 import { horizontalFlip, normalize, randomCropWithPadding, randomErasing, toFloatImage } from './tensor_transforms.js';
 
 export interface AugmentOptions { cropPadding: number; hflip: number; reprob: number; remode: 'pixel' | 'const' }
@@ -21,6 +22,8 @@ export interface TensorLoaderOptions {
   augment?: AugmentOptions;
   /** Label smoothing ε for the soft targets. */
   smoothing?: number;
+  /** Batch-level Mixup/CutMix (training), seeded by (seed, epoch, batch) as the image loader's. */
+  mixup?: MixupOptions;
 }
 
 export interface Batch {
@@ -84,6 +87,10 @@ export class TensorLoader implements BatchSource {
       x.set(img.data, b * per);
       labels[b] = ds.labels[index]!;
       targets[b * classes + labels[b]!]! += 1 - eps;
+    }
+    if (opts.mixup && mixupActive(opts.mixup)) {
+      const mixed = applyMixup({ x, labels, size, shape: [c, h, w], classes, smoothing: eps }, opts.mixup, new Random(mixSeed(opts.seed, epoch, i, 0x3a1c)));
+      return { x, labels, targets: mixed.targets, size };
     }
     return { x, labels, targets, size };
   }

@@ -117,7 +117,14 @@ export class WorkerPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const p of this.queue.splice(0)) p.resolve({ id: p.task.id, ok: false, fatal: true, message: 'the image loader is closed' });
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    // the workers are unref'd, and a terminating worker does not keep the event loop alive by
+    // itself: without this timer the process could exit with close() (and its caller) unsettled
+    const keepAlive = setInterval(() => {}, 60_000);
+    try {
+      await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 }
 

@@ -8,14 +8,21 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { imageAugmentSchema } from '../data/transform_config.js';
+import { mixupSchema } from '../data/mixup.js';
 
 const prob = z.number().min(0).max(1);
 const positive = z.number().positive();
 const count = z.number().int().positive();
 
+// timm's image augmentation flags that the tensor datasets' augmentation (crop padding, flip,
+// erasing, shared above) does not have: they apply to image folders and manifests
+const { hflip: _hflip, reprob: _reprob, remode: _remode, ...imageOnly } = imageAugmentSchema.shape;
+const imageAugmentKeys = Object.fromEntries(Object.entries(imageOnly).map(([k, s]) => [k, s.describe(`image datasets: ${s.description}`)])) as typeof imageOnly;
+
 export const trainConfigSchema = z.object({
   model: z.string().default('vit_tiny_patch4_28').describe('Registered architecture (`tessera models`).'),
-  dataset: z.string().default('fashion-mnist').describe('Built-in dataset name (fashion-mnist, mnist, cifar10, cifar100).'),
+  dataset: z.string().default('fashion-mnist').describe('a built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder (one subfolder per class, or train/ and val/) or a CSV/JSONL manifest of path,label'),
   dataDir: z.string().optional().describe('Where built-in datasets are looked for first (and downloaded to).'),
   output: z.string().optional().describe('Run directory; default runs/<model>-<dataset>-<timestamp>.'),
   epochs: count.default(10).describe('number of epochs'),
@@ -53,6 +60,18 @@ export const trainConfigSchema = z.object({
   freeze: z.enum(['none', 'backbone']).default('none').describe('backbone: train only the head and final norm (linear probing)'),
   unfreezeSchedule: count.optional().describe('with --freeze backbone: unfreeze one more block, top first, every N epochs'),
   layerDecay: z.number().gt(0).max(1).optional().describe("layer-wise LR decay (timm's --layer-decay), e.g. 0.75"),
+  valSplit: z.number().min(0).lt(1).optional().describe('image datasets without a validation folder or split column: hold out this seeded, stratified fraction of each class for evaluation (default 0.1)'),
+  imgSize: count.optional().describe("image datasets: the model's input size (square; default the model's); pretrained position embeddings are resampled"),
+  workers: z.number().int().min(0).optional().describe('image datasets: decoding threads (default: the core count; 0 decodes on the main thread)'),
+  strict: z.boolean().default(false).describe('image datasets: stop at the first unreadable image instead of skipping it'),
+  ...imageAugmentKeys,
+  ...mixupSchema.shape,
+  adv: z.enum(['none', 'fgsm', 'pgd']).default('none').describe('adversarial training: fgsm ("fast" FGSM with a random start, Wong et al. 2020) or pgd (Madry et al. 2018), in pixel space [0, 1]'),
+  advEps: z.number().min(0).optional().describe('attack radius in pixel units (default 0.1 for grayscale, 8/255 for RGB under linf)'),
+  advAlpha: z.number().positive().optional().describe('attack step size (default 1.25·eps for fgsm, 2.5·eps/steps for pgd)'),
+  advSteps: count.default(7).describe('PGD steps per training batch'),
+  advNorm: z.enum(['linf', 'l2']).default('linf').describe('threat model of --adv and of the robust evaluation'),
+  advEvalImages: z.number().int().min(0).default(1000).describe('with --adv: evaluation images attacked by PGD-10 each epoch for robust_top1 (0: off)'),
 }).strict();
 
 /** Defaults that replace the from-scratch ones when --pretrained is given and the key is not set. */
@@ -82,7 +101,8 @@ export function resolveTrainConfig(input: Record<string, unknown>, source = 'con
   }
   const key = String(first.path[0]);
   const got = JSON.stringify(normalised[key]);
-  const what = first.message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected number to be /, 'must be ');
+  const what = first.message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected number to be /, 'must be ')
+    .replace(/^expected array to have ([<>]=?)(\d+) items?$/, (_, op: string, n: string) => `needs ${op.startsWith('>') ? 'at least' : 'at most'} ${n} values`);
   throw new ConfigError(`${source}: ${keyName(key)} ${what}, got ${got}`);
 }
 

@@ -20,6 +20,8 @@ export interface EpochRecord {
   ema_top1?: number;
   /** Accuracy under attack, for adversarial training. */
   robust_top1?: number;
+  /** Image datasets: unreadable files skipped so far. */
+  skipped_files?: number;
   images_per_second?: number;
   seconds?: number;
 }

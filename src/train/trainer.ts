@@ -4,10 +4,8 @@
  */
 import { resolve } from 'node:path';
 import type { TensorDataset } from '../data/dataset.js';
-import { selectClasses, sliceDataset } from '../data/dataset.js';
-import { loadBuiltinDataset } from '../data/builtin.js';
-import { TensorLoader } from '../data/tensor_loader.js';
 import type { BatchSource } from '../data/batch_source.js';
+import type { EvalTransform } from '../data/transform_config.js';
 import { createModel, getModelEntry } from '../models/registry.js';
 import { VisionTransformer, vitDefaults } from '../models/vit.js';
 import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
@@ -25,6 +23,8 @@ import {
 } from './run_dir.js';
 import { writeReport } from './report.js';
 import { applyPretrained, layerDecayScales, loadPretrainedWeights, setTrainable } from './finetune.js';
+import { isImageDataset, openTrainData, type TrainData } from './data.js';
+import { AdversarialTrainer } from './adversarial.js';
 
 export interface StepInfo {
   epoch: number;
@@ -72,13 +72,6 @@ export function defaultRunDir(cfg: TrainConfig): string {
   return resolve('runs', `${cfg.model}-${cfg.dataset}-${stamp}`);
 }
 
-async function loadData(cfg: TrainConfig, log: (m: string) => void): Promise<{ train: TensorDataset; test: TensorDataset }> {
-  const opts = { dataDir: cfg.dataDir, onProgress: undefined };
-  const [train, test] = [await loadBuiltinDataset(cfg.dataset, 'train', opts), await loadBuiltinDataset(cfg.dataset, 'test', opts)];
-  log(`dataset ${cfg.dataset}: ${train.length} training and ${test.length} test images of ${train.imageShape.join('×')}, ${train.classNames.length} classes`);
-  return { train, test };
-}
-
 function buildOptimizer(cfg: TrainConfig, model: VisionTransformer): Optimizer {
   const scales = cfg.layerDecay ? layerDecayScales(model, cfg.layerDecay) : undefined;
   const specs = paramSpecs(model.namedParameters(), cfg.weightDecay).map((s) => ({ ...s, lrScale: scales?.get(s.name) ?? 1 }));
@@ -91,6 +84,8 @@ export async function evaluate(exe: Executable, loader: BatchSource, classNames:
   const overrides = weights ? Object.fromEntries(weights) : {};
   for (let i = 0; i < loader.numBatches; i++) {
     const b = await loader.batch(0, i);
+    // an image batch whose files were all unreadable
+    if (b.size === 0) continue;
     const logits = (await exe.run({ ...overrides, x: b.x })).logits!.data as Float32Array;
     tallyBatch(tally, logits, b.labels, crossEntropySum(logits, b.labels, classNames.length));
   }
@@ -111,40 +106,48 @@ function crossEntropySum(logits: Float32Array, labels: Int32Array, classes: numb
 
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const log = opts.events?.log ?? (() => {});
-  const data = opts.datasets ?? await loadData(cfg, log);
-  const [trainAll, testAll] = cfg.classes ? [selectClasses(data.train, cfg.classes), selectClasses(data.test, cfg.classes)] : [data.train, data.test];
-  const trainSet = cfg.trainLimit ? sliceDataset(trainAll, 0, cfg.trainLimit) : trainAll;
-  const testSet = cfg.evalLimit ? sliceDataset(testAll, 0, cfg.evalLimit) : testAll;
-  const numClasses = cfg.numClasses ?? trainSet.classNames.length;
-  if (numClasses < trainSet.classNames.length) throw new RangeError(`--num-classes ${numClasses} is smaller than the ${trainSet.classNames.length} classes of the data`);
-  const classNames = [...trainSet.classNames, ...Array.from({ length: numClasses - trainSet.classNames.length }, (_, i) => String(trainSet.classNames.length + i))];
   const entry = getModelEntry(cfg.model);
   const pre = entry.pretrained;
+  if (cfg.imgSize !== undefined && !opts.datasets && !isImageDataset(cfg.dataset)) {
+    throw new RangeError(`--img-size applies to image folders and manifests; ${cfg.dataset}'s images have a fixed size`);
+  }
+  const size = cfg.imgSize ?? pre.inputSize[1];
+  const transform: EvalTransform = { inputSize: [pre.inputSize[0], size, cfg.imgSize ?? pre.inputSize[2]], cropPct: pre.cropPct, interpolation: pre.interpolation, mean: pre.mean, std: pre.std };
+  const data = await openTrainData(cfg, { transform }, log, opts.datasets);
+  try {
+    return await trainOn(cfg, opts, data, transform, log);
+  } finally {
+    await data.close();
+  }
+}
+
+async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, transform: EvalTransform, log: (m: string) => void): Promise<TrainResult> {
+  const numClasses = cfg.numClasses ?? data.classNames.length;
+  if (numClasses < data.classNames.length) throw new RangeError(`--num-classes ${numClasses} is smaller than the ${data.classNames.length} classes of the data`);
+  const classNames = [...data.classNames, ...Array.from({ length: numClasses - data.classNames.length }, (_, i) => String(data.classNames.length + i))];
 
   const files: RunFiles = opts.resume ? runFiles(resolve(opts.resume)) : createRunDir(resolve(cfg.output ?? defaultRunDir(cfg)), cfg);
   const { model, modelName } = opts.resume
     ? { model: loadCheckpoint(files.last).model, modelName: cfg.model }
-    : await buildModel(cfg, numClasses, trainSet.imageShape, log);
+    : await buildModel(cfg, numClasses, data.imageShape, log);
   const [c, h, w] = model.inputShape;
-  const [dc, dh, dw] = trainSet.imageShape;
+  const [dc, dh, dw] = data.imageShape;
   if (c !== dc || h !== dh || w !== dw) {
     throw new RangeError(`model ${cfg.model} expects ${c}×${h}×${w} images but ${cfg.dataset} has ${dc}×${dh}×${dw}; pick a model for this input (tessera models), e.g. ${dc === 1 ? 'vit_tiny_patch4_28' : 'vit_tiny_patch4_32'}`);
   }
   if (model.config.numClasses !== classNames.length) {
     throw new RangeError(`the checkpoint has ${model.config.numClasses} classes but ${cfg.dataset} has ${classNames.length}`);
   }
-  const meta: CheckpointMeta = metaFor(modelName, model, classNames, { mean: pre.mean, std: pre.std });
+  const meta: CheckpointMeta = metaFor(modelName, model, classNames, { mean: [...transform.mean], std: [...transform.std], cropPct: transform.cropPct, interpolation: transform.interpolation });
 
   const session = { threads: cfg.threads };
   // compiled at the first epoch, and again whenever the trainable set changes
   let step: TrainExecutable | undefined;
   let trainable: string[] = [];
   const evalExe = await compileEval(model, session);
-  const trainLoader = new TensorLoader(trainSet, {
-    batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, mean: pre.mean, std: pre.std, smoothing: cfg.smoothing,
-    augment: { cropPadding: cfg.cropPadding, hflip: cfg.hflip, reprob: cfg.reprob, remode: cfg.remode },
-  });
-  const evalLoader = new TensorLoader(testSet, { batchSize: cfg.evalBatchSize, shuffle: false, seed: 0, mean: pre.mean, std: pre.std });
+  const trainLoader = data.train;
+  const evalLoader = data.eval;
+  const adversary = cfg.adv !== 'none' ? await AdversarialTrainer.create(model, cfg, transform, session) : undefined;
 
   const optimizer = buildOptimizer(cfg, model);
   const ema = cfg.modelEma ? new ModelEma(model, cfg.modelEmaDecay) : undefined;
@@ -202,11 +205,13 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
       let accumulated = 0;
       for (let b = resumingHere ? pos.batch : 0; b < microPerEpoch; b++) {
         const batch = await trainLoader.batch(epoch, b);
+        const micro = epoch * microPerEpoch + b;
+        // adversarial training: the step sees the attacked images, made with the current weights
+        const images = adversary ? await adversary.perturb(batch, micro) : batch.x;
         const feeds: Record<string, Float32Array | { data: Float32Array; shape: number[] }> = {
-          x: { data: batch.x, shape: [batch.size, cc, hh, ww] },
+          x: { data: images, shape: [batch.size, cc, hh, ww] },
           targets: { data: batch.targets, shape: [batch.size, classNames.length] },
         };
-        const micro = epoch * microPerEpoch + b;
         if (trainStep.usesDropPath) feeds.drop_path = dropPathScales(new Random(mixSeed(cfg.seed, micro, 0xd209)), cfg.dropPath, model.config.depth, batch.size);
         if (trainStep.usesHeadDrop) feeds.head_drop = dropoutScales(new Random(mixSeed(cfg.seed, micro, 0xd20b)), cfg.drop, batch.size * model.numFeatures);
         const out = await trainStep.exe.run(feeds);
@@ -253,10 +258,13 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
 
       const evalSummary = await evaluate(evalExe, evalLoader, classNames);
       const emaSummary = ema ? await evaluate(evalExe, evalLoader, classNames, ema.weights) : undefined;
+      const robustTop1 = adversary && cfg.advEvalImages > 0 ? await adversary.robustTop1(evalLoader, cfg.advEvalImages) : undefined;
       const record: EpochRecord = {
         epoch: epoch + 1, step: pos.optimizerStep, lr: schedule(Math.max(0, pos.optimizerStep - 1)), train_loss: lossSum / Math.max(1, lossCount),
         eval_loss: evalSummary.loss, eval_top1: evalSummary.top1, eval_top5: evalSummary.top5,
         ...(emaSummary ? { ema_top1: emaSummary.top1 } : {}),
+        ...(robustTop1 !== undefined ? { robust_top1: robustTop1 } : {}),
+        ...(isImageDataset(cfg.dataset) && !opts.datasets ? { skipped_files: data.skipped() } : {}),
         images_per_second: imagesThisEpoch / trainSeconds, seconds: trainSeconds,
       };
       metrics.push(record);
@@ -281,6 +289,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
     // sessions are released whether the run completed, was interrupted or diverged
     await step?.exe.dispose();
     await evalExe.dispose();
+    await adversary?.dispose();
   }
   return { runDir: files.dir, status: 'completed', metrics, final, model };
 }
@@ -288,7 +297,7 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
 /** A new model, or one initialised from --pretrained weights, for the data's image shape and classes. */
 async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly [number, number, number], log: (m: string) => void): Promise<{ model: VisionTransformer; modelName: string }> {
   const common = { numClasses, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed };
-  if (!cfg.pretrained) return { model: createModel(cfg.model, common), modelName: cfg.model };
+  if (!cfg.pretrained) return { model: createModel(cfg.model, cfg.imgSize ? { ...common, imgSize: h } : common), modelName: cfg.model };
   const weights = await loadPretrainedWeights(cfg.pretrained);
   const base = weights.meta?.config ?? { ...vitDefaults, ...getModelEntry(cfg.model).config };
   const model = new VisionTransformer({ ...base, ...common, inChans: c, imgSize: h });

@@ -196,6 +196,14 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
     expect(() => readFileSync(join(out, 'config.json'))).toThrow();
   });
 
+  it('list flags: a colour jitter of two values, a crop scale of one', async () => {
+    const jitter = await runCli(['train', '--color-jitter', '0.1,0.2', '--output', join(dir, 'never3')], isolated);
+    expect(jitter.code).toBe(1);
+    expect(oneLine(jitter)).toEqual(['tessera: invalid option: --color-jitter needs at least 3 values, got [0.1,0.2]']);
+    const scale = await runCli(['train', '--scale', '0.5', '--output', join(dir, 'never3')], isolated);
+    expect(oneLine(scale)).toEqual(['tessera: invalid option: --scale needs at least 2 values, got [0.5]']);
+  });
+
   it('a missing dataset says where to put the files', async () => {
     const r = await runCli(['train', '--dataset', 'cifar10', '--data-dir', join(dir, 'empty'), '--output', join(dir, 'never2')], isolated);
     expect(r.code).not.toBe(0);

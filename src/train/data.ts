@@ -1,0 +1,144 @@
+/**
+ * The training run's data: a built-in tensor dataset (Fashion-MNIST, CIFAR…) or images on disk
+ * (a class-folder tree, train/ + val/ folders, or a CSV/JSONL manifest), turned into the two
+ * batch sources the trainer consumes. Both kinds honour the same keys: --classes, --train-limit,
+ * --eval-limit, label smoothing and Mixup/CutMix; image datasets add decoding workers, timm's
+ * augmentation flags and the model's eval transform.
+ */
+import { existsSync } from 'node:fs';
+import type { BatchSource } from '../data/batch_source.js';
+import { epochOrder } from '../data/batch_source.js';
+import { isBuiltinDataset, loadBuiltinDataset, builtinDatasetNames } from '../data/builtin.js';
+import type { TensorDataset } from '../data/dataset.js';
+import { selectClasses, sliceDataset } from '../data/dataset.js';
+import { describeDataset, openImageDataset, type ImageSamples } from '../data/folder_dataset.js';
+import { createImageLoader, type ImageLoader } from '../data/image_loader.js';
+import { mixupSchema, type MixupOptions } from '../data/mixup.js';
+import { TensorLoader } from '../data/tensor_loader.js';
+import type { EvalTransform } from '../data/transform_config.js';
+import type { TrainConfig } from './config.js';
+
+export interface TrainData {
+  train: BatchSource;
+  eval: BatchSource;
+  /** The data's classes, in label order. */
+  classNames: readonly string[];
+  /** [C, H, W] of the batches */
+  imageShape: readonly [number, number, number];
+  /** Unreadable files skipped so far (image datasets). */
+  skipped(): number;
+  close(): Promise<void>;
+}
+
+export interface DataPreprocessing {
+  /** The model's eval transform; for image datasets inputSize is what the batches are resized to. */
+  transform: EvalTransform;
+}
+
+/** True when `dataset` names images on disk rather than a built-in dataset. */
+export function isImageDataset(dataset: string): boolean {
+  return !isBuiltinDataset(dataset);
+}
+
+function mixupOf(cfg: TrainConfig): MixupOptions {
+  return mixupSchema.parse({
+    mixup: cfg.mixup, cutmix: cfg.cutmix, cutmixMinmax: cfg.cutmixMinmax, mixupProb: cfg.mixupProb,
+    mixupSwitchProb: cfg.mixupSwitchProb, mixupMode: cfg.mixupMode,
+  });
+}
+
+/** Opens the training and evaluation data of `cfg`; `tensors` replaces a built-in dataset (library use, tests). */
+export async function openTrainData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: string) => void,
+  tensors?: { train: TensorDataset; test: TensorDataset }): Promise<TrainData> {
+  if (tensors || !isImageDataset(cfg.dataset)) return openTensorData(cfg, pre, log, tensors);
+  return openImageData(cfg, pre, log);
+}
+
+async function openTensorData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: string) => void,
+  given?: { train: TensorDataset; test: TensorDataset }): Promise<TrainData> {
+  let data = given;
+  if (!data) {
+    const opts = { dataDir: cfg.dataDir };
+    data = { train: await loadBuiltinDataset(cfg.dataset, 'train', opts), test: await loadBuiltinDataset(cfg.dataset, 'test', opts) };
+    log(`dataset ${cfg.dataset}: ${data.train.length} training and ${data.test.length} test images of ${data.train.imageShape.join('×')}, ${data.train.classNames.length} classes`);
+  }
+  const [trainAll, testAll] = cfg.classes ? [selectClasses(data.train, cfg.classes), selectClasses(data.test, cfg.classes)] : [data.train, data.test];
+  const trainSet = cfg.trainLimit ? sliceDataset(trainAll, 0, cfg.trainLimit) : trainAll;
+  const testSet = cfg.evalLimit ? sliceDataset(testAll, 0, cfg.evalLimit) : testAll;
+  const { mean, std } = pre.transform;
+  return {
+    train: new TensorLoader(trainSet, {
+      batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, mean, std, smoothing: cfg.smoothing, mixup: mixupOf(cfg),
+      augment: { cropPadding: cfg.cropPadding, hflip: cfg.hflip, reprob: cfg.reprob, remode: cfg.remode },
+    }),
+    eval: new TensorLoader(testSet, { batchSize: cfg.evalBatchSize, shuffle: false, seed: 0, mean, std }),
+    classNames: trainSet.classNames,
+    imageShape: trainSet.imageShape,
+    skipped: () => 0,
+    close: async () => {},
+  };
+}
+
+/** Keeps the samples of `classes`, relabelled in that order. */
+function selectSampleClasses(s: ImageSamples, classes: readonly number[]): ImageSamples {
+  const known = s.classNames.length;
+  const bad = classes.find((c) => c >= known);
+  if (bad !== undefined) throw new RangeError(`--classes ${bad} is out of range: ${s.name} has ${known} classes (0…${known - 1})`);
+  const relabel = new Map(classes.map((c, i) => [c, i]));
+  const keep = [...s.labels.keys()].filter((i) => relabel.has(s.labels[i]!));
+  const classNames = classes.map((c) => s.classNames[c]!);
+  return { name: s.name, paths: keep.map((i) => s.paths[i]!), labels: Int32Array.from(keep, (i) => relabel.get(s.labels[i]!)!), classNames, length: keep.length };
+}
+
+/** A seeded random subset of n samples (class folders are sorted by class, so a prefix would be one class). */
+function subsetSamples(s: ImageSamples, n: number, seed: number): ImageSamples {
+  if (n >= s.length) return s;
+  const keep = [...epochOrder(s.length, true, seed, 0x11a1).subarray(0, n)].sort((a, b) => a - b);
+  return { ...s, name: `${s.name} (${n} of ${s.length})`, paths: keep.map((i) => s.paths[i]!), labels: Int32Array.from(keep, (i) => s.labels[i]!), length: n };
+}
+
+async function openImageData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: string) => void): Promise<TrainData> {
+  if (!existsSync(cfg.dataset)) {
+    throw new Error(`dataset ${cfg.dataset} is neither a built-in dataset (${builtinDatasetNames().join(', ')}) nor an existing image folder or manifest`);
+  }
+  const opened = openImageDataset(cfg.dataset, { valSplit: 0, seed: cfg.seed });
+  let ds = opened;
+  if (!opened.val) {
+    if (cfg.valSplit === 0) throw new Error(`${cfg.dataset} has no validation folder or split column and --val-split is 0: training needs images to evaluate on (give --val-split, e.g. 0.1)`);
+    ds = openImageDataset(cfg.dataset, { valSplit: cfg.valSplit ?? 0.1, seed: cfg.seed });
+    if (cfg.valSplit === undefined) log(`${cfg.dataset} has no validation part: holding out 10% of each class (--val-split 0.1)`);
+  } else if (cfg.valSplit !== undefined && cfg.valSplit > 0) {
+    log(`--val-split ${cfg.valSplit} ignored: ${cfg.dataset} has its own validation part (${opened.valSource})`);
+  }
+  log(`dataset ${describeDataset(ds)}`);
+  let train = ds.train, val = ds.val!;
+  if (cfg.classes) [train, val] = [selectSampleClasses(train, cfg.classes), selectSampleClasses(val, cfg.classes)];
+  if (cfg.trainLimit) train = subsetSamples(train, cfg.trainLimit, cfg.seed);
+  if (cfg.evalLimit) val = subsetSamples(val, cfg.evalLimit, cfg.seed);
+  if (val.length === 0) throw new Error(`${val.name} has no images to evaluate on`);
+
+  let skippedCount = 0;
+  const onSkip = (path: string, message: string) => {
+    skippedCount++;
+    log(`skipping an unreadable image (${skippedCount} so far; --strict stops instead): ${message}`);
+  };
+  const transform = {
+    ...pre.transform,
+    scale: cfg.scale, ratio: cfg.ratio, hflip: cfg.hflip, vflip: cfg.vflip, colorJitter: cfg.colorJitter, aa: cfg.aa,
+    reprob: cfg.reprob, remode: cfg.remode, trainInterpolation: cfg.trainInterpolation,
+  };
+  const common = { seed: cfg.seed, transform, workers: cfg.workers, strict: cfg.strict, onSkip };
+  const trainLoader: ImageLoader = createImageLoader(train, { ...common, batchSize: cfg.batchSize, shuffle: true, train: true, mixup: mixupOf(cfg), smoothing: cfg.smoothing });
+  const evalLoader: ImageLoader = createImageLoader(val, { ...common, batchSize: cfg.evalBatchSize, shuffle: false, train: false });
+  return {
+    train: trainLoader,
+    eval: evalLoader,
+    classNames: train.classNames,
+    imageShape: trainLoader.imageShape,
+    skipped: () => skippedCount,
+    close: async () => {
+      await trainLoader.close();
+      await evalLoader.close();
+    },
+  };
+}
