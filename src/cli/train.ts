@@ -47,7 +47,8 @@ export function registerTrainCommand(program: Command): void {
           log,
           onStep: (s) => progress.step(s),
           onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.train_loss.toFixed(4)}, test top-1 ${pct(r.eval_top1)}, top-5 ${pct(r.eval_top5)}` +
-            `${r.ema_top1 !== undefined ? `, EMA top-1 ${pct(r.ema_top1)}` : ''}, ${r.images_per_second?.toFixed(0)} img/s, ${formatDuration(r.seconds ?? 0)}`),
+            `${r.ema_top1 !== undefined ? `, EMA top-1 ${pct(r.ema_top1)}` : ''}${r.robust_top1 !== undefined ? `, robust top-1 ${pct(r.robust_top1)}` : ''}` +
+            `${r.skipped_files ? `, ${r.skipped_files} unreadable files skipped` : ''}, ${r.images_per_second?.toFixed(0)} img/s, ${formatDuration(r.seconds ?? 0)}`),
         },
       });
     } finally {
