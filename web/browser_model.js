@@ -20,7 +20,10 @@ export function loadBrowserModel() {
   return runtime;
 }
 
-/** Logits for one preprocessed image ({ pixels: uint8 HWC, tensor: float32 CHW }). */
+/**
+ * Logits for one preprocessed image ({ pixels: uint8 HWC, tensor: float32 CHW }), and the
+ * attention rollout over the patches when the file has the `attention_map` output.
+ */
 export async function runInBrowser(meta, input) {
   const { ort, session } = await loadBrowserModel();
   const [c, h, w] = meta.input_size;
@@ -28,8 +31,12 @@ export async function runInBrowser(meta, input) {
     ? new ort.Tensor('uint8', input.pixels, [1, h, w, c])
     : new ort.Tensor('float32', input.tensor, [1, c, h, w]);
   const out = await session.run({ [session.inputNames[0]]: feed });
-  const logits = out[session.outputNames[0]];
-  const data = Float32Array.from(logits.data);
-  logits.dispose?.();
-  return data;
+  const take = (name) => {
+    const t = out[name];
+    if (!t) return undefined;
+    const data = Float32Array.from(t.data);
+    t.dispose?.();
+    return data;
+  };
+  return { logits: take(session.outputNames[0]), attention: take('attention_map') };
 }

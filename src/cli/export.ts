@@ -18,7 +18,7 @@ import { physicalCores } from '../runtime/cores.js';
 import { positiveInt } from './parse.js';
 
 interface ExportFlags {
-  checkpoint: string; model?: string; out: string; opset: number; preprocess?: boolean; quantize?: 'int8';
+  checkpoint: string; model?: string; out: string; opset: number; preprocess?: boolean; attentionMap?: boolean; quantize?: 'int8';
   perTensor?: boolean; exclude?: string[]; verify?: string; calibrate?: string; dataDir?: string; verifyLimit?: number;
   samples: number; threads?: number; json?: boolean;
 }
@@ -40,6 +40,7 @@ export function registerExportCommand(program: Command): void {
     .requiredOption('--out <file>', 'the .onnx file to write')
     .option('--opset <n>', 'ONNX opset, 17 to 21', opsetArg, 17)
     .option('--preprocess', 'take raw pixels uint8 [B, H, W, C] and normalise inside the graph')
+    .option('--attention-map', 'add a second output, attention_map float32[batch, patches]: the attention rollout that `serve` draws over the image')
     .addOption(new Option('--quantize <kind>', 'dynamic quantisation of the weight matmuls').choices(['int8']))
     .option('--per-tensor', 'with --quantize: one scale per weight matrix instead of per output channel')
     .option('--exclude <names>', 'with --quantize: weights to keep in float32, comma-separated (e.g. head.weight)', (v: string) => v.split(',').filter(Boolean))
@@ -63,7 +64,7 @@ export function registerExportCommand(program: Command): void {
         }
       }
       const session = { threads: f.threads };
-      const fp32 = exportModel(model, meta, { opset: f.opset, preprocess: f.preprocess });
+      const fp32 = exportModel(model, meta, { opset: f.opset, preprocess: f.preprocess, attentionMap: f.attentionMap });
       const samples = samplePixels(meta.inputSize, f.samples, dataset);
       const fp32Model = await loadOnnxModel(fp32.bytes, session, f.out);
       const check = await checkAgainstTessera(model, fp32Model, samples, session);
@@ -88,7 +89,7 @@ export function registerExportCommand(program: Command): void {
       const summary = {
         out, model: meta.model, bytes: written.bytes.byteLength, opset: written.opset, input: written.inputName,
         inputFormat: written.meta.inputFormat, labels: written.meta.classNames.length, quantization: written.meta.quantization,
-        check, ...(accuracy && dataset ? { accuracy: { dataset: dataset.name, ...accuracy } } : {}),
+        attentionMap: Boolean(written.attentionMapName), check, ...(accuracy && dataset ? { accuracy: { dataset: dataset.name, ...accuracy } } : {}),
         ...(int8 ? { int8: { ...int8, weights: written.quantization!.weights.length, perChannel: written.quantization!.perChannel } } : {}),
       };
       if (f.json) console.log(JSON.stringify(summary));
@@ -99,11 +100,11 @@ export function registerExportCommand(program: Command): void {
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`;
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 
-type Summary = { out: string; model: string; bytes: number; opset: number; input: string; inputFormat: string; labels: number; accuracy?: { dataset: string; images: number; top1: number } };
+type Summary = { out: string; model: string; bytes: number; opset: number; input: string; inputFormat: string; labels: number; attentionMap: boolean; accuracy?: { dataset: string; images: number; top1: number } };
 
 function printSummary(s: Summary, check: ExportCheck, int8: (Int8Comparison & { weights: number; perChannel: boolean }) | undefined, threads: number): void {
   const input = s.inputFormat === 'uint8_nhwc' ? 'uint8 pixels [batch, H, W, C]' : 'float32 [batch, C, H, W]';
-  console.log(`wrote ${s.out}: ${s.model}, ${mb(s.bytes)}, opset ${s.opset}, input "${s.input}" ${input}, ${s.labels} labels`);
+  console.log(`wrote ${s.out}: ${s.model}, ${mb(s.bytes)}, opset ${s.opset}, input "${s.input}" ${input}, ${s.labels} labels${s.attentionMap ? ', with attention_map' : ''}`);
   console.log(`check: fp32 export in ORT vs tessera on ${check.samples} images: max |Δlogit| ${check.maxAbsDiff.toExponential(2)}, top-1 agrees on ${Math.round(check.top1Agreement * check.samples)}/${check.samples}`);
   if (s.accuracy) console.log(`accuracy on ${s.accuracy.dataset} (${s.accuracy.images} images): top-1 ${pct(s.accuracy.top1)}`);
   if (!int8) return;

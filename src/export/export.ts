@@ -8,6 +8,7 @@ import type { VisionTransformer } from '../models/vit.js';
 import { DEFAULT_OPSET, emitModel } from '../onnx/emit.js';
 import { encodeModel, type ModelProto } from '../onnx/proto.js';
 import { trace, type InputSpec } from '../runtime/compile.js';
+import { ATTENTION_MAP_NAME, attentionMapGraph } from './attention_map.js';
 import { encodeMetadata, metaFromCheckpoint, type OnnxModelMeta } from './metadata.js';
 import { normalizePixels } from './preprocess.js';
 import { quantizeDynamicInt8, type QuantizeOptions, type QuantizeReport } from './quantize.js';
@@ -20,6 +21,8 @@ export interface ExportOptions {
   /** Dynamic int8 quantisation of the weight matmuls. */
   quantize?: 'int8';
   quantizeOptions?: QuantizeOptions;
+  /** Add a second output, `attention_map` float32[batch, patches]: the attention rollout's patch row. */
+  attentionMap?: boolean;
 }
 
 export interface ExportedModel {
@@ -28,6 +31,8 @@ export interface ExportedModel {
   meta: OnnxModelMeta;
   inputName: string;
   outputName: string;
+  /** Set when the file has the `attention_map` output. */
+  attentionMapName?: string;
   opset: number;
   /** Set for int8 exports. */
   quantization?: QuantizeReport;
@@ -47,12 +52,20 @@ export function exportModel(model: VisionTransformer, ckpt: CheckpointMeta, opts
     : { name: inputName, shape: ['batch', c, h, w] };
   const traced = trace((x) => {
     const images = opts.preprocess ? normalizePixels(x, meta.mean, meta.std) : x; // [B, C, H, W]
-    return { [OUTPUT_NAME]: model.forward(images).logits }; // [B, classes]
+    const out = model.forward(images, { attention: opts.attentionMap });
+    return {
+      [OUTPUT_NAME]: out.logits, // [B, classes]
+      ...(opts.attentionMap ? { [ATTENTION_MAP_NAME]: attentionMapGraph(model, out.attentions!) } : {}), // [B, N]
+    };
   }, [spec]);
   const emitted = emitModel(traced.graph, traced.outputs, { opset, params: 'initializers', graphName: meta.model, metadata: encodeMetadata(meta) });
   const proto = emitted.model;
-  proto.docString = `${meta.model} exported by tessera: ${inputName} ${meta.inputFormat === 'uint8_nhwc' ? `uint8[batch, ${h}, ${w}, ${c}] raw pixels` : `float32[batch, ${c}, ${h}, ${w}] normalised with mean ${JSON.stringify(meta.mean)}, std ${JSON.stringify(meta.std)}`} → ${OUTPUT_NAME} float32[batch, ${meta.classNames.length}]`;
-  const fp32: ExportedModel = { bytes: encodeModel(proto), model: proto, meta, inputName, outputName: OUTPUT_NAME, opset };
+  proto.docString = `${meta.model} exported by tessera: ${inputName} ${meta.inputFormat === 'uint8_nhwc' ? `uint8[batch, ${h}, ${w}, ${c}] raw pixels` : `float32[batch, ${c}, ${h}, ${w}] normalised with mean ${JSON.stringify(meta.mean)}, std ${JSON.stringify(meta.std)}`} → ${OUTPUT_NAME} float32[batch, ${meta.classNames.length}]`
+    + (opts.attentionMap ? `, ${ATTENTION_MAP_NAME} float32[batch, ${model.patchEmbed.numPatches}] (attention rollout over the patches)` : '');
+  const fp32: ExportedModel = {
+    bytes: encodeModel(proto), model: proto, meta, inputName, outputName: OUTPUT_NAME, opset,
+    ...(opts.attentionMap ? { attentionMapName: ATTENTION_MAP_NAME } : {}),
+  };
   return opts.quantize ? quantizeExport(fp32, opts.quantizeOptions) : fp32;
 }
 

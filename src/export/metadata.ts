@@ -23,6 +23,9 @@ export interface OnnxModelMeta extends Pick<CheckpointMeta, 'model' | 'className
   config?: VitConfig;
 }
 
+/** The optional second output of an exported model (`export --attention-map`): float32[batch, patches]. */
+export const ATTENTION_MAP_NAME = 'attention_map';
+
 export class OnnxMetadataError extends Error {
   override name = 'OnnxMetadataError';
 }

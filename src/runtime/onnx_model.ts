@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { BATCH } from '../ir/shape.js';
 import type { HostArray } from '../ir/dtype.js';
 import { decodeModel, dtypeFromCode } from '../onnx/proto.js';
-import { decodeMetadata, OnnxMetadataError, type OnnxModelMeta } from '../export/metadata.js';
+import { ATTENTION_MAP_NAME, decodeMetadata, OnnxMetadataError, type OnnxModelMeta } from '../export/metadata.js';
 import { normalizePixelsOnHost, pixelsFromNormalized } from '../export/preprocess.js';
 import type { Executable, Feed } from './compile.js';
 import { openSession, type HostTensor, type SessionOptions } from './session.js';
@@ -20,13 +20,22 @@ export interface OnnxModelFile {
   readonly bytes: Uint8Array;
   readonly inputName: string;
   readonly outputName: string;
+  /** True when the file has the optional second output `attention_map` [B, patches] (export --attention-map). */
+  readonly attentionMap: boolean;
+  /** Values per image of `attention_map` (the patches), when the file has it. */
+  readonly attentionSize?: number;
 }
+
+/** Logits [B, classes] and, for files with the map, the attention rollout [B, patches]. */
+export interface RunWithAttention { logits: Float32Array; attention?: Float32Array }
 
 export interface OnnxModel extends OnnxModelFile {
   /** Images [B, C, H, W] normalised with meta.mean/std → logits [B, classes]. */
   run(x: Float32Array): Promise<Float32Array>;
   /** Raw pixels uint8 [B, H, W, C] → logits [B, classes]. */
   runPixels(pixels: Uint8Array): Promise<Float32Array>;
+  /** Like run(), and also returns `attention_map` when the file has it. */
+  runWithAttention(x: Float32Array): Promise<RunWithAttention>;
   /**
    * The same model as an `Executable` with input `x` (normalised [B, C, H, W]) and output
    * `logits`, for code written against compiled executables (e.g. the trainer's `evaluate`).
@@ -53,36 +62,44 @@ export function inspectOnnxModel(file: string | Uint8Array, source = typeof file
   const graph = proto.graph;
   const initializers = new Set((graph?.initializer ?? []).map((t) => t.name));
   const inputs = (graph?.input ?? []).filter((i) => !initializers.has(i.name));
-  if (inputs.length !== 1 || (graph?.output ?? []).length !== 1) {
-    throw new OnnxMetadataError(`${source}: expected one image input and one logits output, found ${inputs.length} input(s) and ${graph?.output?.length ?? 0} output(s)`);
+  const outputs = graph?.output ?? [];
+  const extra = outputs.slice(1).map((o) => o.name);
+  if (inputs.length !== 1 || outputs.length < 1 || outputs.length > 2 || (extra.length === 1 && extra[0] !== ATTENTION_MAP_NAME)) {
+    throw new OnnxMetadataError(`${source}: expected one image input and a logits output (optionally followed by "${ATTENTION_MAP_NAME}"), found ${inputs.length} input(s) and ${outputs.length} output(s)${outputs.length ? ` (${outputs.map((o) => `"${o.name}"`).join(', ')})` : ''}`);
   }
   const input = inputs[0]!;
   const expectedType = meta.inputFormat === 'uint8_nhwc' ? 'uint8' : 'float32';
   const actualType = dtypeFromCode(input.type?.tensorType?.elemType ?? 0);
   if (actualType !== expectedType) throw new OnnxMetadataError(`${source}: input "${input.name}" is ${actualType}, but input_format ${meta.inputFormat} needs ${expectedType}`);
-  return { meta, bytes, inputName: input.name!, outputName: graph!.output![0]!.name! };
+  const mapDims = outputs[1]?.type?.tensorType?.shape?.dim ?? [];
+  const attentionSize = mapDims.length === 2 && mapDims[1]!.dimValue != null ? Number(mapDims[1]!.dimValue) : undefined;
+  if (extra.length === 1 && !(attentionSize! > 0)) throw new OnnxMetadataError(`${source}: output "${ATTENTION_MAP_NAME}" should have shape [batch, patches]`);
+  return { meta, bytes, inputName: input.name!, outputName: outputs[0]!.name!, attentionMap: extra.length === 1, ...(attentionSize ? { attentionSize } : {}) };
 }
 
 /** Opens an exported model from a path or its bytes; `source` names it in errors. */
 export async function loadOnnxModel(file: string | Uint8Array, options: SessionOptions = {}, source = typeof file === 'string' ? file : 'the model'): Promise<OnnxModel> {
-  const { meta, bytes, inputName, outputName } = inspectOnnxModel(file, source);
+  const { meta, bytes, inputName, outputName, attentionMap, attentionSize } = inspectOnnxModel(file, source);
   const expectedType = meta.inputFormat === 'uint8_nhwc' ? 'uint8' : 'float32';
   const session = await openSession(bytes, options);
   const [c, h, w] = meta.inputSize;
   const per = c * h * w;
   const classes = meta.classNames.length;
 
-  const runRaw = async (data: Float32Array | Uint8Array): Promise<Float32Array> => {
+  const runRaw = async (data: Float32Array | Uint8Array): Promise<RunWithAttention> => {
     const batch = data.length / per;
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`${source}: ${data.length} values are no whole batch of ${c}×${h}×${w} images`);
     const shape = meta.inputFormat === 'uint8_nhwc' ? [batch, h, w, c] : [batch, c, h, w];
     const out = await session.run({ [inputName]: { dtype: expectedType, data, shape } });
     const logits = out[outputName]!.data as Float32Array;
     if (logits.length !== batch * classes) throw new OnnxMetadataError(`${source}: the model returned ${logits.length / batch} logits per image for ${classes} labels`);
-    return logits;
+    return { logits, ...(attentionMap ? { attention: out[ATTENTION_MAP_NAME]!.data as Float32Array } : {}) };
   };
-  const run = (x: Float32Array) => runRaw(meta.inputFormat === 'uint8_nhwc' ? pixelsFromNormalized(x, meta.inputSize, meta.mean, meta.std) : x);
-  const runPixels = (pixels: Uint8Array) => runRaw(meta.inputFormat === 'uint8_nhwc' ? pixels : normalizePixelsOnHost(pixels, meta.inputSize, meta.mean, meta.std));
+  const normalized = (x: Float32Array) => meta.inputFormat === 'uint8_nhwc' ? pixelsFromNormalized(x, meta.inputSize, meta.mean, meta.std) : x;
+  const runWithAttention = (x: Float32Array) => runRaw(normalized(x));
+  const run = async (x: Float32Array) => (await runRaw(normalized(x))).logits;
+  const runPixels = async (pixels: Uint8Array) =>
+    (await runRaw(meta.inputFormat === 'uint8_nhwc' ? pixels : normalizePixelsOnHost(pixels, meta.inputSize, meta.mean, meta.std))).logits;
 
   const executable: Executable = {
     onnx: bytes,
@@ -99,7 +116,7 @@ export async function loadOnnxModel(file: string | Uint8Array, options: SessionO
     dispose: () => session.release(),
   };
 
-  return { meta, bytes, inputName, outputName, run, runPixels, executable, dispose: () => session.release() };
+  return { meta, bytes, inputName, outputName, attentionMap, ...(attentionSize ? { attentionSize } : {}), run, runPixels, runWithAttention, executable, dispose: () => session.release() };
 }
 
 function toFloat32(feed: Feed | undefined): Float32Array {

@@ -13,7 +13,7 @@ export type WorkerRequest = { id: number; x: Float32Array } | { id: number; clos
 export type WorkerReply =
   | { ready: true }
   | { startError: string }
-  | { id: number; logits: Float32Array }
+  | { id: number; logits: Float32Array; attention?: Float32Array }
   | { id: number; error: string }
   | { id: number; closed: true };
 
@@ -31,8 +31,8 @@ try {
       return;
     }
     try {
-      const logits = await model.run(m.x);
-      post({ id: m.id, logits }, [logits.buffer as ArrayBuffer]);
+      const { logits, attention } = await model.runWithAttention(m.x);
+      post({ id: m.id, logits, ...(attention ? { attention } : {}) }, [logits.buffer as ArrayBuffer, ...(attention ? [attention.buffer as ArrayBuffer] : [])]);
     } catch (e) {
       post({ id: m.id, error: (e as Error).message });
     }

@@ -61,9 +61,11 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
   const transform = evalTransformOf(meta);
   const [c, h, w] = meta.inputSize;
   const metrics = new ServeMetrics();
+  // with an attention map, each image's output row is its logits followed by its map
+  const mapSize = model.runWithAttention && model.attentionSize ? model.attentionSize : 0;
   const batcher = new DynamicBatcher({
-    maxBatch, maxWaitMs, itemSize: c * h * w, outputSize: classes,
-    run: (x) => model.run(x),
+    maxBatch, maxWaitMs, itemSize: c * h * w, outputSize: classes + mapSize,
+    run: mapSize ? (x, count) => runPacked(model, x, count, classes, mapSize) : (x) => model.run(x),
     onBatch: (n, s) => {
       metrics.batchSize.observe(n);
       metrics.inference.observe(s);
@@ -111,7 +113,7 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
       throw e;
     }
     const rows = await Promise.all(xs.map((x) => arrivals.submit(x)));
-    return rows.map((r) => prediction(r, meta, q.topk ?? defaultTopk, q.logits ?? false));
+    return rows.map((r) => prediction(r.subarray(0, classes), meta, q.topk ?? defaultTopk, q.logits ?? false, mapSize ? r.subarray(classes) : undefined));
   }
 
   app.post<{ Querystring: PredictQuery }>('/v1/predict', { schema: { querystring: querySchema } }, async (req) => {
@@ -124,7 +126,7 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
     return { model: meta.model, results };
   });
 
-  const info = modelInfo(meta, model.bytes.byteLength, { maxBatch, maxWaitMs });
+  const info = modelInfo(meta, model.bytes.byteLength, { maxBatch, maxWaitMs }, mapSize);
   app.get('/v1/model', async () => info);
   app.get('/healthz', async (_req, reply) => {
     if (draining) return reply.code(503).send({ status: 'draining' });
@@ -162,6 +164,21 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
       return closing;
     },
   };
+}
+
+/** Runs a batch and lays each image's logits and attention map out back to back, as one batcher row. */
+async function runPacked(model: ServedModel, x: Float32Array, count: number, classes: number, mapSize: number): Promise<Float32Array> {
+  const { logits, attention } = await model.runWithAttention!(x);
+  if (!attention || attention.length !== count * mapSize) {
+    throw new Error(`the model returned ${attention ? attention.length / count : 'no'} attention values per image, expected ${mapSize}`);
+  }
+  const row = classes + mapSize;
+  const out = new Float32Array(count * row);
+  for (let i = 0; i < count; i++) {
+    out.set(logits.subarray(i * classes, (i + 1) * classes), i * row);
+    out.set(attention.subarray(i * mapSize, (i + 1) * mapSize), i * row + classes);
+  }
+  return out;
 }
 
 /** '10mb', '512kb', '1048576' → bytes (binary units, as fastify and body-parser use). */

@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { OnnxModelMeta } from '../export/metadata.js';
-import { inspectOnnxModel } from '../runtime/onnx_model.js';
+import { inspectOnnxModel, type RunWithAttention } from '../runtime/onnx_model.js';
 import type { SessionOptions } from '../runtime/session.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './inference_worker.js';
 
@@ -15,6 +15,9 @@ export interface ServedModel {
   readonly bytes: Uint8Array;
   /** Images [B, C, H, W], normalised → logits [B, classes]. */
   run(x: Float32Array): Promise<Float32Array>;
+  /** Values per image of the model's `attention_map` output, when it has one; runWithAttention returns it. */
+  readonly attentionSize?: number;
+  runWithAttention?(x: Float32Array): Promise<RunWithAttention>;
   dispose(): Promise<void>;
   /** False once the model can no longer run (its thread died). */
   alive?(): boolean;
@@ -35,7 +38,7 @@ function spawnWorker(init: WorkerInit): Worker {
 export async function startInferenceWorker(file: string | Uint8Array, session: SessionOptions = {}, source = typeof file === 'string' ? file : 'the model'): Promise<ServedModel> {
   const info = inspectOnnxModel(file, source);
   const worker = spawnWorker({ bytes: info.bytes, session, source });
-  const pending = new Map<number, { resolve(v: Float32Array): void; reject(e: Error): void }>();
+  const pending = new Map<number, { resolve(v: RunWithAttention): void; reject(e: Error): void }>();
   let nextId = 0;
   let dead: Error | undefined;
   let closing: Promise<void> | undefined;
@@ -53,9 +56,9 @@ export async function startInferenceWorker(file: string | Uint8Array, session: S
     if (!('id' in m)) return;
     const p = pending.get(m.id);
     pending.delete(m.id);
-    if ('logits' in m) p?.resolve(m.logits);
+    if ('logits' in m) p?.resolve({ logits: m.logits, ...(m.attention ? { attention: m.attention } : {}) });
     else if ('error' in m) p?.reject(new Error(m.error));
-    else p?.resolve(new Float32Array(0)); // closed
+    else p?.resolve({ logits: new Float32Array(0) }); // closed
   });
   worker.on('error', (e: Error) => failAll(new Error(`the inference thread failed: ${e.message}`)));
   worker.on('exit', (code) => failAll(new Error(`the inference thread exited (code ${code})`)));
@@ -63,18 +66,21 @@ export async function startInferenceWorker(file: string | Uint8Array, session: S
   const request = <T>(m: Omit<WorkerRequest, 'id'> & Record<string, unknown>, transfer: ArrayBuffer[] = []) => new Promise<T>((resolve, reject) => {
     if (dead) return reject(dead);
     const id = nextId++;
-    pending.set(id, { resolve: resolve as (v: Float32Array) => void, reject });
+    pending.set(id, { resolve: resolve as (v: RunWithAttention) => void, reject });
     worker.postMessage({ ...m, id }, transfer);
   });
 
+  const runWithAttention = (x: Float32Array) => {
+    // the buffer moves to the worker; keep the caller's array intact when it is a view of a larger one
+    const own = x.byteOffset === 0 && x.byteLength === x.buffer.byteLength ? x : x.slice();
+    return request<RunWithAttention>({ x: own }, [own.buffer as ArrayBuffer]);
+  };
   return {
     meta: info.meta,
     bytes: info.bytes,
-    run: (x) => {
-      // the buffer moves to the worker; keep the caller's array intact when it is a view of a larger one
-      const own = x.byteOffset === 0 && x.byteLength === x.buffer.byteLength ? x : x.slice();
-      return request<Float32Array>({ x: own }, [own.buffer as ArrayBuffer]);
-    },
+    ...(info.attentionSize ? { attentionSize: info.attentionSize } : {}),
+    run: async (x) => (await runWithAttention(x)).logits,
+    runWithAttention,
     alive: () => !dead,
     dispose() {
       closing ??= (async () => {

@@ -83,7 +83,13 @@ describe('the web page', () => {
       expect(r.top1, file).toBe(cliTop1.get(file));
       expect(r.labels).toHaveLength(5);
       expect(r.labels[0]).toBe(r.top1);
+      // the served checkpoint carries attention_map, so the overlay is drawn over the preview
+      await expect.poll(() => page.locator('#attention-overlay').isVisible()).toBe(true);
     }
+    await page.getByRole('checkbox', { name: 'Show attention' }).uncheck();
+    expect(await page.locator('#attention-overlay').isVisible()).toBe(false);
+    await page.getByRole('checkbox', { name: 'Show attention' }).check();
+    await expect.poll(() => page.locator('#attention-overlay').isVisible()).toBe(true);
   });
 
   it('in-browser mode (onnxruntime-web, wasm) gives the same top-1, and for PNGs the same probabilities', async () => {
@@ -94,6 +100,7 @@ describe('the web page', () => {
       await switchControl.check();
       const inBrowser = await classified('browser');
       expect(inBrowser.top1, file).toBe(cliTop1.get(file));
+      expect(await page.locator('#attention-overlay').isVisible()).toBe(true); // read from onnxruntime-web's attention_map
       // sharp shrinks JPEGs while decoding them (libjpeg's DCT scaling), which a browser cannot do
       if (file !== photo) expect(inBrowser.percents).toEqual(onServer.percents);
     }

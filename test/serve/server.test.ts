@@ -283,3 +283,46 @@ function parseMetrics(text: string): Map<string, number> {
   }
   return m;
 }
+
+describe('attention overlay', () => {
+  it('a model exported with --attention-map adds attention { grid, values } to each prediction, batched per image', async () => {
+    const bytes = exportModel(model, meta, { attentionMap: true }).bytes;
+    const s = await createServer({ model: await startInferenceWorker(bytes), maxBatch: 8, maxWaitMs: 50 });
+    const base = await s.listen(0);
+    const direct = await loadOnnxModel(bytes);
+    try {
+      expect(await (await fetch(`${base}/v1/model`)).json()).toMatchObject({ attention_map: { grid: [7, 7] } });
+      const form = new FormData();
+      for (const i of [0, 1, 2]) form.append('images', new Blob([pngs[i]!], { type: 'image/png' }), `${i}.png`);
+      const res = await fetch(`${base}/v1/predict/batch`, { method: 'POST', body: form });
+      expect(res.status).toBe(200);
+      const { results } = await res.json() as { results: { top: Top[]; attention: { grid: [number, number]; values: number[] } }[] };
+      expect(results).toHaveLength(3);
+      for (const [k, i] of [0, 1, 2].entries()) {
+        const { grid, values } = results[k]!.attention;
+        expect(grid).toEqual([7, 7]);
+        expect(values).toHaveLength(49);
+        expect(values.every((v) => v >= 0 && v <= 1)).toBe(true);
+        expect(Math.min(...values)).toBe(0);
+        expect(Math.max(...values)).toBe(1);
+        // each image gets its own row of the batch's [B, N] output
+        const x = await loadImageForModel(pngs[i]!, evalTransformOf(direct.meta));
+        const map = (await direct.runWithAttention(x)).attention!;
+        const lo = Math.min(...map);
+        const hi = Math.max(...map);
+        values.forEach((v, j) => expect(Math.abs(v - (map[j]! - lo) / (hi - lo))).toBeLessThanOrEqual(1e-4));
+      }
+      const single = await (await fetch(`${base}/v1/predict`, { method: 'POST', body: pngs[0], headers: { 'content-type': 'image/png' } })).json() as { attention: { values: number[] } };
+      expect(single.attention.values).toEqual(results[0]!.attention.values);
+    } finally {
+      await direct.dispose();
+      await s.close();
+    }
+  });
+
+  it('a model without the map gives predictions without attention', async () => {
+    const body = await (await post('/v1/predict', pngs[0], 'image/png')).json() as Record<string, unknown>;
+    expect(body.attention).toBeUndefined();
+    expect(await (await fetch(`${url}/v1/model`)).json()).toMatchObject({ attention_map: null });
+  });
+});
