@@ -101,15 +101,11 @@ async function openImageData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: 
   if (!existsSync(cfg.dataset)) {
     throw new Error(`dataset ${cfg.dataset} is neither a built-in dataset (${builtinDatasetNames().join(', ')}) nor an existing image folder or manifest`);
   }
-  const opened = openImageDataset(cfg.dataset, { valSplit: 0, seed: cfg.seed });
-  let ds = opened;
-  if (!opened.val) {
-    if (cfg.valSplit === 0) throw new Error(`${cfg.dataset} has no validation folder or split column and --val-split is 0: training needs images to evaluate on (give --val-split, e.g. 0.1)`);
-    ds = openImageDataset(cfg.dataset, { valSplit: cfg.valSplit ?? 0.1, seed: cfg.seed });
-    if (cfg.valSplit === undefined) log(`${cfg.dataset} has no validation part: holding out 10% of each class (--val-split 0.1)`);
-  } else if (cfg.valSplit !== undefined && cfg.valSplit > 0) {
-    log(`--val-split ${cfg.valSplit} ignored: ${cfg.dataset} has its own validation part (${opened.valSource})`);
-  }
+  // a validation folder or split column wins over the hold-out, which only applies without one
+  const ds = openImageDataset(cfg.dataset, { valSplit: cfg.valSplit ?? 0.1, seed: cfg.seed });
+  if (!ds.val) throw new Error(`${cfg.dataset} has no validation folder or split column and --val-split is 0: training needs images to evaluate on (give --val-split, e.g. 0.1)`);
+  if (ds.valSource === 'split' && cfg.valSplit === undefined) log(`${cfg.dataset} has no validation part: holding out 10% of each class (--val-split 0.1)`);
+  if (ds.valSource !== 'split' && cfg.valSplit) log(`--val-split ${cfg.valSplit} ignored: ${cfg.dataset} has its own validation part (${ds.valSource})`);
   log(`dataset ${describeDataset(ds)}`);
   let train = ds.train, val = ds.val!;
   if (cfg.classes) [train, val] = [selectSampleClasses(train, cfg.classes), selectSampleClasses(val, cfg.classes)];
