@@ -5,7 +5,7 @@ import { sliceDataset } from '../data/dataset.js';
 import { TensorLoader } from '../data/tensor_loader.js';
 import type { BatchSource } from '../data/batch_source.js';
 import { isBuiltinDataset } from '../data/builtin.js';
-import { openImageDataset } from '../data/folder_dataset.js';
+import { openImageDataset, subsetSamples } from '../data/folder_dataset.js';
 import { createImageLoader } from '../data/image_loader.js';
 import type { EvalTransform } from '../data/transform_config.js';
 import { evaluate } from '../train/trainer.js';
@@ -28,7 +28,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--strict', 'image datasets: stop at the first unreadable image instead of skipping it')
     .option('--data-dir <dir>', 'where built-in datasets are looked for first')
     .option('--batch-size <n>', 'images per batch', positiveInt('--batch-size'), 500)
-    .option('--limit <n>', 'evaluate the first N images only', positiveInt('--limit'))
+    .option('--limit <n>', 'evaluate N images only: the first N of a built-in dataset, a seeded sample of N from images on disk', positiveInt('--limit'))
     .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
     .option('--json', 'print JSON (accuracies as numbers in [0, 1])')
     .action(async (f: EvalFlags) => {
@@ -69,10 +69,9 @@ function imageSource(f: EvalFlags, transform: EvalTransform, classNames: readonl
   const namesKnown = !classNames.every((n, i) => n === String(i));
   const ds = openImageDataset(f.dataset, namesKnown ? { classNames } : {});
   if (!namesKnown) checkClasses(f.checkpoint, classNames, f.dataset, ds.classNames);
-  let part = f.split === 'train' || !ds.val ? ds.train : ds.val;
-  if (f.limit && f.limit < part.length) {
-    part = { ...part, name: `${part.name} (first ${f.limit})`, paths: part.paths.slice(0, f.limit), labels: part.labels.slice(0, f.limit), length: f.limit };
-  }
+  const whole = f.split === 'train' || !ds.val ? ds.train : ds.val;
+  // class folders are sorted by class: a prefix would be one class, so take a seeded subset
+  const part = f.limit ? subsetSamples(whole, f.limit, 0) : whole;
   let skipped = 0;
   const loader = createImageLoader(part, {
     batchSize: f.batchSize, shuffle: false, seed: 0, train: false, transform, workers: f.workers, strict: f.strict,

@@ -10,6 +10,7 @@
 import { existsSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { Random, mixSeed } from '../random.js';
+import { epochOrder } from './batch_source.js';
 import { DatasetError, isManifestPath, readManifest, type ManifestRow } from './manifest.js';
 
 export { DatasetError };
@@ -208,6 +209,24 @@ function fromManifest(file: string, fixed: readonly string[] | undefined): Omit<
 function manifestClasses(rows: readonly ManifestRow[]): string[] {
   const labels = [...new Set(rows.map((r) => r.label))];
   return labels.every((l) => /^-?\d+$/.test(l)) ? labels.sort((a, b) => Number(a) - Number(b)) : labels.sort(compareCodePoints);
+}
+
+/** Keeps the samples of `classes`, relabelled in that order. */
+export function selectSampleClasses(s: ImageSamples, classes: readonly number[]): ImageSamples {
+  const known = s.classNames.length;
+  const bad = classes.find((c) => c >= known);
+  if (bad !== undefined) throw new RangeError(`--classes ${bad} is out of range: ${s.name} has ${known} classes (0…${known - 1})`);
+  const relabel = new Map(classes.map((c, i) => [c, i]));
+  const keep = [...s.labels.keys()].filter((i) => relabel.has(s.labels[i]!));
+  const classNames = classes.map((c) => s.classNames[c]!);
+  return { name: s.name, paths: keep.map((i) => s.paths[i]!), labels: Int32Array.from(keep, (i) => relabel.get(s.labels[i]!)!), classNames, length: keep.length };
+}
+
+/** A seeded random subset of n samples (class folders are sorted by class, so a prefix would be one class). */
+export function subsetSamples(s: ImageSamples, n: number, seed: number): ImageSamples {
+  if (n >= s.length) return s;
+  const keep = [...epochOrder(s.length, true, seed, 0x11a1).subarray(0, n)].sort((a, b) => a - b);
+  return { ...s, name: `${s.name} (${n} of ${s.length})`, paths: keep.map((i) => s.paths[i]!), labels: Int32Array.from(keep, (i) => s.labels[i]!), length: n };
 }
 
 export const describeDataset = (d: ImageDataset): string =>

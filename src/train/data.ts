@@ -7,11 +7,10 @@
  */
 import { existsSync } from 'node:fs';
 import type { BatchSource } from '../data/batch_source.js';
-import { epochOrder } from '../data/batch_source.js';
 import { isBuiltinDataset, loadBuiltinDataset, builtinDatasetNames } from '../data/builtin.js';
 import type { TensorDataset } from '../data/dataset.js';
 import { selectClasses, sliceDataset } from '../data/dataset.js';
-import { describeDataset, openImageDataset, type ImageSamples } from '../data/folder_dataset.js';
+import { describeDataset, openImageDataset, selectSampleClasses, subsetSamples } from '../data/folder_dataset.js';
 import { createImageLoader, type ImageLoader } from '../data/image_loader.js';
 import { mixupSchema, type MixupOptions } from '../data/mixup.js';
 import { TensorLoader } from '../data/tensor_loader.js';
@@ -77,24 +76,6 @@ async function openTensorData(cfg: TrainConfig, pre: DataPreprocessing, log: (m:
     skipped: () => 0,
     close: async () => {},
   };
-}
-
-/** Keeps the samples of `classes`, relabelled in that order. */
-function selectSampleClasses(s: ImageSamples, classes: readonly number[]): ImageSamples {
-  const known = s.classNames.length;
-  const bad = classes.find((c) => c >= known);
-  if (bad !== undefined) throw new RangeError(`--classes ${bad} is out of range: ${s.name} has ${known} classes (0…${known - 1})`);
-  const relabel = new Map(classes.map((c, i) => [c, i]));
-  const keep = [...s.labels.keys()].filter((i) => relabel.has(s.labels[i]!));
-  const classNames = classes.map((c) => s.classNames[c]!);
-  return { name: s.name, paths: keep.map((i) => s.paths[i]!), labels: Int32Array.from(keep, (i) => relabel.get(s.labels[i]!)!), classNames, length: keep.length };
-}
-
-/** A seeded random subset of n samples (class folders are sorted by class, so a prefix would be one class). */
-function subsetSamples(s: ImageSamples, n: number, seed: number): ImageSamples {
-  if (n >= s.length) return s;
-  const keep = [...epochOrder(s.length, true, seed, 0x11a1).subarray(0, n)].sort((a, b) => a - b);
-  return { ...s, name: `${s.name} (${n} of ${s.length})`, paths: keep.map((i) => s.paths[i]!), labels: Int32Array.from(keep, (i) => s.labels[i]!), length: n };
 }
 
 async function openImageData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: string) => void): Promise<TrainData> {

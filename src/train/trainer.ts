@@ -111,8 +111,9 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   if (cfg.imgSize !== undefined && !opts.datasets && !isImageDataset(cfg.dataset)) {
     throw new RangeError(`--img-size applies to image folders and manifests; ${cfg.dataset}'s images have a fixed size`);
   }
-  const size = cfg.imgSize ?? pre.inputSize[1];
-  const transform: EvalTransform = { inputSize: [pre.inputSize[0], size, cfg.imgSize ?? pre.inputSize[2]], cropPct: pre.cropPct, interpolation: pre.interpolation, mean: pre.mean, std: pre.std };
+  const [channels, height, width] = pre.inputSize;
+  const inputSize: [number, number, number] = cfg.imgSize ? [channels, cfg.imgSize, cfg.imgSize] : [channels, height, width];
+  const transform: EvalTransform = { inputSize, cropPct: pre.cropPct, interpolation: pre.interpolation, mean: pre.mean, std: pre.std };
   const data = await openTrainData(cfg, { transform }, log, opts.datasets);
   try {
     return await trainOn(cfg, opts, data, transform, log);
