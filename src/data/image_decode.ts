@@ -52,18 +52,31 @@ async function toPixels(pipeline: sharp.Sharp, label: string): Promise<PixelImag
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: 3 };
 }
 
+/** What a resized crop takes from the image: the box, the resampling, and optional mirrorings. */
+export interface ResizedCropChoice {
+  box: CropBox;
+  interpolation: Interpolation;
+  /** mirror left-right (RandomHorizontalFlip) */
+  flop?: boolean;
+  /** mirror top-bottom (RandomVerticalFlip) */
+  flip?: boolean;
+}
+
 /**
- * Decodes `input`, crops the box `chooseBox(width, height)` picks (it sees the oriented size) and
- * resizes the crop to outWidth × outHeight: torchvision's F.resized_crop, as RandomResizedCrop uses it.
+ * Decodes `input`, crops the box `choose(width, height)` picks (it sees the oriented size) and
+ * resizes the crop to outWidth × outHeight: torchvision's F.resized_crop, as RandomResizedCrop
+ * uses it. Mirroring runs in the same libvips pipeline (before the resize; PIL's resampling
+ * filters are symmetric, so the result is the mirrored resize, as torchvision flips after it).
  */
 export async function decodeResizedCrop(
-  input: Input, chooseBox: (width: number, height: number) => { box: CropBox; interpolation: Interpolation },
-  outWidth: number, outHeight: number, label: string,
+  input: Input, choose: (width: number, height: number) => ResizedCropChoice, outWidth: number, outHeight: number, label: string,
 ): Promise<PixelImage> {
   const img = open(input, label);
   const [w, h] = await orientedSize(img, label);
-  const { box, interpolation } = chooseBox(w, h);
-  const crop = img.extract({ left: box.left, top: box.top, width: box.width, height: box.height });
+  const { box, interpolation, flop, flip } = choose(w, h);
+  let crop = img.extract({ left: box.left, top: box.top, width: box.width, height: box.height });
+  if (flop) crop = crop.flop();
+  if (flip) crop = crop.flip();
   return resizeTo(crop, box.width, box.height, outWidth, outHeight, interpolation, label);
 }
 

@@ -11,7 +11,7 @@ import { Random } from '../random.js';
 import { colorJitter } from './color_jitter.js';
 import { centerCropBox, evalResizeSize, randomResizedCropBox, resizeShorterSide } from './geometry.js';
 import { ImageDecodeError, decodeResized, decodeResizedCrop } from './image_decode.js';
-import { advance, cropPixels, flipHorizontal, flipVertical, releasePixels, toGrayscale, toNormalizedChw, type PixelImage } from './pixels.js';
+import { advance, cropPixels, releasePixels, toGrayscale, toNormalizedChw, type PixelImage } from './pixels.js';
 import { randAugment } from './rand_augment.js';
 import { randomErasing } from './tensor_transforms.js';
 import type { EvalTransform, Interpolation, ResolvedImageTransform } from './transform_config.js';
@@ -25,13 +25,15 @@ const toModelChannels = (img: PixelImage, channels: number): PixelImage => (chan
 export async function trainSample(input: Input, t: ResolvedImageTransform, rng: Random, label = typeof input === 'string' ? input : 'image', out?: Float32Array): Promise<Float32Array> {
   const [c, h, w] = t.eval.inputSize;
   const pick = (): Interpolation => (t.trainInterpolation === 'random' ? (rng.int(2) === 0 ? 'bilinear' : 'bicubic') : t.trainInterpolation);
+  // the flips are drawn here, in timm's order, and run inside the decoding pipeline
   let img = await decodeResizedCrop(input, (iw, ih) => {
     const box = randomResizedCropBox(ih, iw, t, rng);
-    return { box, interpolation: pick() };
+    const interpolation = pick();
+    const flop = t.hflip > 0 && rng.uniform() < t.hflip;
+    const flip = t.vflip > 0 && rng.uniform() < t.vflip;
+    return { box, interpolation, flop, flip };
   }, w, h, label);
   img = toModelChannels(img, c);
-  if (t.hflip > 0 && rng.uniform() < t.hflip) img = advance(img, flipHorizontal(img));
-  if (t.vflip > 0 && rng.uniform() < t.vflip) img = advance(img, flipVertical(img));
   if (t.randAugment) {
     const interpolation = t.trainInterpolation === 'random' ? 'random' : t.trainInterpolation;
     img = randAugment(img, t.randAugment, { fill: t.fill, interpolation }, rng);
