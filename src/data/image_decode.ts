@@ -28,7 +28,61 @@ function open(input: Input, label: string): sharp.Sharp {
   }
 }
 
-async function orientedSize(img: sharp.Sharp, label: string): Promise<[number, number]> {
+/**
+ * A baseline or progressive JPEG's size and EXIF orientation, read from its markers: the answer
+ * libvips would give, without a second pass through it. undefined when the bytes are anything
+ * else or the markers are not as expected (sharp then reads the file and reports what is wrong).
+ */
+export function jpegHeader(b: Uint8Array): { width: number; height: number; orientation: number } | undefined {
+  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
+  let orientation = 1;
+  let at = 2;
+  while (at + 4 <= b.length) {
+    if (b[at] !== 0xff) return undefined;
+    const marker = b[at + 1]!;
+    if (marker === 0xff) { at++; continue; } // fill byte
+    const length = (b[at + 2]! << 8) | b[at + 3]!;
+    const body = at + 4;
+    if (length < 2 || body + length - 2 > b.length) return undefined;
+    if (marker === 0xe1 && length >= 8 && b[body] === 0x45 && b[body + 1] === 0x78 && b[body + 2] === 0x69 && b[body + 3] === 0x66) {
+      orientation = exifOrientation(b, body + 6, at + 2 + length) ?? orientation;
+    }
+    // SOF0–SOF15, except DHT (C4), JPG (C8) and DAC (CC)
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      if (length < 7) return undefined;
+      const height = (b[body + 1]! << 8) | b[body + 2]!, width = (b[body + 3]! << 8) | b[body + 4]!;
+      return width > 0 && height > 0 ? { width, height, orientation } : undefined;
+    }
+    if (marker === 0xda || marker === 0xd9) return undefined; // scan before any frame header
+    at = body + length - 2;
+  }
+  return undefined;
+}
+
+/** Tag 0x0112 of IFD0 in the TIFF structure at [start, end), or undefined. */
+function exifOrientation(b: Uint8Array, start: number, end: number): number | undefined {
+  if (start + 8 > end) return undefined;
+  const little = b[start] === 0x49 && b[start + 1] === 0x49;
+  if (!little && !(b[start] === 0x4d && b[start + 1] === 0x4d)) return undefined;
+  const u16 = (o: number) => (little ? b[o]! | (b[o + 1]! << 8) : (b[o]! << 8) | b[o + 1]!);
+  const u32 = (o: number) => (little ? (u16(o) + u16(o + 2) * 65536) : (u16(o) * 65536 + u16(o + 2)));
+  const ifd = start + u32(start + 4);
+  if (ifd + 2 > end) return undefined;
+  const n = u16(ifd);
+  for (let i = 0; i < n; i++) {
+    const e = ifd + 2 + i * 12;
+    if (e + 12 > end) return undefined;
+    if (u16(e) === 0x0112) {
+      const v = u16(e + 8);
+      return v >= 1 && v <= 8 ? v : undefined;
+    }
+  }
+  return undefined;
+}
+
+async function orientedSize(img: sharp.Sharp, label: string, input?: Input): Promise<[number, number]> {
+  const jpeg = typeof input === 'string' || input === undefined ? undefined : jpegHeader(input);
+  if (jpeg) return jpeg.orientation >= 5 ? [jpeg.height, jpeg.width] : [jpeg.width, jpeg.height];
   let meta: sharp.Metadata;
   try {
     meta = await img.metadata();
@@ -72,7 +126,7 @@ export async function decodeResizedCrop(
   input: Input, choose: (width: number, height: number) => ResizedCropChoice, outWidth: number, outHeight: number, label: string,
 ): Promise<PixelImage> {
   const img = open(input, label);
-  const [w, h] = await orientedSize(img, label);
+  const [w, h] = await orientedSize(img, label, input);
   const { box, interpolation, flop, flip } = choose(w, h);
   let crop = img.extract({ left: box.left, top: box.top, width: box.width, height: box.height });
   if (flop) crop = crop.flop();
@@ -90,7 +144,7 @@ async function resizeTo(img: sharp.Sharp, w: number, h: number, outWidth: number
 /** Decodes `input` and resizes it to `outSize(width, height)` of its oriented size (e.g. torchvision Resize(int)). */
 export async function decodeResized(input: Input, outSize: (width: number, height: number) => [number, number], interpolation: Interpolation, label: string): Promise<PixelImage> {
   const img = open(input, label);
-  const [w, h] = await orientedSize(img, label);
+  const [w, h] = await orientedSize(img, label, input);
   const [rw, rh] = outSize(w, h);
   return resizeTo(img, w, h, rw, rh, interpolation, label);
 }

@@ -104,6 +104,15 @@ export function applyLut(img: PixelImage, luts: readonly Uint8Array[]): PixelIma
     for (let i = 0; i < n; i++) dst[i] = lut[src[i]!]!;
     return out;
   }
+  if (c === 3) {
+    const [l0, l1, l2] = [luts[0]!, luts[1] ?? luts[0]!, luts[2] ?? luts[0]!];
+    for (let i = 0; i < n; i += 3) {
+      dst[i] = l0[src[i]!]!;
+      dst[i + 1] = l1[src[i + 1]!]!;
+      dst[i + 2] = l2[src[i + 2]!]!;
+    }
+    return out;
+  }
   for (let k = 0; k < c; k++) {
     const lut = luts[k] ?? luts[0]!;
     for (let i = k; i < n; i += c) dst[i] = lut[src[i]!]!;
@@ -116,9 +125,17 @@ const lutOf = (f: (v: number) => number): Uint8Array => Uint8Array.from({ length
 function histograms(img: PixelImage): Uint32Array[] {
   const c = img.channels, src = img.data;
   const all = new Uint32Array(256 * c);
-  for (let i = 0, k = 0; i < src.length; i++) {
-    all[k * 256 + src[i]!]!++;
-    if (++k === c) k = 0;
+  if (c === 3) {
+    for (let i = 0; i < src.length; i += 3) {
+      all[src[i]!]!++;
+      all[256 + src[i + 1]!]!++;
+      all[512 + src[i + 2]!]!++;
+    }
+  } else {
+    for (let i = 0, k = 0; i < src.length; i++) {
+      all[k * 256 + src[i]!]!++;
+      if (++k === c) k = 0;
+    }
   }
   return Array.from({ length: c }, (_, k) => all.subarray(k * 256, (k + 1) * 256));
 }
@@ -216,23 +233,18 @@ export function adjustSharpness(img: PixelImage, factor: number): PixelImage {
   const src = img.data;
   const out = newPixelImage(w, h, c);
   const dst = out.data;
+  // a border pixel's smoothed value is itself, and blending a value with itself returns it
+  dst.set(src);
   const a = Math.fround(factor);
   const k = Math.fround(1 / 13), k5 = Math.fround(5 / 13);
   const stride = w * c;
-  for (let y = 0; y < h; y++) {
-    const border = y === 0 || y === h - 1;
-    for (let x = 0; x < w; x++) {
-      for (let ch = 0; ch < c; ch++) {
-        const i = y * stride + x * c + ch;
-        let smooth = src[i]!;
-        if (!border && x > 0 && x < w - 1) {
-          const up = i - stride, down = i + stride;
-          const ring = src[up - c]! + src[up]! + src[up + c]! + src[i - c]! + src[i + c]! + src[down - c]! + src[down]! + src[down + c]!;
-          const v = 0.5 + ring * k + src[i]! * k5;
-          smooth = v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
-        }
-        dst[i] = blendValue(smooth, src[i]!, a);
-      }
+  for (let y = 1; y < h - 1; y++) {
+    // every channel of every interior pixel of the row: the neighbours sit at fixed offsets
+    for (let i = y * stride + c, end = (y + 1) * stride - c; i < end; i++) {
+      const up = i - stride, down = i + stride;
+      const ring = src[up - c]! + src[up]! + src[up + c]! + src[i - c]! + src[i + c]! + src[down - c]! + src[down]! + src[down + c]!;
+      const v = 0.5 + ring * k + src[i]! * k5;
+      dst[i] = blendValue(v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v), src[i]!, a);
     }
   }
   return out;
@@ -295,12 +307,24 @@ export function toNormalizedChw(img: PixelImage, mean: readonly number[], std: r
   const { width: w, height: h, channels: c } = img;
   const plane = w * h;
   const data = out ?? new Float32Array(c * plane);
-  const lut = new Float32Array(256);
-  for (let ch = 0; ch < c; ch++) {
+  const luts = Array.from({ length: c }, (_, ch) => {
     const m = mean[ch] ?? mean[0]!, s = std[ch] ?? std[0]!;
-    for (let v = 0; v < 256; v++) lut[v] = (v / 255 - m) / s;
-    const base = ch * plane;
-    for (let i = 0, j = ch; i < plane; i++, j += c) data[base + i] = lut[img.data[j]!]!;
+    return Float32Array.from({ length: 256 }, (_, v) => (v / 255 - m) / s);
+  });
+  const src = img.data;
+  if (c === 3) {
+    // one sweep over the interleaved pixels, writing the three planes
+    const [l0, l1, l2] = luts as [Float32Array, Float32Array, Float32Array];
+    for (let i = 0, j = 0; i < plane; i++, j += 3) {
+      data[i] = l0[src[j]!]!;
+      data[plane + i] = l1[src[j + 1]!]!;
+      data[2 * plane + i] = l2[src[j + 2]!]!;
+    }
+    return data;
+  }
+  for (let ch = 0; ch < c; ch++) {
+    const lut = luts[ch]!, base = ch * plane;
+    for (let i = 0, j = ch; i < plane; i++, j += c) data[base + i] = lut[src[j]!]!;
   }
   return data;
 }

@@ -1,7 +1,7 @@
 /** Decoding with sharp: every format, EXIF orientation, channel conversions, and errors that name the file. */
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodeFull, decodeResizedCrop, ImageDecodeError } from '../../src/data/image_decode.js';
+import { decodeFull, decodeResizedCrop, ImageDecodeError, jpegHeader } from '../../src/data/image_decode.js';
 import { evalSample } from '../../src/data/image_pipeline.js';
 import { loadImageForModel } from '../../src/data/image.js';
 import { toGrayscale } from '../../src/data/pixels.js';
@@ -63,6 +63,24 @@ describe('decoding', () => {
     }, 16, 4, 'rotated.png');
     expect(seen).toEqual([[16, 24]]);
     expect(Buffer.from(crop.data)).toEqual(viewed.subarray(20 * 16 * 3));
+  });
+
+  it("reads a JPEG's size and EXIF orientation from its markers as libvips does", async () => {
+    const variants: [string, Buffer][] = [
+      ['baseline', await rawRgb(W, H, 5).jpeg().toBuffer()],
+      ['progressive', await rawRgb(W, H, 5).jpeg({ progressive: true }).toBuffer()],
+      ['cmyk', await rawRgb(W, H, 5).toColourspace('cmyk').jpeg().toBuffer()],
+      ['grayscale', await rawRgb(W, H, 5).toColourspace('b-w').jpeg().toBuffer()],
+      ...await Promise.all([1, 3, 6, 8].map(async (o) => [`orientation ${o}`, await rawRgb(W, H, 5).jpeg().withMetadata({ orientation: o }).toBuffer()] as [string, Buffer])),
+    ];
+    for (const [name, bytes] of variants) {
+      const meta = await sharp(bytes).metadata();
+      expect(jpegHeader(bytes), name).toEqual({ width: meta.width, height: meta.height, orientation: meta.orientation ?? 1 });
+    }
+    // not a JPEG, or cut before the frame header: left to sharp
+    expect(jpegHeader(await rawRgb(W, H, 5).png().toBuffer())).toBeUndefined();
+    expect(jpegHeader(variants[0]![1].subarray(0, 20))).toBeUndefined();
+    expect(jpegHeader(new Uint8Array([0xff, 0xd8, 0x00, 0x01]))).toBeUndefined();
   });
 
   it('grayscale inputs become RGB or stay one channel with PIL weights', async () => {
