@@ -8,7 +8,8 @@ model in ``scripts/timm_vit.py``:
       every state-dict key), ``small_token.grad_input``
       (img 28, patch 4, 1 channel, 10 classes, dim 48, depth 2, 3 heads, token pooling,
       input det_input([2,1,28,28]), labels [3, 7]);
-    - the same for ``small_avg.*`` (global_pool='avg': fc_norm, no norm);
+    - the same for ``small_avg.*`` (global_pool='avg': fc_norm, no norm) and
+      ``small_convstem.*`` (the convolutional stem, width 8);
     - ``small_distilled.logits`` (DeiT distilled head, eval average of both heads);
     - ``tiny224.logits`` (vit_tiny_patch16_224, input det_input([2,3,224,224]));
     - ``resample.src`` ([1, 1+7*7, 8] = det_input) and its bicubic, antialiased,
@@ -185,6 +186,7 @@ def main():
     meta = {}
     case_with_grads("small_token", dict(SMALL), tensors, meta)
     case_with_grads("small_avg", dict(SMALL, global_pool="avg"), tensors, meta)
+    case_with_grads("small_convstem", dict(SMALL, embed_layer="conv", stem_width=8), tensors, meta)
     case_logits("small_distilled", dict(SMALL, distilled=True), tensors, meta)
     tiny = case_logits("tiny224", dict(TINY224), tensors, meta)
     n_tiny = len(tiny.state_dict())

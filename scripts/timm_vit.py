@@ -57,6 +57,30 @@ class PatchEmbed(nn.Module):
         return x.flatten(2).transpose(1, 2)  # [B, gh*gw, D]
 
 
+class ConvStemEmbed(nn.Module):
+    """tessera's convolutional stem (Xiao et al. 2021, without BatchNorm): log2(patch) 3x3
+    stride-2 convs with GELU, each doubling the channels from `width`, then a 1x1 conv to
+    embed_dim; the same grid as PatchEmbed. Keys: backbone.conv{i}.*, proj.*."""
+
+    def __init__(self, img_size, patch_size, in_chans, embed_dim, width=24):
+        super().__init__()
+        self.grid_size = (img_size // patch_size, img_size // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.backbone = nn.Module()
+        self.stages = patch_size.bit_length() - 1
+        chans = in_chans
+        for i in range(self.stages):
+            setattr(self.backbone, f"conv{i}", nn.Conv2d(chans, width * 2 ** i, kernel_size=3, stride=2, padding=1))
+            chans = width * 2 ** i
+        self.proj = nn.Conv2d(chans, embed_dim, kernel_size=1)
+
+    def forward(self, x):
+        for i in range(self.stages):
+            x = F.gelu(getattr(self.backbone, f"conv{i}")(x))
+        x = self.proj(x)  # [B, D, gh, gw]
+        return x.flatten(2).transpose(1, 2)
+
+
 class Attention(nn.Module):
     def __init__(self, dim, num_heads, qkv_bias=True):
         super().__init__()
@@ -119,6 +143,8 @@ class VisionTransformer(nn.Module):
         global_pool="token",
         class_token=True,
         distilled=False,
+        embed_layer="patch",
+        stem_width=24,
     ):
         super().__init__()
         assert global_pool in ("token", "avg"), global_pool
@@ -140,7 +166,8 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + self.num_prefix_tokens, embed_dim))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distilled else None
 
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.patch_embed = (ConvStemEmbed(img_size, patch_size, in_chans, embed_dim, stem_width) if embed_layer == "conv"
+                            else PatchEmbed(img_size, patch_size, in_chans, embed_dim))
         self.blocks = nn.Sequential(
             *[Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias) for _ in range(depth)]
         )

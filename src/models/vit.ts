@@ -13,6 +13,7 @@ import { Random } from '../random.js';
 import { Module, StateDictError, type StateDict } from '../nn/module.js';
 import { Identity, LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
+import { ConvStemEmbed } from '../nn/conv_stem.js';
 import { Block } from '../nn/transformer.js';
 import { normal, truncNormal } from '../nn/init.js';
 import { resamplePosEmbed } from './pos_embed.js';
@@ -43,12 +44,16 @@ export interface VitConfig {
   eps: number;
   /** Seed of the initialisation. */
   seed: number;
+  /** 'patch': timm's patchify conv; 'conv': a stack of 3×3 stride-2 convs (ConvStemEmbed). */
+  embedLayer: 'patch' | 'conv';
+  /** Channels of the conv stem's first conv. */
+  stemWidth: number;
 }
 
 export const vitDefaults: VitConfig = {
   imgSize: 224, patchSize: 16, inChans: 3, numClasses: 1000, embedDim: 768, depth: 12, numHeads: 12,
   mlpRatio: 4, qkvBias: true, classToken: true, globalPool: 'token', distilled: false, noEmbedClass: false,
-  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0,
+  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24,
 };
 
 /** Per-step random scales for training: drop-path [B, depth·2] and head dropout [B, D]. */
@@ -65,7 +70,7 @@ export interface VitOutput {
 export class VisionTransformer extends Module {
   readonly config: VitConfig;
   readonly numPrefixTokens: number;
-  readonly patchEmbed: PatchEmbed;
+  readonly patchEmbed: PatchEmbed | ConvStemEmbed;
   readonly blocks: Block[];
   readonly norm: LayerNorm | Identity;
   readonly fcNorm: LayerNorm | Identity;
@@ -79,7 +84,9 @@ export class VisionTransformer extends Module {
     if (c.distilled && !c.classToken) throw new RangeError('a distilled model needs classToken');
     const rng = new Random(c.seed);
     this.numPrefixTokens = (c.classToken ? 1 : 0) + (c.distilled ? 1 : 0);
-    this.patchEmbed = this.addChild('patch_embed', new PatchEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng));
+    this.patchEmbed = this.addChild('patch_embed', c.embedLayer === 'conv'
+      ? new ConvStemEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng, c.stemWidth)
+      : new PatchEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng));
     if (c.classToken) this.addParam('cls_token', [1, 1, c.embedDim], normal(1e-6), rng);
     const posTokens = this.patchEmbed.numPatches + (c.noEmbedClass ? 0 : this.numPrefixTokens);
     this.addParam('pos_embed', [1, posTokens, c.embedDim], truncNormal(0.02), rng);

@@ -37,6 +37,9 @@ vit('deit_base_distilled_patch16_224', { patchSize: 16, embedDim: 768, depth: 12
 vit('vit_tiny_patch4_28', { imgSize: 28, patchSize: 4, inChans: 1, numClasses: 10, embedDim: 96, depth: 6, numHeads: 3, mlpRatio: 2 },
   { inputSize: [1, 28, 28], mean: [0.286], std: [0.353], interpolation: 'bilinear', cropPct: 1, numClasses: 10 },
   '28×28 grayscale (Fashion-MNIST, MNIST)');
+vit('vit_tiny_convstem_patch4_28', { imgSize: 28, patchSize: 4, inChans: 1, numClasses: 10, embedDim: 96, depth: 6, numHeads: 3, mlpRatio: 2, embedLayer: 'conv', stemWidth: 32 },
+  { inputSize: [1, 28, 28], mean: [0.286], std: [0.353], interpolation: 'bilinear', cropPct: 1, numClasses: 10 },
+  '28×28 grayscale, convolutional stem (Xiao et al. 2021) instead of the patchify conv');
 vit('vit_tiny_patch4_32', { imgSize: 32, patchSize: 4, inChans: 3, numClasses: 10, embedDim: 192, depth: 9, numHeads: 3, mlpRatio: 2 },
   { inputSize: [3, 32, 32], mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616], interpolation: 'bilinear', cropPct: 1, numClasses: 10 },
   '32×32 RGB (CIFAR-10/100)');

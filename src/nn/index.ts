@@ -5,3 +5,4 @@ export { PatchEmbed } from './patch_embed.js';
 export { Attention, Mlp, Block, type AttentionOptions, type BlockOptions } from './transformer.js';
 export { dropPathRates, dropPathScales, dropoutScales } from './drop_path.js';
 export * as init from './init.js';
+export { ConvStemEmbed } from './conv_stem.js';

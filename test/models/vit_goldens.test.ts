@@ -1,6 +1,6 @@
 /**
  * PyTorch goldens for the ViT family (scripts/make_vit_goldens.py, a plain-PyTorch model in timm's
- * layout): logits of a small 28×28 config with token and avg pooling, a distilled DeiT and
+ * layout): logits of a small 28×28 config with token and avg pooling and with the conv stem, a distilled DeiT and
  * vit_tiny_patch16_224; every parameter gradient of the small configs under cross-entropy;
  * bicubic pos-embed resampling. Logits ≤ 1e-4 absolute, gradients ≤ 1e-4 relative.
  */
@@ -21,7 +21,7 @@ function fromPy(c: Record<string, any>): Partial<VitConfig> {
   return {
     imgSize: c.img_size, patchSize: c.patch_size, inChans: c.in_chans, numClasses: c.num_classes, embedDim: c.embed_dim,
     depth: c.depth, numHeads: c.num_heads, mlpRatio: c.mlp_ratio, qkvBias: c.qkv_bias, globalPool: c.global_pool,
-    classToken: c.class_token, distilled: c.distilled,
+    classToken: c.class_token, distilled: c.distilled, embedLayer: c.embed_layer ?? 'patch', ...(c.stem_width ? { stemWidth: c.stem_width } : {}),
   };
 }
 
@@ -37,7 +37,7 @@ const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 describe('ViT against PyTorch', () => {
-  for (const name of ['small_token', 'small_avg']) {
+  for (const name of ['small_token', 'small_avg', 'small_convstem']) {
     it(`${name}: logits, loss and every parameter gradient`, async () => {
       const c = meta[name];
       const model = deterministicModel(new VisionTransformer(fromPy(c.config)));
