@@ -51,6 +51,34 @@ describe('tessera export', () => {
     expect(Math.abs(s.int8.accuracy.dropPoints - 100 * (s.int8.accuracy.fp32Top1 - s.int8.accuracy.int8Top1))).toBeLessThan(1e-9);
   });
 
+  it('--attention-map adds the rollout output that serve reads, and says so', async () => {
+    const out = join(dir, 'attn.onnx');
+    const r = await exportCli(['--checkpoint', checkpoint, '--out', out, '--attention-map', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ out, attentionMap: true });
+    const m = await loadOnnxModel(out);
+    try {
+      expect([m.attentionMap, m.attentionSize]).toEqual([true, 49]);
+      const x = new Float32Array(2 * 28 * 28).map((_, i) => Math.sin(0.05 * i));
+      const { logits, attention } = await m.runWithAttention(x);
+      expect(logits).toHaveLength(20);
+      // a rollout row is a distribution over the 7×7 patches
+      expect(attention).toHaveLength(2 * 49);
+      for (let b = 0; b < 2; b++) {
+        const row = attention!.subarray(b * 49, (b + 1) * 49);
+        expect(Math.min(...row)).toBeGreaterThanOrEqual(0);
+      }
+    } finally {
+      await m.dispose();
+    }
+    // without the flag the file has the logits only
+    const plain = await loadOnnxModel(join(dir, 'fp32.onnx'));
+    expect(plain.attentionMap).toBe(false);
+    await plain.dispose();
+    const text = await exportCli(['--checkpoint', checkpoint, '--out', join(dir, 'attn2.onnx'), '--attention-map']);
+    expect(text.stdout.split('\n')[0]).toMatch(/, with attention_map$/);
+  });
+
   it('prints a readable report', async () => {
     const r = await exportCli(['--checkpoint', checkpoint, '--out', join(dir, 'pre.onnx'), '--preprocess', '--opset', '18']);
     expect(r.code, r.stderr).toBe(0);
