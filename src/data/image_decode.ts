@@ -2,8 +2,9 @@
  * Decoding with sharp (libvips): JPEG, PNG, WebP, GIF (first frame), TIFF, AVIF. EXIF
  * orientation is applied first, so crop boxes refer to the image as it is meant to be seen;
  * alpha is dropped (as PIL's convert('RGB')) and grayscale/CMYK/16-bit inputs become 8-bit sRGB.
- * Cropping and shrinking run inside libvips (antialiased, as PIL's resize; a JPEG much larger
- * than its target is shrunk while decoding), so a large photo is never expanded to floats.
+ * Cropping runs inside libvips; resizing runs PIL's algorithm on the pixels (resample.ts), except
+ * that a JPEG much larger than its target is shrunk by libvips while decoding, so a large photo
+ * is never expanded to full size.
  */
 import sharp from 'sharp';
 import type { CropBox } from './geometry.js';
@@ -134,10 +135,22 @@ export async function decodeResizedCrop(
   return resizeTo(crop, box.width, box.height, outWidth, outHeight, interpolation, label);
 }
 
-/** Shrinking runs in libvips; enlarging (on either axis) in PIL's algorithm on the decoded pixels. */
+/**
+ * libvips' JPEG shrink-on-load (DCT scaling) pays once the image is this many times the target
+ * on both axes; below it the decoded pixels are resampled with PIL's algorithm.
+ */
+const SHRINK_ON_LOAD = 2;
+
+/**
+ * PIL's resampling (resample.ts, bit-exact, on WebAssembly SIMD) on the decoded pixels; only a
+ * large shrink runs in libvips, which then decodes the JPEG at a fraction of its size.
+ */
 async function resizeTo(img: sharp.Sharp, w: number, h: number, outWidth: number, outHeight: number, interpolation: Interpolation, label: string): Promise<PixelImage> {
   if (w === outWidth && h === outHeight) return toPixels(img, label);
-  if (outWidth > w || outHeight > h) return resamplePixels(await toPixels(img, label), outWidth, outHeight, interpolation);
+  if (w < SHRINK_ON_LOAD * outWidth || h < SHRINK_ON_LOAD * outHeight) {
+    const decoded = await toPixels(img, label);
+    return resamplePixels(decoded, outWidth, outHeight, interpolation);
+  }
   return toPixels(img.resize({ width: outWidth, height: outHeight, fit: 'fill', kernel: kernelFor(interpolation) }), label);
 }
 

@@ -5,8 +5,9 @@
  * matches PIL to a fraction of a level when shrinking but not when enlarging (its upsampling
  * uses interpolators with other edge and centre conventions), so enlargements run here.
  */
-import { advance, newPixelImage, type PixelImage } from './pixels.js';
+import { advance, newPixelImage, releasePixels, type PixelImage } from './pixels.js';
 import type { Interpolation } from './transform_config.js';
+import { resampleRgbSimd, type AxisCoefficients } from './simd/resample.js';
 
 const PRECISION_BITS = 32 - 8 - 2;
 
@@ -23,7 +24,7 @@ const bicubic = (x: number) => {
   return 0;
 };
 
-interface Coefficients { ksize: number; bounds: Int32Array; weights: Int32Array }
+type Coefficients = AxisCoefficients;
 
 /** PIL's precompute_coeffs + normalize_coeffs_8bpc for one axis (the whole input, no box). */
 function coefficients(inSize: number, outSize: number, interpolation: Interpolation): Coefficients {
@@ -140,9 +141,17 @@ function vertical(img: PixelImage, height: number, k: Coefficients): PixelImage 
 
 /** Resizes to width × height as PIL's img.resize((width, height), BILINEAR | BICUBIC) does: horizontal pass first. */
 export function resamplePixels(img: PixelImage, width: number, height: number, interpolation: Interpolation): PixelImage {
+  const h = width !== img.width ? coefficients(img.width, width, interpolation) : undefined;
+  const v = height !== img.height ? coefficients(img.height, height, interpolation) : undefined;
+  if (!h && !v) return img;
+  if (img.channels === 3) {
+    const out = newPixelImage(width, height, 3);
+    if (resampleRgbSimd(img.data, img.width, img.height, out.data, width, height, h, v)) return out;
+    releasePixels(out);
+  }
   let out = img;
-  if (width !== out.width) out = horizontal(out, width, coefficients(out.width, width, interpolation));
+  if (h) out = horizontal(out, width, h);
   // the horizontal pass's output is ours to recycle, the caller's input is not
-  if (height !== out.height) out = out === img ? vertical(out, height, coefficients(out.height, height, interpolation)) : advance(out, vertical(out, height, coefficients(out.height, height, interpolation)));
+  if (v) out = out === img ? vertical(out, height, v) : advance(out, vertical(out, height, v));
   return out;
 }
