@@ -34,6 +34,9 @@ function kernels(): Exports | undefined {
   return instance ?? undefined;
 }
 
+/** True when the WebAssembly SIMD kernels load here (Node ≥ 16.4, current browsers). */
+export const simdAvailable = (): boolean => kernels() !== undefined;
+
 /**
  * Resamples RGB pixels `src` (inWidth × inHeight) with the given passes (undefined: that axis
  * keeps its size) into `out` (outWidth × outHeight × 3 bytes). False when SIMD is unavailable.
