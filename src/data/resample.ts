@@ -7,7 +7,7 @@
  */
 import { advance, newPixelImage, releasePixels, type PixelImage } from './pixels.js';
 import type { Interpolation } from './transform_config.js';
-import { resampleRgbSimd, type AxisCoefficients } from './simd/resample.js';
+import { resampleRgbSimd, type AxisCoefficients } from './wasm/resample.js';
 
 const PRECISION_BITS = 32 - 8 - 2;
 

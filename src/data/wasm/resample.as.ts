@@ -70,3 +70,8 @@ export function vertical(src: usize, stride: i32, dst: usize, outHeight: i32, bo
     }
   }
 }
+
+/** Where the caller's buffers may start (after the module's static data). */
+export function heapBase(): usize {
+  return __heap_base;
+}

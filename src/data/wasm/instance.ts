@@ -1,0 +1,57 @@
+/**
+ * Instantiating the WebAssembly pixel kernels (compiled from the *.as.ts files beside this one by
+ * scripts/build_wasm.mjs) and laying out their memory. Each module has its own memory, used as a
+ * scratch arena per call: the caller's buffers are copied in after the module's static data.
+ */
+
+export interface KernelExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+}
+
+function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+/** A lazily instantiated module: undefined where it cannot load (no WebAssembly SIMD). */
+export function lazyKernels<T extends KernelExports>(base64: string): () => T | undefined {
+  let instance: T | null | undefined;
+  return () => {
+    if (instance === undefined) {
+      try {
+        instance = new WebAssembly.Instance(new WebAssembly.Module(decodeBase64(base64))).exports as unknown as T;
+      } catch {
+        instance = null;
+      }
+    }
+    return instance ?? undefined;
+  };
+}
+
+/** Bump allocation in a module's memory for one call: vector-aligned, with vector-sized slack after each buffer. */
+export class Arena {
+  private end: number;
+
+  constructor(private readonly k: KernelExports) {
+    this.end = align(k.heapBase());
+  }
+
+  /** Reserves `bytes` and returns their address. */
+  take(bytes: number): number {
+    const at = this.end;
+    this.end = align(at + bytes + 16);
+    return at;
+  }
+
+  /** Grows the memory to hold everything taken; returns a byte view of it (valid until the next grow). */
+  commit(): Uint8Array {
+    const missing = this.end - this.k.memory.buffer.byteLength;
+    if (missing > 0) this.k.memory.grow(Math.ceil(missing / 65536));
+    return new Uint8Array(this.k.memory.buffer);
+  }
+}
+
+const align = (n: number) => (n + 15) & ~15;
+
+/** The bytes of a typed array, for copying into module memory. */
+export const bytesOf = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
