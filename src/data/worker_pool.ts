@@ -2,7 +2,8 @@
  * A pool of decoding worker threads (image_worker.ts), shared by every loader that asks for the
  * same size: a training and an evaluation loader use the same threads. Tasks run first-in,
  * first-out, two at a time per worker (one decodes in libvips while the other runs JavaScript
- * transforms). A worker that dies is replaced; its tasks fail with the reason, they don't hang.
+ * transforms), each writing into an output slot (a SharedArrayBuffer) the pool hands out and
+ * takes back. A worker that dies is replaced; its tasks fail with the reason, they don't hang.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,8 +15,11 @@ import type { WorkerRequest, WorkerResponse } from './image_worker.js';
 
 const PER_WORKER = 2;
 
-type Task = Extract<WorkerRequest, { id: number }>;
-interface Pending { task: Task; resolve: (r: WorkerResponse) => void }
+/** What run() resolves with: the sample's floats (a view of a pool slot until recycle()) or the error. */
+export type SampleResponse = { ok: true; data: Float32Array } | { ok: false; message: string; fatal?: boolean };
+
+/** A queued sample; its output slot is attached when a worker takes it, so only samples in flight hold one. */
+interface Pending { task: SampleTask & { id: number }; resolve: (r: SampleResponse) => void; out?: SharedArrayBuffer }
 interface Slot { worker: Worker; inFlight: Map<number, Pending>; answered: boolean }
 
 /** Starts image_worker as compiled JavaScript, or (running from TypeScript sources under tsx or vitest) through tsx's loader. */
@@ -38,7 +42,8 @@ export class WorkerPool {
   private slots: Slot[] = [];
   private queue: Pending[] = [];
   private nextId = 0;
-  private nextRecycle = 0;
+  /** Free output slots by byte size. */
+  private readonly freeOutputs = new Map<number, SharedArrayBuffer[]>();
   private closed = false;
   private bootFailures = 0;
   private broken?: string;
@@ -54,7 +59,7 @@ export class WorkerPool {
       this.bootFailures = 0;
       const p = slot.inFlight.get(m.id);
       slot.inFlight.delete(m.id);
-      p?.resolve(m);
+      if (p) p.resolve(m.ok ? { ok: true, data: new Float32Array(p.out!) } : (this.release(p.out!), m));
       this.pump();
     });
     let failed = false;
@@ -64,14 +69,15 @@ export class WorkerPool {
       // a worker that dies before answering anything could not start: after three in a row, stop trying
       if (!slot.answered && ++this.bootFailures >= 3) this.broken = `could not start the image decoding workers (${reason})`;
       for (const p of slot.inFlight.values()) {
+        // the slot may still be written by the dying thread: it is not reused
         p.resolve(this.broken
-          ? { id: p.task.id, ok: false, fatal: true, message: this.broken }
-          : { id: p.task.id, ok: false, message: `${p.task.path}: the decoding worker stopped while reading it (${reason})` });
+          ? { ok: false, fatal: true, message: this.broken }
+          : { ok: false, message: `${p.task.path}: the decoding worker stopped while reading it (${reason})` });
       }
       slot.inFlight.clear();
       const i = this.slots.indexOf(slot);
       if (this.broken) {
-        for (const p of this.queue.splice(0)) p.resolve({ id: p.task.id, ok: false, fatal: true, message: this.broken });
+        for (const p of this.queue.splice(0)) p.resolve({ ok: false, fatal: true, message: this.broken });
         if (i >= 0) this.slots.splice(i, 1);
         return;
       }
@@ -86,29 +92,36 @@ export class WorkerPool {
   }
 
   /** Queues one sample; resolves with its pixels or its error (fatal: the pool itself failed), never rejects. */
-  run(task: SampleTask): Promise<WorkerResponse> {
-    if (this.closed || this.broken) return Promise.resolve({ id: -1, ok: false, fatal: true, message: this.broken ?? 'the image loader is closed' });
+  run(task: SampleTask): Promise<SampleResponse> {
+    if (this.closed || this.broken) return Promise.resolve({ ok: false, fatal: true, message: this.broken ?? 'the image loader is closed' });
     return new Promise((resolve) => {
       this.queue.push({ task: { ...task, id: this.nextId++ }, resolve });
       this.pump();
     });
   }
 
-  /** Hands a sample's buffer back to a worker once its pixels have been copied out. */
+  /** Hands a sample's slot back once its floats have been copied out (the view must not be used after). */
   recycle(data: Float32Array): void {
-    if (this.closed || data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) return;
-    const slot = this.slots[this.nextRecycle++ % this.slots.length]!;
-    const buffer = data.buffer as ArrayBuffer;
-    slot.worker.postMessage({ recycle: buffer } satisfies WorkerRequest, [buffer]);
+    if (data.buffer instanceof SharedArrayBuffer) this.release(data.buffer);
+  }
+
+  private release(out: SharedArrayBuffer): void {
+    const list = this.freeOutputs.get(out.byteLength) ?? [];
+    // enough for every task in flight plus the prefetched batches' stragglers
+    if (list.length < 4 * PER_WORKER * this.size && !list.includes(out)) list.push(out);
+    this.freeOutputs.set(out.byteLength, list);
   }
 
   private pump(): void {
     for (const slot of this.slots) {
       while (slot.inFlight.size < PER_WORKER && this.queue.length) {
         const p = this.queue.shift()!;
+        const [c, h, w] = p.task.transform.eval.inputSize;
+        const bytes = c * h * w * 4;
+        p.out = this.freeOutputs.get(bytes)?.pop() ?? new SharedArrayBuffer(bytes);
         slot.inFlight.set(p.task.id, p);
         slot.worker.ref();
-        slot.worker.postMessage(p.task);
+        slot.worker.postMessage({ ...p.task, out: p.out } satisfies WorkerRequest);
       }
       if (slot.inFlight.size === 0) slot.worker.unref();
     }
@@ -116,7 +129,7 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const p of this.queue.splice(0)) p.resolve({ id: p.task.id, ok: false, fatal: true, message: 'the image loader is closed' });
+    for (const p of this.queue.splice(0)) p.resolve({ ok: false, fatal: true, message: 'the image loader is closed' });
     // the workers are unref'd, and a terminating worker does not keep the event loop alive by
     // itself: without this timer the process could exit with close() (and its caller) unsettled
     const keepAlive = setInterval(() => {}, 60_000);
