@@ -4,6 +4,7 @@
  * uint8 for the ImageEnhance family, PIL's luma weights for grayscale. The random transforms
  * (RandAugment, ColorJitter) are built from these.
  */
+import { normalizeRgbWasm } from './wasm/normalize.js';
 
 export interface PixelImage {
   /** uint8, row-major, channels interleaved (what sharp's raw output gives) */
@@ -300,30 +301,21 @@ function hsvToRgb(h: number, s: number, v: number, out: Uint8Array, i: number): 
 const clipRound = (x: number) => (x <= 0 ? 0 : x >= 255 ? 255 : Math.round(x));
 
 /**
- * ToTensor + Normalize: uint8 HWC → float CHW, (v/255 − mean) / std per channel, through a
- * 256-entry table per channel.
+ * ToTensor + Normalize: uint8 HWC → float CHW, ((v / 255) − mean) / std per channel in
+ * torchvision's float32 order (each step rounded to float32). RGB runs on WebAssembly SIMD;
+ * elsewhere, a 256-entry table per channel holds the same values.
  */
-export function toNormalizedChw(img: PixelImage, mean: readonly number[], std: readonly number[], out?: Float32Array): Float32Array {
+export function toNormalizedChw(img: PixelImage, mean: readonly number[], std: readonly number[], out?: Float32Array, { wasm = true } = {}): Float32Array {
   const { width: w, height: h, channels: c } = img;
   const plane = w * h;
   const data = out ?? new Float32Array(c * plane);
-  const luts = Array.from({ length: c }, (_, ch) => {
-    const m = mean[ch] ?? mean[0]!, s = std[ch] ?? std[0]!;
-    return Float32Array.from({ length: 256 }, (_, v) => (v / 255 - m) / s);
-  });
+  if (wasm && c === 3 && normalizeRgbWasm(img.data, plane, mean, std, data)) return data;
+  const f = Math.fround;
   const src = img.data;
-  if (c === 3) {
-    // one sweep over the interleaved pixels, writing the three planes
-    const [l0, l1, l2] = luts as [Float32Array, Float32Array, Float32Array];
-    for (let i = 0, j = 0; i < plane; i++, j += 3) {
-      data[i] = l0[src[j]!]!;
-      data[plane + i] = l1[src[j + 1]!]!;
-      data[2 * plane + i] = l2[src[j + 2]!]!;
-    }
-    return data;
-  }
   for (let ch = 0; ch < c; ch++) {
-    const lut = luts[ch]!, base = ch * plane;
+    const m = f(mean[ch] ?? mean[0]!), s = f(std[ch] ?? std[0]!);
+    const lut = Float32Array.from({ length: 256 }, (_, v) => f(f(f(v / 255) - m) / s));
+    const base = ch * plane;
     for (let i = 0, j = ch; i < plane; i++, j += c) data[base + i] = lut[src[j]!]!;
   }
   return data;

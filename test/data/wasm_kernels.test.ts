@@ -8,10 +8,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resamplePixels } from '../../src/data/resample.js';
 import { affineTransform, rotationMatrix } from '../../src/data/affine.js';
-import { newPixelImage } from '../../src/data/pixels.js';
+import { newPixelImage, toNormalizedChw } from '../../src/data/pixels.js';
 import { Random } from '../../src/random.js';
 import { simdAvailable } from '../../src/data/wasm/resample.js';
 import { affineWasm } from '../../src/data/wasm/affine.js';
+import { normalizeRgbWasm } from '../../src/data/wasm/normalize.js';
 // @ts-expect-error: a plain ES module script without type declarations
 import { compileKernel, moduleText } from '../../scripts/build_wasm.mjs';
 
@@ -71,7 +72,21 @@ describe('SIMD resampling', () => {
     }
   });
 
-  it.each(['resample', 'affine'])('the committed %s module is what its source compiles to', async (name) => {
+  it("ToTensor + Normalize gives the JavaScript table's floats (torchvision's float32 order) for any pixel count", () => {
+    expect(normalizeRgbWasm(new Uint8Array(3), 1, [0], [1], new Float32Array(3))).toBe(true);
+    const rng = new Random(9);
+    for (const n of [1, 15, 16, 17, 100, 224 * 224]) {
+      const img = photo(n, 1, rng);
+      const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
+      const a = toNormalizedChw(img, mean, std), b = toNormalizedChw(img, mean, std, undefined, { wasm: false });
+      expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), `${n} pixels`).toBe(true);
+      // R of the first pixel, by hand in float32
+      const f = Math.fround;
+      expect(a[0]).toBe(f(f(f(img.data[0]! / 255) - f(0.485)) / f(0.229)));
+    }
+  });
+
+  it.each(['resample', 'affine', 'normalize'])('the committed %s module is what its source compiles to', async (name) => {
     const wasm = await compileKernel(join(ROOT, `src/data/wasm/${name}.as.ts`));
     expect(moduleText(name, wasm)).toBe(readFileSync(join(ROOT, `src/data/wasm/${name}_module.ts`), 'utf8'));
   });
