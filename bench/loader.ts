@@ -68,7 +68,12 @@ async function tesseraImagesPerSecond(dir: string, workers: number, batchSize: n
     for (let epoch = 0; epoch <= epochs; epoch++) {
       const t0 = performance.now();
       let n = 0;
-      for (let i = 0; i < loader.numBatches; i++) n += (await loader.batch(epoch, i)).size;
+      for (let i = 0; i < loader.numBatches; i++) {
+        const batch = await loader.batch(epoch, i);
+        n += batch.size;
+        // as the trainer does after each step
+        loader.release(batch);
+      }
       // epoch 0 warms up (worker start, page cache), as in the peer
       if (epoch > 0) rates.push(n / ((performance.now() - t0) / 1000));
     }

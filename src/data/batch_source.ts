@@ -16,6 +16,12 @@ export interface BatchSource {
   readonly imageShape: readonly [number, number, number];
   /** Batch `index` of `epoch`; the same (epoch, index) always gives the same batch. */
   batch(epoch: number, index: number): Batch | Promise<Batch>;
+  /**
+   * Hands back a batch the caller is done with, so its memory can hold a later batch; its images
+   * (`x`) must not be read afterwards (asking for the batch again rebuilds it). Optional: sources that don't
+   * pool memory leave it out, and a caller that never releases just allocates.
+   */
+  release?(batch: Batch): void;
   /** Releases workers and files. */
   close?(): Promise<void>;
 }

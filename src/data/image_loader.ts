@@ -63,6 +63,10 @@ export class ImageLoader implements BatchSource {
   private readonly prefetch: number;
   private pool?: { pool: WorkerPool; release: () => Promise<void> };
   private readonly cache = new Map<number, Promise<Batch>>();
+  /** Built batches by their cache key, so release() can drop one from the cache. */
+  private readonly keys = new WeakMap<Batch, number>();
+  /** Image buffers of released batches (a batch of 64 224×224 images is 38 MB: reusing it spares the GC). */
+  private readonly spare: ArrayBuffer[] = [];
   private readonly orders = new Map<number, Uint32Array>();
   private readonly bad = new Map<number, string>();
   private closed = false;
@@ -133,7 +137,7 @@ export class ImageLoader implements BatchSource {
     for (const key of this.cache.keys()) if (key < at || key > at + ahead) this.cache.delete(key);
     for (let k = at; k <= at + ahead; k++) {
       if (!this.cache.has(k)) {
-        const p = this.build(Math.floor(k / nb), k % nb);
+        const p = this.build(Math.floor(k / nb), k % nb).then((b) => (this.keys.set(b, k), b));
         p.catch(() => {}); // a prefetched batch's error surfaces when it is asked for
         this.cache.set(k, p);
       }
@@ -149,7 +153,9 @@ export class ImageLoader implements BatchSource {
     const start = index * batchSize;
     const count = Math.min(batchSize, this.length - start);
     // every sample's place is written (or compacted away): no need for zeroed memory
-    const x = new Float32Array(Buffer.allocUnsafeSlow(count * per * 4).buffer);
+    const bytes = count * per * 4;
+    const reuse = this.spare.findIndex((b) => b.byteLength === bytes);
+    const x = new Float32Array(reuse >= 0 ? this.spare.splice(reuse, 1)[0]! : Buffer.allocUnsafeSlow(bytes).buffer);
     const labels = new Int32Array(count);
     const kept = new Uint8Array(count);
     await Promise.all(Array.from({ length: count }, async (_, b) => {
@@ -221,6 +227,16 @@ export class ImageLoader implements BatchSource {
       this.inThread--;
       this.inThreadQueue.shift()?.();
     }
+  }
+
+  release(batch: Batch): void {
+    const key = this.keys.get(batch);
+    if (key === undefined) return;
+    this.keys.delete(batch);
+    this.cache.delete(key);
+    const buffer = batch.x.buffer;
+    // a compacted evaluation batch is a copy of part of its buffer: nothing to reuse
+    if (buffer instanceof ArrayBuffer && batch.x.byteOffset === 0 && batch.x.byteLength === buffer.byteLength && this.spare.length < 2) this.spare.push(buffer);
   }
 
   async close(): Promise<void> {

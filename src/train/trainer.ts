@@ -88,6 +88,7 @@ export async function evaluate(exe: Executable, loader: BatchSource, classNames:
     if (b.size === 0) continue;
     const logits = (await exe.run({ ...overrides, x: b.x })).logits!.data as Float32Array;
     tallyBatch(tally, logits, b.labels, crossEntropySum(logits, b.labels, classNames.length));
+    loader.release?.(b);
   }
   return summarize(tally, classNames);
 }
@@ -216,6 +217,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
         if (trainStep.usesDropPath) feeds.drop_path = dropPathScales(new Random(mixSeed(cfg.seed, micro, 0xd209)), cfg.dropPath, model.config.depth, batch.size);
         if (trainStep.usesHeadDrop) feeds.head_drop = dropoutScales(new Random(mixSeed(cfg.seed, micro, 0xd20b)), cfg.drop, batch.size * model.numFeatures);
         const out = await trainStep.exe.run(feeds);
+        trainLoader.release?.(batch);
         const loss = Number(out.loss!.data[0]);
         if (!Number.isFinite(loss)) {
           throw new TrainingDivergedError(`training diverged: the loss is ${loss} at epoch ${epoch + 1}, batch ${b + 1}; ${files.last} keeps the last good weights (try a lower --lr or --clip-grad)`);

@@ -113,6 +113,24 @@ describe('image folder loader, end to end', () => {
     await expect(l.batch(0, 0)).rejects.toThrow(/broken\/(truncated\.jpg|random-bytes\.png|empty\.webp).*--strict/);
   });
 
+  it('reuses the memory of released batches, and rebuilds a released batch identically when asked again', async () => {
+    const l = open(fashionData.train, { batchSize: 8, shuffle: true, seed: 3, train: true, transform: { ...FMNIST, hflip: 0.5 }, workers: 1, prefetch: 0 });
+    const first = await l.batch(0, 0);
+    const copy = first.x.slice();
+    const memory = first.x.buffer;
+    l.release(first);
+    // the next batch of the same size takes the released buffer
+    const second = await l.batch(0, 1);
+    expect(second.x.buffer).toBe(memory);
+    const again = await l.batch(0, 0);
+    expect(again.x.buffer).not.toBe(memory);
+    expect(again.x).toEqual(copy);
+    // an unknown or already released batch is ignored
+    l.release(first);
+    l.release({ ...again, x: new Float32Array(again.x.length) });
+    expect((await l.batch(0, 0)).x).toEqual(copy);
+  });
+
   it('closing mid-epoch fails the pending batch without blaming the files', async () => {
     const l = createImageLoader(fashionData.train, { batchSize: 30, shuffle: true, seed: 0, train: true, transform: FMNIST, workers: 1 });
     const pending = l.batch(0, 0);
