@@ -10,14 +10,14 @@ import { affineWasm } from './wasm/affine.js';
 export type AffineMatrix = readonly [number, number, number, number, number, number];
 export type AffineFilter = 'bilinear' | 'bicubic';
 
-/** The transform, on WebAssembly where it loads (`wasm: false` forces the JavaScript loop; the bytes are the same). */
-export function affineTransform(img: PixelImage, m: AffineMatrix, filter: AffineFilter, fill: readonly number[], { wasm = true } = {}): PixelImage {
+/** The transform, on WebAssembly where it loads (the JavaScript loop gives the same bytes). */
+export function affineTransform(img: PixelImage, m: AffineMatrix, filter: AffineFilter, fill: readonly number[]): PixelImage {
   const { width: w, height: h, channels: c, data: src } = img;
   const out = newPixelImage(w, h, c);
   const dst = out.data;
   const fills = Array.from({ length: c }, (_, k) => fill[k] ?? fill[0]!);
   const bicubic = filter === 'bicubic';
-  if (wasm && affineWasm(src, dst, w, h, c, m, bicubic, fills)) return out;
+  if (affineWasm(src, dst, w, h, c, m, bicubic, fills)) return out;
   const [a, b, cc, d, e, f] = m;
   const stride = w * c;
   for (let y = 0; y < h; y++) {

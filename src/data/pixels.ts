@@ -2,9 +2,11 @@
  * 8-bit images (HWC, 1 or 3 channels) and the pixel operations torchvision and timm run on PIL
  * images, with PIL's arithmetic: lookup tables for the point ops, float32 blends truncated to
  * uint8 for the ImageEnhance family, PIL's luma weights for grayscale. The random transforms
- * (RandAugment, ColorJitter) are built from these.
+ * (RandAugment, ColorJitter) are built from these. The hot loops run on WebAssembly where it
+ * loads (wasm/*.as.ts, the same arithmetic); the JavaScript loops here are the reference.
  */
 import { normalizeRgbWasm } from './wasm/normalize.js';
+import { applyLutWasm, histogramsWasm, saturationWasm, sharpnessWasm } from './wasm/point_ops.js';
 
 export interface PixelImage {
   /** uint8, row-major, channels interleaved (what sharp's raw output gives) */
@@ -100,6 +102,9 @@ export function cropPixels(img: PixelImage, top: number, left: number, height: n
 export function applyLut(img: PixelImage, luts: readonly Uint8Array[]): PixelImage {
   const out = newPixelImage(img.width, img.height, img.channels);
   const c = img.channels, src = img.data, dst = out.data, n = src.length;
+  const tables = new Uint8Array(256 * c);
+  for (let k = 0; k < c; k++) tables.set(luts[k] ?? luts[0]!, 256 * k);
+  if (applyLutWasm(src, dst, c, tables)) return out;
   if (luts.length === 1 || c === 1) {
     const lut = luts[0]!;
     for (let i = 0; i < n; i++) dst[i] = lut[src[i]!]!;
@@ -125,6 +130,8 @@ const lutOf = (f: (v: number) => number): Uint8Array => Uint8Array.from({ length
 
 function histograms(img: PixelImage): Uint32Array[] {
   const c = img.channels, src = img.data;
+  const counted = histogramsWasm(src, c);
+  if (counted) return Array.from({ length: c }, (_, k) => counted.subarray(k * 256, (k + 1) * 256));
   const all = new Uint32Array(256 * c);
   if (c === 3) {
     for (let i = 0; i < src.length; i += 3) {
@@ -219,6 +226,7 @@ export function adjustSaturation(img: PixelImage, factor: number): PixelImage {
   if (img.channels === 1) return img;
   const out = newPixelImage(img.width, img.height, 3);
   const a = Math.fround(factor), src = img.data, dst = out.data;
+  if (saturationWasm(src, dst, a)) return out;
   for (let i = 0; i < src.length; i += 3) {
     const l = (src[i]! * 19595 + src[i + 1]! * 38470 + src[i + 2]! * 7471 + 0x8000) >>> 16;
     dst[i] = blendValue(l, src[i]!, a);
@@ -234,9 +242,10 @@ export function adjustSharpness(img: PixelImage, factor: number): PixelImage {
   const src = img.data;
   const out = newPixelImage(w, h, c);
   const dst = out.data;
+  const a = Math.fround(factor);
+  if (sharpnessWasm(src, dst, w, h, c, a)) return out;
   // a border pixel's smoothed value is itself, and blending a value with itself returns it
   dst.set(src);
-  const a = Math.fround(factor);
   const k = Math.fround(1 / 13), k5 = Math.fround(5 / 13);
   const stride = w * c;
   for (let y = 1; y < h - 1; y++) {
@@ -305,11 +314,11 @@ const clipRound = (x: number) => (x <= 0 ? 0 : x >= 255 ? 255 : Math.round(x));
  * torchvision's float32 order (each step rounded to float32). RGB runs on WebAssembly SIMD;
  * elsewhere, a 256-entry table per channel holds the same values.
  */
-export function toNormalizedChw(img: PixelImage, mean: readonly number[], std: readonly number[], out?: Float32Array, { wasm = true } = {}): Float32Array {
+export function toNormalizedChw(img: PixelImage, mean: readonly number[], std: readonly number[], out?: Float32Array): Float32Array {
   const { width: w, height: h, channels: c } = img;
   const plane = w * h;
   const data = out ?? new Float32Array(c * plane);
-  if (wasm && c === 3 && normalizeRgbWasm(img.data, plane, mean, std, data)) return data;
+  if (c === 3 && normalizeRgbWasm(img.data, plane, mean, std, data)) return data;
   const f = Math.fround;
   const src = img.data;
   for (let ch = 0; ch < c; ch++) {

@@ -141,14 +141,14 @@ function vertical(img: PixelImage, height: number, k: Coefficients): PixelImage 
 
 /**
  * Resizes to width × height as PIL's img.resize((width, height), BILINEAR | BICUBIC) does:
- * horizontal pass first. RGB runs on WebAssembly SIMD where available (`simd: false` forces the
- * JavaScript passes, which give the same bytes).
+ * horizontal pass first. RGB runs on WebAssembly SIMD where available (the JavaScript passes
+ * give the same bytes).
  */
-export function resamplePixels(img: PixelImage, width: number, height: number, interpolation: Interpolation, { simd = true } = {}): PixelImage {
+export function resamplePixels(img: PixelImage, width: number, height: number, interpolation: Interpolation): PixelImage {
   const h = width !== img.width ? coefficients(img.width, width, interpolation) : undefined;
   const v = height !== img.height ? coefficients(img.height, height, interpolation) : undefined;
   if (!h && !v) return img;
-  if (simd && img.channels === 3) {
+  if (img.channels === 3) {
     const out = newPixelImage(width, height, 3);
     if (resampleRgbSimd(img.data, img.width, img.height, out.data, width, height, h, v)) return out;
     releasePixels(out);

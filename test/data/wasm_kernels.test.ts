@@ -8,7 +8,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resamplePixels } from '../../src/data/resample.js';
 import { affineTransform, rotationMatrix } from '../../src/data/affine.js';
-import { newPixelImage, toNormalizedChw } from '../../src/data/pixels.js';
+import {
+  adjustBrightness, adjustContrast, adjustSaturation, adjustSharpness, autocontrast, equalize, invert, newPixelImage, posterize, solarize, solarizeAdd,
+  toNormalizedChw, type PixelImage,
+} from '../../src/data/pixels.js';
+import { useWasmKernels } from '../../src/data/wasm/instance.js';
+import { applyLutWasm } from '../../src/data/wasm/point_ops.js';
 import { Random } from '../../src/random.js';
 import { simdAvailable } from '../../src/data/wasm/resample.js';
 import { affineWasm } from '../../src/data/wasm/affine.js';
@@ -17,6 +22,18 @@ import { normalizeRgbWasm } from '../../src/data/wasm/normalize.js';
 import { compileKernel, moduleText } from '../../scripts/build_wasm.mjs';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+
+/** `f` run with the JavaScript loops (the WebAssembly kernels turned off). */
+function javascript<T>(f: () => T): T {
+  const was = useWasmKernels(false);
+  try {
+    return f();
+  } finally {
+    useWasmKernels(was);
+  }
+}
+
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 function photo(w: number, h: number, rng: Random) {
   const img = newPixelImage(w, h, 3);
@@ -40,7 +57,7 @@ describe('SIMD resampling', () => {
       const interpolation = rng.int(2) ? 'bicubic' : 'bilinear';
       const img = photo(w, h, rng);
       const simd = resamplePixels(img, ow, oh, interpolation);
-      const js = resamplePixels(img, ow, oh, interpolation, { simd: false });
+      const js = javascript(() => resamplePixels(img, ow, oh, interpolation));
       expect([simd.width, simd.height, simd.channels]).toEqual([ow, oh, 3]);
       expect(Buffer.from(simd.data).equals(Buffer.from(js.data)), `${w}×${h} → ${ow}×${oh} ${interpolation}`).toBe(true);
     }
@@ -65,7 +82,7 @@ describe('SIMD resampling', () => {
         for (const filter of ['bilinear', 'bicubic'] as const) {
           const fill = [rng.int(256), rng.int(256), rng.int(256)];
           const a = affineTransform(img, m as never, filter, fill);
-          const b = affineTransform(img, m as never, filter, fill, { wasm: false });
+          const b = javascript(() => affineTransform(img, m as never, filter, fill));
           expect(Buffer.from(a.data).equals(Buffer.from(b.data)), `${w}×${h}×${channels} ${filter} [${m.join(', ')}]`).toBe(true);
         }
       }
@@ -78,7 +95,7 @@ describe('SIMD resampling', () => {
     for (const n of [1, 15, 16, 17, 100, 224 * 224]) {
       const img = photo(n, 1, rng);
       const mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225];
-      const a = toNormalizedChw(img, mean, std), b = toNormalizedChw(img, mean, std, undefined, { wasm: false });
+      const a = toNormalizedChw(img, mean, std), b = javascript(() => toNormalizedChw(img, mean, std));
       expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), `${n} pixels`).toBe(true);
       // R of the first pixel, by hand in float32
       const f = Math.fround;
@@ -86,7 +103,25 @@ describe('SIMD resampling', () => {
     }
   });
 
-  it.each(['resample', 'affine', 'normalize'])('the committed %s module is what its source compiles to', async (name) => {
+  it('the point operations (tables, histograms, colour, sharpness) give the JavaScript loops\' bytes', () => {
+    expect(applyLutWasm(new Uint8Array(3), new Uint8Array(3), 3, new Uint8Array(768))).toBe(true);
+    const rng = new Random(10);
+    const ops: [string, (img: PixelImage) => PixelImage][] = [
+      ['autocontrast', autocontrast], ['equalize', equalize], ['invert', invert], ['posterize 3', (i) => posterize(i, 3)],
+      ['solarize 100', (i) => solarize(i, 100)], ['solarizeAdd 60', (i) => solarizeAdd(i, 60)], ['brightness 1.7', (i) => adjustBrightness(i, 1.7)],
+      ['contrast 0.3', (i) => adjustContrast(i, 0.3)], ['saturation 1.9', (i) => adjustSaturation(i, 1.9)], ['sharpness 0.1', (i) => adjustSharpness(i, 0.1)],
+      ['sharpness 1.9', (i) => adjustSharpness(i, 1.9)],
+    ];
+    for (let k = 0; k < 12; k++) {
+      const [w, h] = [1 + rng.int(60), 1 + rng.int(50)];
+      const rgb = photo(w, h, rng);
+      for (const img of [rgb, { ...rgb, data: rgb.data.filter((_, i) => i % 3 === 0), channels: 1 }]) {
+        for (const [name, op] of ops) expect(same(op(img).data, javascript(() => op(img)).data), `${name} on ${w}×${h}×${img.channels}`).toBe(true);
+      }
+    }
+  });
+
+  it.each(['resample', 'affine', 'normalize', 'point_ops'])('the committed %s module is what its source compiles to', async (name) => {
     const wasm = await compileKernel(join(ROOT, `src/data/wasm/${name}.as.ts`));
     expect(moduleText(name, wasm)).toBe(readFileSync(join(ROOT, `src/data/wasm/${name}_module.ts`), 'utf8'));
   });

@@ -13,10 +13,23 @@ function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }
 
-/** A lazily instantiated module: undefined where it cannot load (no WebAssembly SIMD). */
+let enabled = true;
+
+/**
+ * Turns the WebAssembly kernels off (the JavaScript loops, which give the same bytes, run
+ * instead) or back on; returns the previous setting. For comparing the two and for debugging.
+ */
+export function useWasmKernels(on: boolean): boolean {
+  const was = enabled;
+  enabled = on;
+  return was;
+}
+
+/** A lazily instantiated module: undefined where it cannot load (no WebAssembly SIMD) or when turned off. */
 export function lazyKernels<T extends KernelExports>(base64: string): () => T | undefined {
   let instance: T | null | undefined;
   return () => {
+    if (!enabled) return undefined;
     if (instance === undefined) {
       try {
         instance = new WebAssembly.Instance(new WebAssembly.Module(decodeBase64(base64))).exports as unknown as T;
