@@ -1,7 +1,8 @@
 // AssemblyScript (compiled by scripts/build_wasm.mjs into affine_module.ts; not part of the
 // TypeScript build). PIL's Image.transform(AFFINE) for 8-bit images with the BILINEAR or BICUBIC
 // filter (libImaging/Geometry.c), exactly as affine.ts computes it: the same float64 arithmetic
-// in the same order (WebAssembly never fuses multiply-adds), so the bytes are identical.
+// in the same order (WebAssembly never fuses multiply-adds), so the bytes are identical. RGB
+// bicubic runs two channels per float64x2 vector.
 
 // PIL's BICUBIC macro: the a = −1 cubic through four samples
 @inline function cubic(v1: f64, v2: f64, v3: f64, v4: f64, d: f64): f64 {
@@ -14,6 +15,34 @@
 
 @inline function clampTo(v: i32, n: i32): i32 {
   return v < 0 ? 0 : v < n ? v : n - 1;
+}
+
+// RGB pixels on 128-bit SIMD: a pixel's R, G, B (and the next byte, unused) as i32x4, split into
+// float64 pairs (R, G) and (B, ·); the cubic runs on both lanes with the scalar's operation order.
+
+@inline function rgb(src: usize, at: i32): v128 {
+  return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(src + <usize>at)));
+}
+
+@inline function lo(p: v128): v128 {
+  return f64x2.convert_low_i32x4_u(p);
+}
+
+@inline function hi(p: v128): v128 {
+  return f64x2.convert_low_i32x4_u(i32x4.shuffle(p, p, 2, 3, 0, 1));
+}
+
+@inline function cubicv(v1: v128, v2: v128, v3: v128, v4: v128, d: v128): v128 {
+  const t3 = f64x2.add(f64x2.sub(f64x2.add(f64x2.neg(v1), v2), v3), v4);
+  const t2 = f64x2.add(f64x2.sub(f64x2.add(f64x2.mul(f64x2.splat(2), f64x2.sub(v1, v2)), v3), v4), f64x2.mul(d, t3));
+  const t1 = f64x2.add(f64x2.add(f64x2.neg(v1), v3), f64x2.mul(d, t2));
+  return f64x2.add(v2, f64x2.mul(d, t1));
+}
+
+@inline function storeRgb(o: usize, rg: v128, bx: v128): void {
+  store<u8>(o, toByte(f64x2.extract_lane(rg, 0)));
+  store<u8>(o, toByte(f64x2.extract_lane(rg, 1)), 1);
+  store<u8>(o, toByte(f64x2.extract_lane(bx, 0)), 2);
 }
 
 @inline function px(src: usize, i: i32): f64 {
@@ -60,6 +89,12 @@ export function affine(src: usize, dst: usize, w: i32, h: i32, c: i32, a: f64, b
       const r0 = clampTo(y0 - 1, h) * stride;
       const r1 = y0 >= 0 && y0 < h ? y0 * stride : r0;
       // a zero fraction makes that axis's cubic return its second sample exactly
+      if (dy == 0 && c == 3 && dx != 0) {
+        const dxv = f64x2.splat(dx);
+        const p0 = rgb(src, r1 + q0), p1 = rgb(src, r1 + q1), p2 = rgb(src, r1 + q2), p3 = rgb(src, r1 + q3);
+        storeRgb(o, cubicv(lo(p0), lo(p1), lo(p2), lo(p3), dxv), cubicv(hi(p0), hi(p1), hi(p2), hi(p3), dxv));
+        continue;
+      }
       if (dy == 0) {
         for (let k = 0; k < c; k++) {
           const v = dx == 0 ? px(src, r1 + q1 + k) : cubic(px(src, r1 + q0 + k), px(src, r1 + q1 + k), px(src, r1 + q2 + k), px(src, r1 + q3 + k), dx);
@@ -69,6 +104,28 @@ export function affine(src: usize, dst: usize, w: i32, h: i32, c: i32, a: f64, b
       }
       const r2 = y0 + 1 >= 0 && y0 + 1 < h ? (y0 + 1) * stride : r1;
       const r3 = y0 + 2 >= 0 && y0 + 2 < h ? (y0 + 2) * stride : r2;
+      if (c == 3 && dx != 0) {
+        const dxv = f64x2.splat(dx);
+        const a0 = rgb(src, r0 + q0), a1 = rgb(src, r0 + q1), a2 = rgb(src, r0 + q2), a3 = rgb(src, r0 + q3);
+        const b0 = rgb(src, r1 + q0), b1 = rgb(src, r1 + q1), b2 = rgb(src, r1 + q2), b3 = rgb(src, r1 + q3);
+        const c0 = rgb(src, r2 + q0), c1 = rgb(src, r2 + q1), c2 = rgb(src, r2 + q2), c3 = rgb(src, r2 + q3);
+        const d0 = rgb(src, r3 + q0), d1 = rgb(src, r3 + q1), d2 = rgb(src, r3 + q2), d3 = rgb(src, r3 + q3);
+        const rg = cubicv(
+          cubicv(lo(a0), lo(a1), lo(a2), lo(a3), dxv), cubicv(lo(b0), lo(b1), lo(b2), lo(b3), dxv),
+          cubicv(lo(c0), lo(c1), lo(c2), lo(c3), dxv), cubicv(lo(d0), lo(d1), lo(d2), lo(d3), dxv), f64x2.splat(dy));
+        const bx = cubicv(
+          cubicv(hi(a0), hi(a1), hi(a2), hi(a3), dxv), cubicv(hi(b0), hi(b1), hi(b2), hi(b3), dxv),
+          cubicv(hi(c0), hi(c1), hi(c2), hi(c3), dxv), cubicv(hi(d0), hi(d1), hi(d2), hi(d3), dxv), f64x2.splat(dy));
+        storeRgb(o, rg, bx);
+        continue;
+      }
+      if (c == 3) {
+        // dx == 0 here: one column, four rows
+        const dyv = f64x2.splat(dy);
+        const p0 = rgb(src, r0 + q1), p1 = rgb(src, r1 + q1), p2 = rgb(src, r2 + q1), p3 = rgb(src, r3 + q1);
+        storeRgb(o, cubicv(lo(p0), lo(p1), lo(p2), lo(p3), dyv), cubicv(hi(p0), hi(p1), hi(p2), hi(p3), dyv));
+        continue;
+      }
       for (let k = 0; k < c; k++) {
         if (dx == 0) {
           store<u8>(o + <usize>k, toByte(cubic(px(src, r0 + q1 + k), px(src, r1 + q1 + k), px(src, r2 + q1 + k), px(src, r3 + q1 + k), dy)));
