@@ -223,9 +223,11 @@ export function preprocess(rgba, width, height, meta) {
   const pixels = c === 1 ? toLuma(rgb) : rgb;
   const tensor = new Float32Array(c * h * w);
   for (let ch = 0; ch < c; ch++) {
-    const m = meta.mean[ch] ?? meta.mean[0];
-    const s = meta.std[ch] ?? meta.std[0];
-    for (let i = 0; i < h * w; i++) tensor[ch * h * w + i] = (pixels[i * c + ch] / 255 - m) / s;
+    // torchvision's float32 order, each step rounded to float32, as the server computes it
+    const f = Math.fround;
+    const m = f(meta.mean[ch] ?? meta.mean[0]);
+    const s = f(meta.std[ch] ?? meta.std[0]);
+    for (let i = 0; i < h * w; i++) tensor[ch * h * w + i] = f(f(f(pixels[i * c + ch] / 255) - m) / s);
   }
   return { pixels, tensor };
 }
