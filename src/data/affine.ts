@@ -53,18 +53,8 @@ export function affineTransform(img: PixelImage, m: AffineMatrix, filter: Affine
       const q0 = clampTo(x0 - 1, w) * c, q1 = clampTo(x0, w) * c, q2 = clampTo(x0 + 1, w) * c, q3 = clampTo(x0 + 2, w) * c;
       const r0 = clampTo(y0 - 1, h) * stride;
       const r1 = y0 >= 0 && y0 < h ? y0 * stride : r0;
-      // A zero fraction makes that axis's cubic return its second sample exactly (v2 + 0·…), so
-      // shears and translations, whose fraction is zero along one axis, need 4 taps, not 16
-      if (dy === 0) {
-        for (let k = 0; k < c; k++) dst[o + k] = toByte(dx === 0 ? src[r1 + q1 + k]! : cubic(src[r1 + q0 + k]!, src[r1 + q1 + k]!, src[r1 + q2 + k]!, src[r1 + q3 + k]!, dx));
-        continue;
-      }
       const r2 = y0 + 1 >= 0 && y0 + 1 < h ? (y0 + 1) * stride : r1;
       const r3 = y0 + 2 >= 0 && y0 + 2 < h ? (y0 + 2) * stride : r2;
-      if (dx === 0) {
-        for (let k = 0; k < c; k++) dst[o + k] = toByte(cubic(src[r0 + q1 + k]!, src[r1 + q1 + k]!, src[r2 + q1 + k]!, src[r3 + q1 + k]!, dy));
-        continue;
-      }
       for (let k = 0; k < c; k++) {
         const v1 = cubic(src[r0 + q0 + k]!, src[r0 + q1 + k]!, src[r0 + q2 + k]!, src[r0 + q3 + k]!, dx);
         const v2 = cubic(src[r1 + q0 + k]!, src[r1 + q1 + k]!, src[r1 + q2 + k]!, src[r1 + q3 + k]!, dx);

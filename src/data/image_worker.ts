@@ -1,8 +1,8 @@
 /**
  * A decoding worker thread: receives SampleTasks, each with a SharedArrayBuffer slot to write the
  * sample's normalised CHW floats into, and answers with the task id or the error message. The
- * slots belong to the pool and are reused: nothing is allocated or transferred per sample
- * (transferring a fresh 600 kB buffer per sample cost ~0.5 ms in V8's external-memory GC).
+ * slots belong to the pool and are reused: no buffer is allocated, transferred or sent back for
+ * recycling per sample.
  * Decode errors are answers, never crashes: the loader decides whether to skip the file or stop
  * (strict).
  */

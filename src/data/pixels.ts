@@ -110,15 +110,6 @@ export function applyLut(img: PixelImage, luts: readonly Uint8Array[]): PixelIma
     for (let i = 0; i < n; i++) dst[i] = lut[src[i]!]!;
     return out;
   }
-  if (c === 3) {
-    const [l0, l1, l2] = [luts[0]!, luts[1] ?? luts[0]!, luts[2] ?? luts[0]!];
-    for (let i = 0; i < n; i += 3) {
-      dst[i] = l0[src[i]!]!;
-      dst[i + 1] = l1[src[i + 1]!]!;
-      dst[i + 2] = l2[src[i + 2]!]!;
-    }
-    return out;
-  }
   for (let k = 0; k < c; k++) {
     const lut = luts[k] ?? luts[0]!;
     for (let i = k; i < n; i += c) dst[i] = lut[src[i]!]!;
@@ -133,17 +124,9 @@ function histograms(img: PixelImage): Uint32Array[] {
   const counted = histogramsWasm(src, c);
   if (counted) return Array.from({ length: c }, (_, k) => counted.subarray(k * 256, (k + 1) * 256));
   const all = new Uint32Array(256 * c);
-  if (c === 3) {
-    for (let i = 0; i < src.length; i += 3) {
-      all[src[i]!]!++;
-      all[256 + src[i + 1]!]!++;
-      all[512 + src[i + 2]!]!++;
-    }
-  } else {
-    for (let i = 0, k = 0; i < src.length; i++) {
-      all[k * 256 + src[i]!]!++;
-      if (++k === c) k = 0;
-    }
+  for (let i = 0, k = 0; i < src.length; i++) {
+    all[k * 256 + src[i]!]!++;
+    if (++k === c) k = 0;
   }
   return Array.from({ length: c }, (_, k) => all.subarray(k * 256, (k + 1) * 256));
 }

@@ -1,9 +1,10 @@
 /**
  * PIL's Image.resize (libImaging/Resample.c) for 8-bit images: separable convolution with the
  * triangle (bilinear) or Keys a = −0.5 (bicubic) filter, support widened by the downscale
- * factor (antialiasing), 22-bit fixed-point coefficients, horizontal pass first. libvips
- * matches PIL to a fraction of a level when shrinking but not when enlarging (its upsampling
- * uses interpolators with other edge and centre conventions), so enlargements run here.
+ * factor (antialiasing), 22-bit fixed-point coefficients, horizontal pass first. Every resize
+ * below libvips' shrink-on-load factor runs here (libvips rounds differently, and enlarges with
+ * other edge and centre conventions). RGB runs on the WebAssembly SIMD kernels
+ * (wasm/resample.as.ts); these JavaScript passes are their reference and the fallback.
  */
 import { advance, newPixelImage, releasePixels, type PixelImage } from './pixels.js';
 import type { Interpolation } from './transform_config.js';
@@ -63,8 +64,7 @@ const clip8 = (v: number): number => (v <= 0 ? 0 : v >= MAX ? 255 : (v * (1 / SC
 
 /** Along rows: each output pixel sums its taps, all channels at once. */
 function horizontal(img: PixelImage, width: number, k: Coefficients): PixelImage {
-  const { channels: c } = img;
-  const { width: inW, height: h, data: src } = img;
+  const { width: inW, height: h, channels: c, data: src } = img;
   const out = newPixelImage(width, h, c);
   const dst = out.data;
   const { ksize, bounds, weights } = k;
@@ -94,47 +94,23 @@ function horizontal(img: PixelImage, width: number, k: Coefficients): PixelImage
   return out;
 }
 
-/**
- * Down columns, one output row at a time over contiguous input rows. The taps of a row are read
- * into locals (at most 8 cover every enlargement and mild shrink; wider kernels take the loop):
- * one pass per output row instead of one per tap.
- */
+/** Down columns, a whole row at a time (contiguous memory): row yy sums weighted input rows. */
 function vertical(img: PixelImage, height: number, k: Coefficients): PixelImage {
   const { width: w, channels: c, data: src } = img;
   const stride = w * c;
   const out = newPixelImage(w, height, c);
-  const dst = out.data;
+  const acc = new Float64Array(stride);
   const { ksize, bounds, weights } = k;
-  const acc = ksize > 8 ? new Float64Array(stride) : undefined;
-  const half = SCALE / 2;
   for (let yy = 0; yy < height; yy++) {
     const min = bounds[yy * 2]!, taps = bounds[yy * 2 + 1]!, kb = yy * ksize;
+    acc.fill(SCALE / 2);
+    for (let t = 0; t < taps; t++) {
+      const wt = weights[kb + t]!;
+      const row = (min + t) * stride;
+      for (let i = 0; i < stride; i++) acc[i] += src[row + i]! * wt;
+    }
     const o = yy * stride;
-    if (acc) {
-      acc.fill(half);
-      for (let t = 0; t < taps; t++) {
-        const wt = weights[kb + t]!;
-        const row = (min + t) * stride;
-        for (let i = 0; i < stride; i++) acc[i] += src[row + i]! * wt;
-      }
-      for (let i = 0; i < stride; i++) dst[o + i] = clip8(acc[i]!);
-      continue;
-    }
-    // rows past the kernel's taps get weight 0 and repeat the first row (in bounds, adds nothing)
-    const row = (t: number) => (t < taps ? (min + t) * stride : min * stride);
-    const wt = (t: number) => (t < taps ? weights[kb + t]! : 0);
-    const r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7);
-    const w0 = wt(0), w1 = wt(1), w2 = wt(2), w3 = wt(3), w4 = wt(4), w5 = wt(5), w6 = wt(6), w7 = wt(7);
-    if (taps <= 4) {
-      for (let i = 0; i < stride; i++) {
-        dst[o + i] = clip8(half + src[r0 + i]! * w0 + src[r1 + i]! * w1 + src[r2 + i]! * w2 + src[r3 + i]! * w3);
-      }
-    } else {
-      for (let i = 0; i < stride; i++) {
-        dst[o + i] = clip8(half + src[r0 + i]! * w0 + src[r1 + i]! * w1 + src[r2 + i]! * w2 + src[r3 + i]! * w3
-          + src[r4 + i]! * w4 + src[r5 + i]! * w5 + src[r6 + i]! * w6 + src[r7 + i]! * w7);
-      }
-    }
+    for (let i = 0; i < stride; i++) out.data[o + i] = clip8(acc[i]!);
   }
   return out;
 }
