@@ -11,7 +11,7 @@ import { GraphError } from '../ir/errors.js';
 import type { OpNode } from '../ir/graph.js';
 import { formatShape, shapeEquals, staticNumel, type Shape } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
-import { add, expand, reshape, sum } from '../ops/index.js';
+import { add, concat, expand, reshape, sum } from '../ops/index.js';
 import type { Prim } from '../ops/prim.js';
 import { ruleFor } from '../ops/rules.js';
 
@@ -55,17 +55,25 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
   const onPath = dependents(wrt, loss);
   const first = Math.min(...wrt.map((w) => w.id));
 
-  const cotangents = new Map<number, Tensor>();
+  // Contributions are kept apart until the tensor's own node is reached, so they can be combined
+  // as a whole (see combineCotangents) rather than added pairwise as they arrive.
+  const contributions = new Map<number, Tensor[]>();
   const accumulate = (id: number, t: Tensor) => {
-    const prev = cotangents.get(id);
-    cotangents.set(id, prev ? add(prev, t) : t);
+    const parts = contributions.get(id);
+    if (parts) parts.push(t);
+    else contributions.set(id, [t]);
+  };
+  const cotangent = (id: number): Tensor | undefined => {
+    const parts = contributions.get(id);
+    return parts && graph.atScope(graph.node(id).scope, () => combineCotangents(parts));
   };
   accumulate(loss.id, seed ?? expand(graph.scalar(1, loss.dtype), loss.shape));
 
   for (let id = loss.id; id >= first; id--) {
     const node = graph.node(id);
-    const g = cotangents.get(id);
-    if (!g || node.kind !== 'op' || !onPath.has(id)) continue;
+    if (node.kind !== 'op' || !onPath.has(id)) continue;
+    const g = cotangent(id);
+    if (!g) continue;
     const inputs = node.inputs.map((i) => graph.tensor(i));
     const needs = inputs.map((t) => onPath.has(t.id) && isFloat(t.dtype));
     if (!needs.some(Boolean)) continue;
@@ -81,7 +89,7 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
   }
 
   return wrt.map((w, i) => {
-    const ct = cotangents.get(w.id);
+    const ct = cotangent(w.id);
     if (ct) return ct;
     const own = dependents([w], loss);
     if (own.has(loss.id)) {
@@ -91,6 +99,41 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
     // Unused by the loss: its gradient is zero (e.g. a head that this forward pass skipped).
     return expand(graph.scalar(0, w.dtype), w.shape);
   });
+}
+
+/**
+ * The sum of a tensor's cotangent contributions. When they are the zero-padded cotangents of
+ * slices that tile one axis exactly (the q, k and v parts of a fused qkv projection), their sum is
+ * the concatenation of the unpadded pieces: one Concat instead of a Pad per piece and the Adds of
+ * mostly-zero tensors (measured: 10% of a ViT-Ti training step).
+ */
+function combineCotangents(parts: readonly Tensor[]): Tensor {
+  if (parts.length === 1) return parts[0]!;
+  return concatOfPaddedSlices(parts) ?? parts.reduce((a, b) => add(a, b));
+}
+
+function concatOfPaddedSlices(parts: readonly Tensor[]): Tensor | undefined {
+  let axis = -1;
+  const pieces: { start: number; size: number; inner: Tensor }[] = [];
+  for (const p of parts) {
+    const n = p.node;
+    if (n.kind !== 'op' || n.prim !== 'pad') return undefined;
+    const { pads, value } = n.attrs as { pads: readonly number[]; value: number };
+    if (value !== 0) return undefined;
+    const padded = p.shape.map((_, i) => i).filter((i) => pads[i] !== 0 || pads[p.rank + i] !== 0);
+    if (padded.length !== 1 || (axis >= 0 && padded[0] !== axis)) return undefined;
+    axis = padded[0]!;
+    const inner = p.graph.tensor(n.inputs[0]!);
+    pieces.push({ start: pads[axis]!, size: inner.shape[axis] as number, inner });
+  }
+  pieces.sort((a, b) => a.start - b.start);
+  let end = 0;
+  for (const piece of pieces) {
+    if (piece.start !== end) return undefined; // a gap or an overlap: add instead
+    end += piece.size;
+  }
+  if (end !== parts[0]!.shape[axis]) return undefined;
+  return concat(pieces.map((piece) => piece.inner), axis);
 }
 
 /** Ids of the nodes up to `loss` that depend on any of `roots`. */

@@ -16,12 +16,18 @@ export class Linear extends Module {
     this.hasBias = bias;
   }
 
-  /** y = x Wᵀ + b over the last axis. */
+  /**
+   * y = x Wᵀ + b over the last axis. Leading axes are folded into one first: ORT fuses a 2-D
+   * MatMul + bias Add into a single Gemm, which saves a pass over the output (and the bias
+   * gradient becomes a reduction over one axis).
+   */
   forward(x: Tensor): Tensor {
     const g = x.graph;
     return this.scoped(g, () => {
-      const y = matmul(x, transpose(this.p(g, 'weight'), [1, 0]));
-      return this.hasBias ? add(y, this.p(g, 'bias')) : y;
+      const x2 = x.rank > 2 ? reshape(x, [-1, this.inFeatures]) : x;
+      const y = matmul(x2, transpose(this.p(g, 'weight'), [1, 0]));
+      const out = this.hasBias ? add(y, this.p(g, 'bias')) : y;
+      return x.rank > 2 ? reshape(out, [...x.shape.slice(0, -1), this.outFeatures]) : out;
     });
   }
 }

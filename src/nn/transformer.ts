@@ -3,7 +3,7 @@
  * laid out as timm's `vision_transformer.py`: Attention (fused qkv) → Mlp → Block.
  */
 import type { Tensor } from '../ir/tensor.js';
-import { gelu, matmul, mul, reshape, slice, softmax, transpose, add } from '../ops/index.js';
+import { gelu, matmul, mT, mul, reshape, slice, softmax, transpose, add } from '../ops/index.js';
 import type { Random } from '../random.js';
 import { Module } from './module.js';
 import { LayerNorm, Linear } from './layers.js';
@@ -29,12 +29,13 @@ export class Attention extends Module {
       const [, n, c] = x.shape as [unknown, number, number];
       const h = this.numHeads;
       const d = this.headDim;
-      const qkv = reshape(this.qkv.forward(x), [-1, n, 3, h, d]); // [B, N, 3, H, D]
-      const part = (i: number) => reshape(slice(qkv, [2], [i], [i + 1]), [-1, n, h, d]); // [B, N, H, D]
-      const q = transpose(part(0), [0, 2, 1, 3]); // [B, H, N, D]
-      const kT = transpose(part(1), [0, 2, 3, 1]); // [B, H, D, N]
-      const v = transpose(part(2), [0, 2, 1, 3]); // [B, H, N, D]
-      const attn = softmax(matmul(mul(q, d ** -0.5), kT), -1); // [B, H, N, N]
+      // One transpose to [3, B, H, N, D] and contiguous slices (timm's permute(2, 0, 3, 1, 4)):
+      // their gradients concatenate along the leading axis, and kᵀ is left to the MatMul, which
+      // ORT fuses as a transposed operand.
+      const qkv = transpose(reshape(this.qkv.forward(x), [-1, n, 3, h, d]), [2, 0, 3, 1, 4]); // [3, B, H, N, D]
+      const part = (i: number) => reshape(slice(qkv, [0], [i], [i + 1]), [-1, h, n, d]); // [B, H, N, D]
+      const [q, k, v] = [part(0), part(1), part(2)];
+      const attn = softmax(matmul(mul(q, d ** -0.5), mT(k)), -1); // [B, H, N, N]
       const y = reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [-1, n, c]); // [B, N, C]
       return { out: this.proj.forward(y), attn };
     });

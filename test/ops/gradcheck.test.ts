@@ -90,3 +90,40 @@ describe('hand-written VJPs against their decompositions', () => {
     await exe.dispose();
   });
 });
+
+describe('cotangents of slices', () => {
+  // x [2, 6, 3] cut along axis 1; each piece is used by a different function, so the pieces'
+  // cotangents are zero-padded slices that grad combines. Reference: the analytic gradient.
+  const cases: { name: string; cuts: [number, number][]; concat: boolean }[] = [
+    { name: 'pieces that tile the axis become one Concat', cuts: [[2, 6], [0, 1], [1, 2]], concat: true },
+    { name: 'pieces with a gap are added', cuts: [[0, 2], [3, 6]], concat: false },
+    { name: 'overlapping pieces are added', cuts: [[0, 4], [2, 6]], concat: false },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const { compile } = await import('../../src/runtime/compile.js');
+      const ops = await import('../../src/ops/index.js');
+      const { grad } = await import('../../src/autodiff/grad.js');
+      const exe = await compile((x) => {
+        // piece k contributes sum((k + 1) · piece²), so d/dx = 2 (k + 1) x summed over the pieces covering x
+        const loss = c.cuts.map(([s, e], k) => {
+          const piece = ops.slice(x, [1], [s], [e]);
+          return ops.mul(ops.sum(ops.mul(piece, piece)), k + 1);
+        }).reduce((a, b) => ops.add(a, b));
+        return { loss, g: grad(loss, [x])[0]! };
+      }, [{ name: 'x', shape: [2, 6, 3], dtype: 'float64' }]);
+      const { decodeModel } = await import('../../src/onnx/proto.js');
+      const nodeOps = (decodeModel(exe.onnx).graph!.node ?? []).map((n) => n.opType);
+      expect(nodeOps.includes('Concat')).toBe(c.concat);
+      expect(nodeOps.includes('Pad')).toBe(!c.concat);
+      const x = Float64Array.from({ length: 36 }, (_, i) => Math.sin(i));
+      const g = (await exe.run({ x })).g!.data as Float64Array;
+      for (let i = 0; i < 36; i++) {
+        const j = Math.floor(i / 3) % 6;
+        const weight = c.cuts.reduce((w, [s, e], k) => w + (j >= s && j < e ? 2 * (k + 1) : 0), 0);
+        expect(g[i]).toBeCloseTo(weight * x[i]!, 12);
+      }
+      await exe.dispose();
+    });
+  }
+});
