@@ -8,7 +8,7 @@ import { z } from 'zod';
 
 export const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
-interface FieldInfo { kind: 'number' | 'boolean' | 'enum' | 'string' | 'numbers' | 'numberOrList'; choices?: string[]; defaultValue?: unknown; description: string }
+interface FieldInfo { kind: 'number' | 'boolean' | 'enum' | 'string' | 'numbers' | 'numberOrList' | 'pairs'; choices?: string[]; defaultValue?: unknown; description: string }
 
 function fieldInfo(schema: z.ZodType): FieldInfo {
   let t = schema as z.ZodType;
@@ -22,6 +22,7 @@ function fieldInfo(schema: z.ZodType): FieldInfo {
   if (t instanceof z.ZodBoolean) return { kind: 'boolean', defaultValue, description };
   if (t instanceof z.ZodEnum) return { kind: 'enum', choices: (t.options as string[]).map(String), defaultValue, description };
   if (t instanceof z.ZodArray || t instanceof z.ZodTuple) return { kind: 'numbers', defaultValue, description };
+  if (t instanceof z.ZodObject) return { kind: 'pairs', defaultValue, description };
   // e.g. --color-jitter 0.4 or 0.4,0.4,0.4,0.1: a single value stays a number
   if (t instanceof z.ZodUnion) return { kind: 'numberOrList', defaultValue, description };
   return { kind: 'string', defaultValue, description };
@@ -32,6 +33,22 @@ const parseNumbers = (flag: string) => (v: string): number[] => {
   const nums = parts.map(Number);
   if (parts.some((p) => p === '') || nums.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`${flag} must be numbers separated by commas, got "${v}"`);
   return nums;
+};
+
+/**
+ * `key=value` pairs, as timm's --model-kwargs takes them (space-separated words, each of which may
+ * hold several comma-separated pairs); values become numbers or booleans where they read as such.
+ */
+const parsePairs = (flag: string) => (v: string, previous: Record<string, unknown> | undefined): Record<string, unknown> => {
+  const out = { ...previous };
+  for (const pair of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || eq === pair.length - 1) throw new InvalidArgumentError(`${flag} takes key=value pairs, got "${pair}"`);
+    const raw = pair.slice(eq + 1).trim();
+    const num = Number(raw);
+    out[pair.slice(0, eq).trim()] = raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(num) ? num : raw;
+  }
+  return out;
 };
 
 const parseNumber = (flag: string) => (v: string): number => {
@@ -49,6 +66,10 @@ export function addSchemaOptions(cmd: Command, shape: Record<string, z.ZodType>)
     if (info.kind === 'boolean') {
       cmd.addOption(new Option(flag, `${info.description}${shown}`));
       cmd.addOption(new Option(`--no-${kebab(key)}`, `turn off ${flag}`).hideHelp());
+      continue;
+    }
+    if (info.kind === 'pairs') {
+      cmd.addOption(new Option(`${flag} <key=value...>`, info.description).argParser(parsePairs(flag)));
       continue;
     }
     const placeholder = info.kind === 'enum' ? 'choice' : info.kind === 'numbers' || info.kind === 'numberOrList' ? 'list' : info.kind;

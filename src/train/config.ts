@@ -20,8 +20,21 @@ const count = z.number().int().positive();
 const { hflip: _hflip, reprob: _reprob, remode: _remode, ...imageOnly } = imageAugmentSchema.shape;
 const imageAugmentKeys = Object.fromEntries(Object.entries(imageOnly).map(([k, s]) => [k, s.describe(`image datasets: ${s.description}`)])) as typeof imageOnly;
 
+/**
+ * Architecture overrides on top of the registered model (timm's --model-kwargs). Only the keys
+ * that shape the network; the head size, drop rates and seed come from their own options.
+ * Checkpoints store the resulting config, so eval/predict/export need no kwargs.
+ */
+export const modelKwargsSchema = z.object({
+  embedDim: count, depth: count, numHeads: count, mlpRatio: positive, patchSize: count,
+  qkvBias: z.boolean(), classToken: z.boolean(), globalPool: z.enum(['token', 'avg']), noEmbedClass: z.boolean(),
+  embedLayer: z.enum(['patch', 'conv']), stemWidth: count, eps: positive,
+}).partial().strict();
+export type ModelKwargs = z.infer<typeof modelKwargsSchema>;
+
 export const trainConfigSchema = z.object({
   model: z.string().default('vit_tiny_patch4_28').describe('Registered architecture (`tessera models`).'),
+  modelKwargs: modelKwargsSchema.optional().describe("architecture overrides, as timm's --model-kwargs: key=value pairs separated by commas or spaces, e.g. embed_dim=128,depth=8,global_pool=avg (keys: embed_dim, depth, num_heads, mlp_ratio, patch_size, qkv_bias, class_token, global_pool, no_embed_class, embed_layer, stem_width, eps)"),
   dataset: z.string().default('fashion-mnist').describe('a built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder (one subfolder per class, or train/ and val/) or a CSV/JSONL manifest of path,label'),
   dataDir: z.string().optional().describe('Where built-in datasets are looked for first (and downloaded to).'),
   output: z.string().optional().describe('Run directory; default runs/<model>-<dataset>-<timestamp>.'),
@@ -85,17 +98,24 @@ export class ConfigError extends Error {
 }
 
 const camel = (k: string) => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
+const camelKeys = (o: Record<string, unknown>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).map(([k, v]) => [camel(k), v]));
 
 /**
  * Validates a partial config (from a file, flags or code) and fills the defaults. `keyName`
  * says how to name a key in errors (`"lr"` in a file, `--lr` on the command line).
  */
 export function resolveTrainConfig(input: Record<string, unknown>, source = 'config', keyName = (k: string) => `"${k}"`): TrainConfig {
-  const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined).map(([k, v]) => [camel(k), v]));
+  const given = camelKeys(input);
+  if (given.modelKwargs && typeof given.modelKwargs === 'object' && !Array.isArray(given.modelKwargs)) given.modelKwargs = camelKeys(given.modelKwargs as Record<string, unknown>);
   const normalised = given.pretrained ? { ...finetuneDefaults, ...given } : given;
   const r = trainConfigSchema.safeParse(normalised);
   if (r.success) return r.data;
   const first = r.error.issues[0]!;
+  if (first.path[0] === 'modelKwargs') {
+    const bad = first.code === 'unrecognized_keys' ? `unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.join(', ')}` : `${String(first.path[1] ?? '')}: ${first.message}`;
+    throw new ConfigError(`${source}: ${keyName('modelKwargs')} ${bad}; known keys: ${Object.keys(modelKwargsSchema.shape).join(', ')}`);
+  }
   if (first.code === 'unrecognized_keys') {
     throw new ConfigError(`${source}: unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => `"${k}"`).join(', ')}; known keys: ${Object.keys(trainConfigSchema.shape).join(', ')}`);
   }

@@ -299,7 +299,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
 
 /** A new model, or one initialised from --pretrained weights, for the data's image shape and classes. */
 async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly [number, number, number], log: (m: string) => void): Promise<{ model: VisionTransformer; modelName: string }> {
-  const common = { numClasses, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed };
+  const common = { ...cfg.modelKwargs, numClasses, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed };
   if (!cfg.pretrained) return { model: createModel(cfg.model, cfg.imgSize ? { ...common, imgSize: h } : common), modelName: cfg.model };
   const weights = await loadPretrainedWeights(cfg.pretrained);
   const base = weights.meta?.config ?? { ...vitDefaults, ...getModelEntry(cfg.model).config };

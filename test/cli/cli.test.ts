@@ -28,6 +28,23 @@ beforeAll(async () => {
 }, 300_000);
 
 describe('tessera train', () => {
+  it('--model-kwargs changes the architecture; the checkpoint carries it to eval', async () => {
+    const out = join(dir, 'kwargs');
+    const r = await runCli(['train', '--model-kwargs', 'depth=2', 'global_pool=avg,class_token=false', '--epochs', '1', '--train-limit', '128',
+      '--eval-limit', '50', '--batch-size', '64', '--output', out, '--json'], isolated);
+    expect(r.code, r.stderr).toBe(0);
+    const { readStateDict } = await import('../../src/checkpoint/checkpoint.js');
+    const { state, metadata } = readStateDict(join(out, 'last.safetensors'));
+    expect(Object.keys(state).some((k) => k.startsWith('blocks.2.'))).toBe(false);
+    expect(Object.keys(state)).toContain('blocks.1.attn.qkv.weight');
+    expect(Object.keys(state)).not.toContain('cls_token');
+    expect(Object.keys(state)).toContain('fc_norm.weight');
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).modelKwargs).toEqual({ depth: 2, globalPool: 'avg', classToken: false });
+    expect(Object.values(metadata).join(' ')).toMatch(/"depth":2/);
+    const ev = await runCli(['eval', '--checkpoint', join(out, 'last.safetensors'), '--limit', '50', '--json'], isolated);
+    expect(ev.code, ev.stderr).toBe(0);
+  }, 120_000);
+
   it('prints the test accuracy as JSON and writes the run directory', () => {
     expect(trainJson.runDir).toBe(join(dir, 'run'));
     expect(trainJson.top1).toBeGreaterThan(0.1);
@@ -194,6 +211,17 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
     expect(r.code).not.toBe(0);
     expect(oneLine(r)).toEqual(['tessera: invalid option: --lr must be >0, got -1']);
     expect(() => readFileSync(join(out, 'config.json'))).toThrow();
+  });
+
+  it('--model-kwargs: unknown keys and bad values', async () => {
+    const unknown = await runCli(['train', '--model-kwargs', 'embed_dim=64', 'widht=3', '--output', join(dir, 'never4')], isolated);
+    expect(unknown.code).not.toBe(0);
+    expect(oneLine(unknown)[0]).toMatch(/^tessera: invalid option: --model-kwargs unknown key widht; known keys: embedDim, depth, /);
+    const bad = await runCli(['train', '--model-kwargs', 'depth=0', '--output', join(dir, 'never4')], isolated);
+    expect(oneLine(bad)[0]).toMatch(/^tessera: invalid option: --model-kwargs depth: .*>0/);
+    const noValue = await runCli(['train', '--model-kwargs', 'depth', '--output', join(dir, 'never4')], isolated);
+    expect(oneLine(noValue)[0]).toMatch(/--model-kwargs takes key=value pairs, got "depth"/);
+    expect(existsSync(join(dir, 'never4'))).toBe(false);
   });
 
   it('list flags: a colour jitter of two values, a crop scale of one', async () => {
