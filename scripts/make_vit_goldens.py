@@ -9,7 +9,8 @@ model in ``scripts/timm_vit.py``:
       (img 28, patch 4, 1 channel, 10 classes, dim 48, depth 2, 3 heads, token pooling,
       input det_input([2,1,28,28]), labels [3, 7]);
     - the same for ``small_avg.*`` (global_pool='avg': fc_norm, no norm) and
-      ``small_convstem.*`` (the convolutional stem, width 8);
+      ``small_convstem.*`` (the convolutional stem, width 8) and ``small_convstem_s1.*`` (width
+      4 with a leading stride-1 conv, strides [1, 2, 2]);
     - ``small_distilled.logits`` (DeiT distilled head, eval average of both heads);
     - ``tiny224.logits`` (vit_tiny_patch16_224, input det_input([2,3,224,224]));
     - ``resample.src`` ([1, 1+7*7, 8] = det_input) and its bicubic, antialiased,
@@ -187,6 +188,7 @@ def main():
     case_with_grads("small_token", dict(SMALL), tensors, meta)
     case_with_grads("small_avg", dict(SMALL, global_pool="avg"), tensors, meta)
     case_with_grads("small_convstem", dict(SMALL, embed_layer="conv", stem_width=8), tensors, meta)
+    case_with_grads("small_convstem_s1", dict(SMALL, embed_layer="conv", stem_width=4, stem_strides=[1, 2, 2]), tensors, meta)
     case_logits("small_distilled", dict(SMALL, distilled=True), tensors, meta)
     tiny = case_logits("tiny224", dict(TINY224), tensors, meta)
     n_tiny = len(tiny.state_dict())

@@ -62,16 +62,19 @@ class ConvStemEmbed(nn.Module):
     stride-2 convs with GELU, each doubling the channels from `width`, then a 1x1 conv to
     embed_dim; the same grid as PatchEmbed. Keys: backbone.conv{i}.*, proj.*."""
 
-    def __init__(self, img_size, patch_size, in_chans, embed_dim, width=24):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim, width=24, strides=None):
         super().__init__()
         self.grid_size = (img_size // patch_size, img_size // patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.backbone = nn.Module()
-        self.stages = patch_size.bit_length() - 1
-        chans = in_chans
-        for i in range(self.stages):
-            setattr(self.backbone, f"conv{i}", nn.Conv2d(chans, width * 2 ** i, kernel_size=3, stride=2, padding=1))
-            chans = width * 2 ** i
+        # one 3x3 conv per stride (1 or 2); channels double after each stride-2 conv
+        strides = strides or [2] * (patch_size.bit_length() - 1)
+        self.stages = len(strides)
+        chans, out = in_chans, width
+        for i, stride in enumerate(strides):
+            setattr(self.backbone, f"conv{i}", nn.Conv2d(chans, out, kernel_size=3, stride=stride, padding=1))
+            chans = out
+            out = out * 2 if stride == 2 else out
         self.proj = nn.Conv2d(chans, embed_dim, kernel_size=1)
 
     def forward(self, x):
@@ -145,6 +148,7 @@ class VisionTransformer(nn.Module):
         distilled=False,
         embed_layer="patch",
         stem_width=24,
+        stem_strides=None,
     ):
         super().__init__()
         assert global_pool in ("token", "avg"), global_pool
@@ -166,7 +170,7 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + self.num_prefix_tokens, embed_dim))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distilled else None
 
-        self.patch_embed = (ConvStemEmbed(img_size, patch_size, in_chans, embed_dim, stem_width) if embed_layer == "conv"
+        self.patch_embed = (ConvStemEmbed(img_size, patch_size, in_chans, embed_dim, stem_width, stem_strides) if embed_layer == "conv"
                             else PatchEmbed(img_size, patch_size, in_chans, embed_dim))
         self.blocks = nn.Sequential(
             *[Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias) for _ in range(depth)]

@@ -41,12 +41,17 @@ const parseNumbers = (flag: string) => (v: string): number[] => {
  */
 const parsePairs = (flag: string) => (v: string, previous: Record<string, unknown> | undefined): Record<string, unknown> => {
   const out = { ...previous };
-  for (const pair of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+  const scalar = (raw: string): unknown => {
+    const num = Number(raw);
+    return raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(num) ? num : raw;
+  };
+  // commas inside [...] belong to a list value
+  for (const pair of v.split(/,(?![^[]*\])/).map((p) => p.trim()).filter(Boolean)) {
     const eq = pair.indexOf('=');
     if (eq <= 0 || eq === pair.length - 1) throw new InvalidArgumentError(`${flag} takes key=value pairs, got "${pair}"`);
     const raw = pair.slice(eq + 1).trim();
-    const num = Number(raw);
-    out[pair.slice(0, eq).trim()] = raw === 'true' ? true : raw === 'false' ? false : Number.isFinite(num) ? num : raw;
+    const list = /^\[(.*)\]$/.exec(raw);
+    out[pair.slice(0, eq).trim()] = list ? list[1]!.split(',').map((x) => scalar(x.trim())) : scalar(raw);
   }
   return out;
 };

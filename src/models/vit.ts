@@ -46,14 +46,19 @@ export interface VitConfig {
   seed: number;
   /** 'patch': timm's patchify conv; 'conv': a stack of 3×3 stride-2 convs (ConvStemEmbed). */
   embedLayer: 'patch' | 'conv';
-  /** Channels of the conv stem's first conv. */
+  /** Channels of the conv stem's first conv (doubled after each stride-2 conv). */
   stemWidth: number;
+  /**
+   * Strides of the conv stem's 3×3 convs, each 1 or 2, multiplying to the patch size; empty:
+   * log2(patch) stride-2 convs. A leading 1 adds a full-resolution conv (e.g. [1, 2, 2]).
+   */
+  stemStrides: readonly number[];
 }
 
 export const vitDefaults: VitConfig = {
   imgSize: 224, patchSize: 16, inChans: 3, numClasses: 1000, embedDim: 768, depth: 12, numHeads: 12,
   mlpRatio: 4, qkvBias: true, classToken: true, globalPool: 'token', distilled: false, noEmbedClass: false,
-  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24,
+  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24, stemStrides: [],
 };
 
 /** Per-step random scales for training: drop-path [B, depth·2] and head dropout [B, D]. */
@@ -85,7 +90,7 @@ export class VisionTransformer extends Module {
     const rng = new Random(c.seed);
     this.numPrefixTokens = (c.classToken ? 1 : 0) + (c.distilled ? 1 : 0);
     this.patchEmbed = this.addChild('patch_embed', c.embedLayer === 'conv'
-      ? new ConvStemEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng, c.stemWidth)
+      ? new ConvStemEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng, c.stemWidth, c.stemStrides)
       : new PatchEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng));
     if (c.classToken) this.addParam('cls_token', [1, 1, c.embedDim], normal(1e-6), rng);
     const posTokens = this.patchEmbed.numPatches + (c.noEmbedClass ? 0 : this.numPrefixTokens);

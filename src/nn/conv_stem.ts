@@ -1,7 +1,8 @@
 /**
  * A convolutional stem in place of the patchify conv: "Early Convolutions Help Transformers See
  * Better" (Xiao et al. 2021, https://arxiv.org/abs/2106.14881). log2(patch) 3×3 stride-2 convs,
- * each doubling the channels and followed by GELU, then a 1×1 conv to the embedding. The tokens
+ * each doubling the channels and followed by GELU, then a 1×1 conv to the embedding; optional
+ * stride-1 convs (at the resolution they follow) add depth without reducing the grid. The tokens
  * keep the patchify grid (image / patch), so everything after the embedding is unchanged; the
  * overlapping 3×3 windows give the small-data inductive bias a plain ViT lacks.
  *
@@ -21,20 +22,28 @@ export class ConvStemEmbed extends Module {
   readonly convs: Conv2d[];
   readonly proj: Conv2d;
 
-  /** `width`: channels of the first conv (doubled by each further conv). */
-  constructor(readonly imgSize: number, readonly patchSize: number, readonly inChans: number, readonly embedDim: number, rng: Random, width = 24) {
+  /**
+   * `width`: channels of the first conv, doubled after each stride-2 conv. `strides`: one per
+   * 3×3 conv, each 1 or 2, multiplying to the patch size (default: log2(patch) stride-2 convs).
+   */
+  constructor(readonly imgSize: number, readonly patchSize: number, readonly inChans: number, readonly embedDim: number, rng: Random, width = 24, strides: readonly number[] = []) {
     super();
     const stages = Math.log2(patchSize);
     if (!Number.isInteger(stages) || stages < 1) throw new RangeError(`ConvStemEmbed: patch size ${patchSize} is not a power of two ≥ 2`);
     if (imgSize % patchSize !== 0) throw new RangeError(`ConvStemEmbed: image size ${imgSize} is not divisible by patch size ${patchSize}`);
+    const plan = strides.length ? strides : Array.from({ length: stages }, () => 2);
+    if (plan.some((s) => s !== 1 && s !== 2) || plan.reduce((a, b) => a * b, 1) !== patchSize) {
+      throw new RangeError(`ConvStemEmbed: strides [${plan.join(', ')}] must each be 1 or 2 and multiply to the patch size ${patchSize}`);
+    }
     const g = imgSize / patchSize;
     this.gridSize = [g, g];
     this.numPatches = g * g;
     let chans = inChans;
-    this.convs = Array.from({ length: stages }, (_, i) => {
-      const out = width * 2 ** i;
-      const conv = this.addChild(`backbone.conv${i}`, new Conv2d(chans, out, 3, rng, { stride: 2, padding: 1 }));
+    let out = width;
+    this.convs = plan.map((stride, i) => {
+      const conv = this.addChild(`backbone.conv${i}`, new Conv2d(chans, out, 3, rng, { stride, padding: 1 }));
       chans = out;
+      if (stride === 2) out *= 2;
       return conv;
     });
     this.proj = this.addChild('proj', new Conv2d(chans, embedDim, 1, rng));

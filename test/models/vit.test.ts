@@ -39,6 +39,16 @@ describe('VisionTransformer', () => {
     expect(m.namedParameters().some(([k]) => k.startsWith('head'))).toBe(false);
   });
 
+  it('builds conv stems from a stride plan and rejects plans that miss the patch size', () => {
+    const m = new VisionTransformer({ imgSize: 28, patchSize: 4, inChans: 1, embedDim: 48, depth: 1, numHeads: 3, embedLayer: 'conv', stemWidth: 8, stemStrides: [1, 2, 2] });
+    const shapes = Object.fromEntries(m.namedParameters().filter(([k]) => k.startsWith('patch_embed')).map(([k, p]) => [k, p.shape]));
+    expect(shapes['patch_embed.backbone.conv0.weight']).toEqual([8, 1, 3, 3]);
+    expect(shapes['patch_embed.backbone.conv1.weight']).toEqual([8, 8, 3, 3]);
+    expect(shapes['patch_embed.backbone.conv2.weight']).toEqual([16, 8, 3, 3]);
+    expect(shapes['patch_embed.proj.weight']).toEqual([48, 16, 1, 1]);
+    expect(() => new VisionTransformer({ imgSize: 28, patchSize: 4, embedLayer: 'conv', stemStrides: [2, 2, 2] })).toThrow(/strides \[2, 2, 2\] must each be 1 or 2 and multiply to the patch size 4/);
+  });
+
   it('names the module path when the input does not fit the patch embedding', () => {
     const m = new VisionTransformer(small);
     const g = new Graph();
