@@ -4,12 +4,13 @@
  * 2,000 generated JPEGs of about 500×375, tessera's worker-thread loader against torchvision's
  * DataLoader with PIL on the same folder, the same number of workers, in the same run.
  *
- *   npx tsx bench/loader.ts            (BENCH_IMAGES, BENCH_EPOCHS, BENCH_WORKERS override)
+ *   npx tsx bench/loader.ts   (BENCH_IMAGES, BENCH_EPOCHS, BENCH_WORKERS, BENCH_ROUNDS override)
  */
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { openImageDataset } from '../src/data/folder_dataset.js';
 import { createImageLoader } from '../src/data/image_loader.js';
@@ -19,7 +20,7 @@ import { peerScript, runPeer, torchAvailable } from '../src/bench/peers.js';
 
 interface TorchLoader { torch: string; torchvision: string; workers: number; ra: string; images_per_second: number[] }
 
-export interface LoaderBenchOptions { images?: number; epochs?: number; workers?: number; batchSize?: number; log?: (m: string) => void }
+export interface LoaderBenchOptions { images?: number; epochs?: number; workers?: number; batchSize?: number; rounds?: number; log?: (m: string) => void }
 
 /** A photo-like w×h JPEG: a smooth random colour field with a few shapes on it. */
 async function photo(rng: Random, w: number, h: number): Promise<Buffer> {
@@ -83,31 +84,58 @@ async function tesseraImagesPerSecond(dir: string, workers: number, batchSize: n
   return rates;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+};
+
+/** tessera's loader in a fresh process, as each peer runs in its own: no state from writing the folder. */
+function tesseraInFreshProcess(dir: string, workers: number, batchSize: number, epochs: number): number[] {
+  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--measure', dir, String(workers), String(batchSize), String(epochs)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`the tessera loader run failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as number[];
+}
 
 export async function benchLoader(o: LoaderBenchOptions = {}): Promise<string> {
   const images = o.images ?? 2000, epochs = o.epochs ?? 2, workers = o.workers ?? availableParallelism(), batchSize = o.batchSize ?? 64;
+  const rounds = o.rounds ?? 3;
   const log = o.log ?? (() => {});
   log(`writing ${images} JPEGs…`);
   const dir = await writeBenchFolder(images);
+  // Flush the new files to disk before anything is timed: otherwise the kernel's write-back of
+  // the just-written folder runs during the first loader's epochs. The images stay in the page
+  // cache for every loader.
+  execFileSync('sync');
   try {
-    log(`tessera, ${workers} workers…`);
-    const ours = median(await tesseraImagesPerSecond(dir, workers, batchSize, epochs));
-    const peers: TorchLoader[] = [];
-    if (torchAvailable()) {
+    // rounds alternate the loaders (A B C A B C …), each in a fresh process, so drifts of the
+    // machine's speed hit all of them alike; per loader: the median over rounds of each round's
+    // median epoch
+    const ours: number[] = [];
+    const peers = new Map<string, { meta: TorchLoader; rates: number[] }>();
+    const withTorch = torchAvailable();
+    for (let round = 1; round <= rounds; round++) {
+      log(`round ${round}/${rounds}: tessera, ${workers} workers…`);
+      ours.push(median(tesseraInFreshProcess(dir, workers, batchSize, epochs)));
+      if (!withTorch) continue;
       for (const ra of ['timm', 'torchvision']) {
-        log(`torchvision DataLoader (${ra} RandAugment), ${workers} workers…`);
-        peers.push(runPeer<TorchLoader>(peerScript('torch_loader.py'), [dir, workers, batchSize, epochs, ra], 1));
+        log(`round ${round}/${rounds}: torchvision DataLoader (${ra} RandAugment), ${workers} workers…`);
+        const p = runPeer<TorchLoader>(peerScript('torch_loader.py'), [dir, workers, batchSize, epochs, ra], 1);
+        const entry = peers.get(ra) ?? { meta: p, rates: [] };
+        entry.rates.push(median(p.images_per_second));
+        peers.set(ra, entry);
       }
     }
-    const rows = ['| loader | RandAugment | images/s | tessera ÷ peer |', '|---|---|---|---|', `| tessera (worker threads, sharp) | timm rand-m9-mstd0.5-inc1 | ${ours.toFixed(0)} | |`];
-    for (const p of peers) {
-      const rate = median(p.images_per_second);
-      const label = p.ra === 'timm' ? 'timm rand-m9-mstd0.5-inc1 (same ops on PIL)' : 'torchvision RandAugment(2, 9)';
-      rows.push(`| torchvision ${p.torchvision} DataLoader + PIL | ${label} | ${rate.toFixed(0)} | ${(ours / rate).toFixed(2)} |`);
+    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+    const rows = ['| loader | RandAugment | images/s per round | median | tessera ÷ peer |', '|---|---|---|---|---|',
+      `| tessera (worker threads, sharp) | timm rand-m9-mstd0.5-inc1 | ${fmt(ours)} | ${median(ours).toFixed(0)} | |`];
+    for (const [ra, { meta, rates }] of peers) {
+      const label = ra === 'timm' ? 'timm rand-m9-mstd0.5-inc1 (same ops on PIL)' : 'torchvision RandAugment(2, 9)';
+      const perRound = ours.map((x, i) => (x / rates[i]!).toFixed(2)).join(', ');
+      rows.push(`| torchvision ${meta.torchvision} DataLoader + PIL | ${label} | ${fmt(rates)} | ${median(rates).toFixed(0)} | ${(median(ours) / median(rates)).toFixed(2)} (rounds: ${perRound}) |`);
     }
     const head = `Loader benchmark — ${new Date().toISOString().slice(0, 10)}, ${machineDescription()}; ${images} JPEGs (500×375 and 375×500), ` +
-      `batch ${batchSize}, ${workers} workers each, median of ${epochs} epochs after a warm-up epoch` + (peers.length ? '' : '; PyTorch not installed: no peer rows');
+      `batch ${batchSize}, ${workers} workers each, ${rounds} alternating rounds, each loader in a fresh process; a round's rate is the median of ${epochs} epochs after a warm-up epoch` +
+      (peers.size ? '' : '; PyTorch not installed: no peer rows');
     return [head, '', ...rows].join('\n');
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -115,6 +143,11 @@ export async function benchLoader(o: LoaderBenchOptions = {}): Promise<string> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const env = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined);
-  console.log(await benchLoader({ images: env('BENCH_IMAGES'), epochs: env('BENCH_EPOCHS'), workers: env('BENCH_WORKERS'), log: (m) => process.stderr.write(`… ${m}\n`) }));
+  if (process.argv[2] === '--measure') {
+    const [dir, workers, batchSize, epochs] = process.argv.slice(3);
+    console.log(JSON.stringify(await tesseraImagesPerSecond(dir!, Number(workers), Number(batchSize), Number(epochs))));
+  } else {
+    const env = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined);
+    console.log(await benchLoader({ images: env('BENCH_IMAGES'), epochs: env('BENCH_EPOCHS'), workers: env('BENCH_WORKERS'), rounds: env('BENCH_ROUNDS'), log: (m) => process.stderr.write(`… ${m}\n`) }));
+  }
 }
