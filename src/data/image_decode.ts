@@ -20,10 +20,18 @@ const kernelFor = (i: Interpolation) => (i === 'bicubic' ? sharp.kernel.cubic : 
 
 type Input = string | Uint8Array;
 
-function open(input: Input, label: string): sharp.Sharp {
+/** An opened image; `plain`: a 3-component JPEG without rotation (libvips decodes it to sRGB as it is). */
+interface Opened { img: sharp.Sharp; plain: boolean }
+
+function open(input: Input, label: string): Opened {
+  const jpeg = typeof input === 'string' ? undefined : jpegHeader(input);
+  const plain = jpeg !== undefined && jpeg.components === 3 && jpeg.orientation === 1;
   try {
     // failOn 'error' rejects truncated files, as PIL does without LOAD_TRUNCATED_IMAGES
-    return sharp(input, { failOn: 'error', pages: 1 }).rotate();
+    const img = sharp(input, { failOn: 'error', pages: 1 });
+    // the rotation (EXIF orientation) and colour conversions are steps of every libvips pipeline
+    // they are added to; a plain JPEG needs none (measured: 0.05–0.1 ms of a 1.2 ms decode)
+    return { img: plain ? img : img.rotate(), plain };
   } catch (e) {
     throw new ImageDecodeError(`${label}: not a readable image (${(e as Error).message})`);
   }
@@ -34,7 +42,7 @@ function open(input: Input, label: string): sharp.Sharp {
  * libvips would give, without a second pass through it. undefined when the bytes are anything
  * else or the markers are not as expected (sharp then reads the file and reports what is wrong).
  */
-export function jpegHeader(b: Uint8Array): { width: number; height: number; orientation: number } | undefined {
+export function jpegHeader(b: Uint8Array): { width: number; height: number; orientation: number; components: number } | undefined {
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
   let orientation = 1;
   let at = 2;
@@ -52,7 +60,8 @@ export function jpegHeader(b: Uint8Array): { width: number; height: number; orie
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (length < 7) return undefined;
       const height = (b[body + 1]! << 8) | b[body + 2]!, width = (b[body + 3]! << 8) | b[body + 4]!;
-      return width > 0 && height > 0 ? { width, height, orientation } : undefined;
+      const components = b[body + 5]!;
+      return width > 0 && height > 0 ? { width, height, orientation, components } : undefined;
     }
     if (marker === 0xda || marker === 0xd9) return undefined; // scan before any frame header
     at = body + length - 2;
@@ -95,10 +104,10 @@ async function orientedSize(img: sharp.Sharp, label: string, input?: Input): Pro
   return (meta.orientation ?? 1) >= 5 ? [meta.height, meta.width] : [meta.width, meta.height];
 }
 
-async function toPixels(pipeline: sharp.Sharp, label: string): Promise<PixelImage> {
+async function toPixels(pipeline: sharp.Sharp, label: string, plain = false): Promise<PixelImage> {
   let out: { data: Buffer; info: sharp.OutputInfo };
   try {
-    out = await pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    out = await (plain ? pipeline : pipeline.removeAlpha().toColourspace('srgb')).raw().toBuffer({ resolveWithObject: true });
   } catch (e) {
     throw new ImageDecodeError(`${label}: could not decode (${(e as Error).message})`);
   }
@@ -126,13 +135,13 @@ export interface ResizedCropChoice {
 export async function decodeResizedCrop(
   input: Input, choose: (width: number, height: number) => ResizedCropChoice, outWidth: number, outHeight: number, label: string,
 ): Promise<PixelImage> {
-  const img = open(input, label);
+  const { img, plain } = open(input, label);
   const [w, h] = await orientedSize(img, label, input);
   const { box, interpolation, flop, flip } = choose(w, h);
   let crop = img.extract({ left: box.left, top: box.top, width: box.width, height: box.height });
   if (flop) crop = crop.flop();
   if (flip) crop = crop.flip();
-  return resizeTo(crop, box.width, box.height, outWidth, outHeight, interpolation, label);
+  return resizeTo({ img: crop, plain }, box.width, box.height, outWidth, outHeight, interpolation, label);
 }
 
 /**
@@ -145,28 +154,28 @@ const SHRINK_ON_LOAD = 2;
  * PIL's resampling (resample.ts, bit-exact, on WebAssembly SIMD) on the decoded pixels; only a
  * large shrink runs in libvips, which then decodes the JPEG at a fraction of its size.
  */
-async function resizeTo(img: sharp.Sharp, w: number, h: number, outWidth: number, outHeight: number, interpolation: Interpolation, label: string): Promise<PixelImage> {
-  if (w === outWidth && h === outHeight) return toPixels(img, label);
+async function resizeTo({ img, plain }: Opened, w: number, h: number, outWidth: number, outHeight: number, interpolation: Interpolation, label: string): Promise<PixelImage> {
+  if (w === outWidth && h === outHeight) return toPixels(img, label, plain);
   if (w < SHRINK_ON_LOAD * outWidth || h < SHRINK_ON_LOAD * outHeight) {
-    const decoded = await toPixels(img, label);
+    const decoded = await toPixels(img, label, plain);
     return resamplePixels(decoded, outWidth, outHeight, interpolation);
   }
-  return toPixels(img.resize({ width: outWidth, height: outHeight, fit: 'fill', kernel: kernelFor(interpolation) }), label);
+  return toPixels(img.resize({ width: outWidth, height: outHeight, fit: 'fill', kernel: kernelFor(interpolation) }), label, plain);
 }
 
 /** Decodes `input` and resizes it to `outSize(width, height)` of its oriented size (e.g. torchvision Resize(int)). */
 export async function decodeResized(input: Input, outSize: (width: number, height: number) => [number, number], interpolation: Interpolation, label: string): Promise<PixelImage> {
-  const img = open(input, label);
-  const [w, h] = await orientedSize(img, label, input);
+  const opened = open(input, label);
+  const [w, h] = await orientedSize(opened.img, label, input);
   const [rw, rh] = outSize(w, h);
-  return resizeTo(img, w, h, rw, rh, interpolation, label);
+  return resizeTo(opened, w, h, rw, rh, interpolation, label);
 }
 
 /** Decodes `input` at its own size (oriented, 8-bit sRGB). */
 export async function decodeFull(input: Input, label = typeof input === 'string' ? input : 'image'): Promise<PixelImage> {
-  const img = open(input, label);
+  const { img, plain } = open(input, label);
   await orientedSize(img, label);
-  return toPixels(img, label);
+  return toPixels(img, label, plain);
 }
 
 /**

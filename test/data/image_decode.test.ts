@@ -65,7 +65,7 @@ describe('decoding', () => {
     expect(Buffer.from(crop.data)).toEqual(viewed.subarray(20 * 16 * 3));
   });
 
-  it("reads a JPEG's size and EXIF orientation from its markers as libvips does", async () => {
+  it("reads a JPEG's size, EXIF orientation and components from its markers as libvips does", async () => {
     const variants: [string, Buffer][] = [
       ['baseline', await rawRgb(W, H, 5).jpeg().toBuffer()],
       ['progressive', await rawRgb(W, H, 5).jpeg({ progressive: true }).toBuffer()],
@@ -75,7 +75,7 @@ describe('decoding', () => {
     ];
     for (const [name, bytes] of variants) {
       const meta = await sharp(bytes).metadata();
-      expect(jpegHeader(bytes), name).toEqual({ width: meta.width, height: meta.height, orientation: meta.orientation ?? 1 });
+      expect(jpegHeader(bytes), name).toEqual({ width: meta.width, height: meta.height, orientation: meta.orientation ?? 1, components: meta.channels });
     }
     // not a JPEG, or cut before the frame header: left to sharp
     expect(jpegHeader(await rawRgb(W, H, 5).png().toBuffer())).toBeUndefined();
