@@ -105,7 +105,8 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
  * The sum of a tensor's cotangent contributions. When they are the zero-padded cotangents of
  * slices that tile one axis exactly (the q, k and v parts of a fused qkv projection), their sum is
  * the concatenation of the unpadded pieces: one Concat instead of a Pad per piece and the Adds of
- * mostly-zero tensors (measured: 10% of a ViT-Ti training step).
+ * mostly-zero tensors (measured: the Pads alone were 5% of the ORT kernel time of a ViT-Ti
+ * training step).
  */
 function combineCotangents(parts: readonly Tensor[]): Tensor {
   if (parts.length === 1) return parts[0]!;

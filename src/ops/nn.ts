@@ -208,8 +208,8 @@ function convWeightGrad(g: Tensor, x: Tensor, w: Tensor, { stride, padding, dila
   const [, c, h, wd] = x.shape;
   const pointwise = w.shape[2] === 1 && w.shape[3] === 1 && groups === 1 && [...stride, ...dilation].every((v) => v === 1) && padding.every((v) => v === 0);
   if (pointwise) {
-    // a 1×1 convolution is a matrix product per image: dw = Σ_n g_n x_nᵀ (measured: the
-    // convolution form took 10× longer for a ViT conv stem's projection)
+    // a 1×1 convolution is a matrix product per image: dw = Σ_n g_n x_nᵀ (the convolution form
+    // below, with the batch as channels, was among the slowest nodes of a conv-stem ViT step)
     const hw = (h as number) * (wd as number);
     const perImage = matmul(reshape(g, [g.shape[0]!, g.shape[1]!, hw]), transpose(reshape(x, [x.shape[0]!, c!, hw]), [0, 2, 1])); // [N, Co, Ci]
     return reshape(sum(perImage, [0]), [w.shape[0]!, c!, 1, 1]);
