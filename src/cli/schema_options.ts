@@ -37,7 +37,7 @@ const parseNumbers = (flag: string) => (v: string): number[] => {
 
 /**
  * `key=value` pairs, as timm's --model-kwargs takes them (space-separated words, each of which may
- * hold several comma-separated pairs); values become numbers or booleans where they read as such.
+ * hold several pairs separated by commas or spaces); values become numbers or booleans where they read as such.
  */
 const parsePairs = (flag: string) => (v: string, previous: Record<string, unknown> | undefined): Record<string, unknown> => {
   const out = { ...previous };
@@ -45,8 +45,9 @@ const parsePairs = (flag: string) => (v: string, previous: Record<string, unknow
     const num = Number(raw);
     return raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(num) ? num : raw;
   };
-  // commas inside [...] belong to a list value
-  for (const pair of v.split(/,(?![^[]*\])/).map((p) => p.trim()).filter(Boolean)) {
+  // pairs are separated by commas or spaces (a quoted "a=1 b=2" is one word); inside [...] they
+  // belong to a list value
+  for (const pair of v.split(/[,\s]+(?![^[]*\])/).filter(Boolean)) {
     const eq = pair.indexOf('=');
     if (eq <= 0 || eq === pair.length - 1) throw new InvalidArgumentError(`${flag} takes key=value pairs, got "${pair}"`);
     const raw = pair.slice(eq + 1).trim();

@@ -30,7 +30,7 @@ beforeAll(async () => {
 describe('tessera train', () => {
   it('--model-kwargs changes the architecture; the checkpoint carries it to eval', async () => {
     const out = join(dir, 'kwargs');
-    const r = await runCli(['train', '--model-kwargs', 'depth=2', 'global_pool=avg,class_token=false', '--epochs', '1', '--train-limit', '128',
+    const r = await runCli(['train', '--model-kwargs', 'depth=2', 'global_pool=avg class_token=false', '--epochs', '1', '--train-limit', '128',
       '--eval-limit', '50', '--batch-size', '64', '--output', out, '--json'], isolated);
     expect(r.code, r.stderr).toBe(0);
     const { readStateDict } = await import('../../src/checkpoint/checkpoint.js');
