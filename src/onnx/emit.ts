@@ -4,7 +4,7 @@
  */
 import { scalarHost, type DType } from '../ir/dtype.js';
 import { GraphError } from '../ir/errors.js';
-import type { Graph, Node, ParamSource } from '../ir/graph.js';
+import type { Graph, Node, OpNode, ParamSource } from '../ir/graph.js';
 import { isBatchDim, isStatic, type Shape } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
 import type { EmitContext, OnnxAttr, Prim } from '../ops/prim.js';
@@ -130,7 +130,7 @@ export function emitModel(graph: Graph, outputs: Record<string, Tensor>, opts: E
       initializers.push(tensorProto(nameOf(n), n.dtype, n.shape as number[], n.data));
     } else {
       scope = n.scope;
-      const ins = n.inputs.map((i) => graph.node(i));
+      const ins = emittedInputs(graph, n).map((i) => graph.node(i));
       ruleFor(n.prim as Prim).emit(ctx, {
         inputs: ins.map(nameOf),
         out: nameOf(n),
@@ -174,7 +174,20 @@ function reachable(graph: Graph, roots: number[]): Set<number> {
     if (seen.has(id)) continue;
     seen.add(id);
     const n = graph.node(id);
-    if (n.kind === 'op') stack.push(...n.inputs);
+    if (n.kind === 'op') stack.push(...emittedInputs(graph, n));
   }
   return seen;
+}
+
+/**
+ * The nodes an op reads in the emitted model: a reshape of a reshape reads the first reshape's
+ * input, so a chain is one Reshape node (a reshape between a MatMul and its bias Add would keep
+ * ORT from fusing them into a Gemm). Done here, not while tracing, so that autodiff still sees
+ * the intermediate tensor as used (a gradient with respect to it must not vanish).
+ */
+function emittedInputs(graph: Graph, n: OpNode): readonly number[] {
+  if (n.prim !== 'reshape') return n.inputs;
+  let source = graph.node(n.inputs[0]!);
+  while (source.kind === 'op' && source.prim === 'reshape') source = graph.node(source.inputs[0]!);
+  return [source.id];
 }

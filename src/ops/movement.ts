@@ -195,9 +195,6 @@ export const movementRules: RuleTable<keyof MovementAttrs> = {
 export function reshape(x: Tensor, shape: readonly Dim[]): Tensor {
   const resolved = resolveReshape(x.shape, shape);
   if (shapeEquals(resolved, x.shape)) return x;
-  // a reshape of a reshape is one reshape of the original (the intermediate is pruned if unused)
-  const n = x.node;
-  if (n.kind === 'op' && n.prim === 'reshape') return reshape(x.graph.tensor(n.inputs[0]!), resolved);
   return apply('reshape', [x], { shape: resolved });
 }
 

@@ -127,3 +127,32 @@ describe('cotangents of slices', () => {
     });
   }
 });
+
+describe('reshape chains', () => {
+  it('a gradient with respect to a reshape that is reshaped again does not vanish', async () => {
+    const { compile } = await import('../../src/runtime/compile.js');
+    const ops = await import('../../src/ops/index.js');
+    const { grad } = await import('../../src/autodiff/grad.js');
+    const weights = Float64Array.from({ length: 12 }, (_, i) => i - 5.5);
+    const exe = await compile((x) => {
+      const r = ops.reshape(ops.mul(x, 2), [3, 4]);
+      const loss = ops.sum(ops.mul(ops.reshape(r, [12]), x.graph.constant(weights, [12], 'float64')));
+      return { g: grad(loss, [r])[0]! };
+    }, [{ name: 'x', shape: [2, 6], dtype: 'float64' }]);
+    const g = (await exe.run({ x: new Float64Array(12).fill(1) })).g!;
+    expect(g.shape).toEqual([3, 4]);
+    expect([...(g.data as Float64Array)]).toEqual([...weights]);
+    await exe.dispose();
+  });
+
+  it('is emitted as one Reshape node', async () => {
+    const { trace } = await import('../../src/runtime/compile.js');
+    const { emitModel } = await import('../../src/onnx/emit.js');
+    const { decodeModel } = await import('../../src/onnx/proto.js');
+    const ops = await import('../../src/ops/index.js');
+    const traced = trace((x) => ({ y: ops.add(ops.reshape(ops.reshape(x, [6, 2]), [3, 4]), 1) }), [{ name: 'x', shape: [2, 6] }]);
+    const emitted = emitModel(traced.graph, traced.outputs as Record<string, never>);
+    const nodeOps = (decodeModel(emitted.bytes).graph!.node ?? []).map((n) => n.opType);
+    expect(nodeOps.filter((o) => o === 'Reshape')).toHaveLength(1);
+  });
+});
