@@ -1,6 +1,8 @@
 /** Basic layers: Linear, LayerNorm, Conv2d, Identity. Weights use PyTorch's layouts. */
 import type { Tensor } from '../ir/tensor.js';
 import type { Graph } from '../ir/graph.js';
+import { ShapeError } from '../ir/errors.js';
+import { formatShape } from '../ir/shape.js';
 import { add, conv2d, layerNorm, matmul, reshape, transpose, type Conv2dOptions } from '../ops/index.js';
 import type { Random } from '../random.js';
 import { Module } from './module.js';
@@ -23,6 +25,10 @@ export class Linear extends Module {
    */
   forward(x: Tensor): Tensor {
     const g = x.graph;
+    // checked before the fold, whose reshape would otherwise report the mismatch in its own terms
+    if (x.shape[x.rank - 1] !== this.inFeatures) {
+      throw new ShapeError(`${this.path || 'Linear'}: expected input [..., ${this.inFeatures}], got ${formatShape(x.shape)}`);
+    }
     return this.scoped(g, () => {
       const x2 = x.rank > 2 ? reshape(x, [-1, this.inFeatures]) : x;
       const y = matmul(x2, transpose(this.p(g, 'weight'), [1, 0]));

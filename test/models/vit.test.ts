@@ -55,6 +55,13 @@ describe('VisionTransformer', () => {
     expect(() => m.forward(g.input('x', [BATCH, 3, 28, 28]))).toThrow('patch_embed: expected images [B, 1, 28, 28], got [B, 3, 28, 28]');
   });
 
+  it('names the layer and the expected width when a Linear gets the wrong input', () => {
+    const m = new VisionTransformer(small);
+    const g = new Graph();
+    const width = m.config.embedDim;
+    expect(() => m.blocks[0]!.mlp.fc1.forward(g.input('t', [BATCH, 4, width + 2]))).toThrow(`blocks.0.mlp.fc1: expected input [..., ${width}], got [B, 4, ${width + 2}]`);
+  });
+
   it('initialises reproducibly from the seed, independent of access order', () => {
     const a = new VisionTransformer({ ...small, seed: 3 });
     const b = new VisionTransformer({ ...small, seed: 3 });
