@@ -28,7 +28,7 @@ const imageAugmentKeys = Object.fromEntries(Object.entries(imageOnly).map(([k, s
 export const modelKwargsSchema = z.object({
   embedDim: count, depth: count, numHeads: count, mlpRatio: positive, patchSize: count,
   qkvBias: z.boolean(), classToken: z.boolean(), globalPool: z.enum(['token', 'avg']), noEmbedClass: z.boolean(),
-  embedLayer: z.enum(['patch', 'conv']), stemWidth: count, stemStrides: z.array(z.union([z.literal(1), z.literal(2)])).min(1), eps: positive,
+  embedLayer: z.enum(['patch', 'conv']), stemWidth: count, stemStrides: z.array(z.number().refine((v) => v === 1 || v === 2, 'each stride must be 1 or 2')).min(1), eps: positive,
 }).partial().strict();
 export type ModelKwargs = z.infer<typeof modelKwargsSchema>;
 
@@ -98,6 +98,7 @@ export class ConfigError extends Error {
 }
 
 const camel = (k: string) => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
+const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const camelKeys = (o: Record<string, unknown>): Record<string, unknown> =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).map(([k, v]) => [camel(k), v]));
 
@@ -113,8 +114,12 @@ export function resolveTrainConfig(input: Record<string, unknown>, source = 'con
   if (r.success) return r.data;
   const first = r.error.issues[0]!;
   if (first.path[0] === 'modelKwargs') {
-    const bad = first.code === 'unrecognized_keys' ? `unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.join(', ')}` : `${String(first.path[1] ?? '')}: ${first.message}`;
-    throw new ConfigError(`${source}: ${keyName('modelKwargs')} ${bad}; known keys: ${Object.keys(modelKwargsSchema.shape).join(', ')}`);
+    // named in snake_case, as timm's --model-kwargs and the option's help write them
+    const at = first.path[2] === undefined ? '' : `[${String(first.path[2])}]`;
+    const bad = first.code === 'unrecognized_keys'
+      ? `unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map(snake).join(', ')}`
+      : `${snake(String(first.path[1] ?? ''))}${at}: ${first.message}`;
+    throw new ConfigError(`${source}: ${keyName('modelKwargs')} ${bad}; known keys: ${Object.keys(modelKwargsSchema.shape).map(snake).join(', ')}`);
   }
   if (first.code === 'unrecognized_keys') {
     throw new ConfigError(`${source}: unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => `"${k}"`).join(', ')}; known keys: ${Object.keys(trainConfigSchema.shape).join(', ')}`);

@@ -128,9 +128,11 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
   if (numClasses < data.classNames.length) throw new RangeError(`--num-classes ${numClasses} is smaller than the ${data.classNames.length} classes of the data`);
   const classNames = [...data.classNames, ...Array.from({ length: numClasses - data.classNames.length }, (_, i) => String(data.classNames.length + i))];
 
-  const files: RunFiles = opts.resume ? runFiles(resolve(opts.resume)) : createRunDir(resolve(cfg.output ?? defaultRunDir(cfg)), cfg);
-  const { model, modelName } = opts.resume
-    ? { model: loadCheckpoint(files.last).model, modelName: cfg.model }
+  // the model is built and checked against the data before a new run directory is written, so a
+  // bad --model-kwargs combination leaves nothing behind
+  const resumed = opts.resume ? runFiles(resolve(opts.resume)) : undefined;
+  const { model, modelName } = resumed
+    ? { model: loadCheckpoint(resumed.last).model, modelName: cfg.model }
     : await buildModel(cfg, numClasses, data.imageShape, log);
   const [c, h, w] = model.inputShape;
   const [dc, dh, dw] = data.imageShape;
@@ -140,6 +142,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
   if (model.config.numClasses !== classNames.length) {
     throw new RangeError(`the checkpoint has ${model.config.numClasses} classes but ${cfg.dataset} has ${classNames.length}`);
   }
+  const files: RunFiles = resumed ?? createRunDir(resolve(cfg.output ?? defaultRunDir(cfg)), cfg);
   const meta: CheckpointMeta = metaFor(modelName, model, classNames, { mean: [...transform.mean], std: [...transform.std], cropPct: transform.cropPct, interpolation: transform.interpolation });
 
   const session = { threads: cfg.threads };
@@ -300,13 +303,22 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
 /** A new model, or one initialised from --pretrained weights, for the data's image shape and classes. */
 async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly [number, number, number], log: (m: string) => void): Promise<{ model: VisionTransformer; modelName: string }> {
   const common = { ...cfg.modelKwargs, numClasses, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed };
-  if (!cfg.pretrained) return { model: createModel(cfg.model, cfg.imgSize ? { ...common, imgSize: h } : common), modelName: cfg.model };
+  if (!cfg.pretrained) return { model: checkStemKwargs(cfg, createModel(cfg.model, cfg.imgSize ? { ...common, imgSize: h } : common)), modelName: cfg.model };
   const weights = await loadPretrainedWeights(cfg.pretrained);
   const base = weights.meta?.config ?? { ...vitDefaults, ...getModelEntry(cfg.model).config };
-  const model = new VisionTransformer({ ...base, ...common, inChans: c, imgSize: h });
+  const model = checkStemKwargs(cfg, new VisionTransformer({ ...base, ...common, inChans: c, imgSize: h }));
   applyPretrained(model, weights, log);
   log(`initialised from ${cfg.pretrained}`);
   return { model, modelName: weights.meta?.model ?? cfg.model };
+}
+
+/** Stem settings on a model without a conv stem would be ignored silently: an error instead. */
+function checkStemKwargs(cfg: TrainConfig, model: VisionTransformer): VisionTransformer {
+  const given = [['stemWidth', 'stem_width'], ['stemStrides', 'stem_strides']].filter(([k]) => cfg.modelKwargs?.[k as 'stemWidth'] !== undefined).map(([, key]) => key);
+  if (given.length && model.config.embedLayer !== 'conv') {
+    throw new RangeError(`--model-kwargs ${given.join(', ')} configure a convolutional stem, but ${cfg.model} has embed_layer=${model.config.embedLayer}; add embed_layer=conv or pick a conv-stem model`);
+  }
+  return model;
 }
 
 /** Scales gradients so their global L2 norm is at most `maxNorm` (torch.nn.utils.clip_grad_norm_). */

@@ -216,7 +216,15 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
   it('--model-kwargs: unknown keys and bad values', async () => {
     const unknown = await runCli(['train', '--model-kwargs', 'embed_dim=64', 'widht=3', '--output', join(dir, 'never4')], isolated);
     expect(unknown.code).not.toBe(0);
-    expect(oneLine(unknown)[0]).toMatch(/^tessera: invalid option: --model-kwargs unknown key widht; known keys: embedDim, depth, /);
+    expect(oneLine(unknown)[0]).toMatch(/^tessera: invalid option: --model-kwargs unknown key widht; known keys: embed_dim, depth, num_heads, /);
+    const badStride = await runCli(['train', '--model-kwargs', 'stem_strides=[1,3]', '--output', join(dir, 'never4')], isolated);
+    expect(oneLine(badStride)[0]).toMatch(/--model-kwargs stem_strides\[1\]: each stride must be 1 or 2;/);
+    // these pass the schema and fail when the model is built: still before the run directory exists
+    const heads = await runCli(['train', '--model-kwargs', 'num_heads=5', '--output', join(dir, 'never4')], isolated);
+    expect(heads.code).not.toBe(0);
+    expect(oneLine(heads).at(-1)).toMatch(/^tessera: Attention: dim 96 is not divisible by 5 heads$/);
+    const stem = await runCli(['train', '--model-kwargs', 'stem_width=16', '--output', join(dir, 'never4')], isolated);
+    expect(oneLine(stem).at(-1)).toMatch(/--model-kwargs stem_width configure a convolutional stem, but vit_tiny_patch4_28 has embed_layer=patch/);
     const bad = await runCli(['train', '--model-kwargs', 'depth=0', '--output', join(dir, 'never4')], isolated);
     expect(oneLine(bad)[0]).toMatch(/^tessera: invalid option: --model-kwargs depth: .*>0/);
     const noValue = await runCli(['train', '--model-kwargs', 'depth', '--output', join(dir, 'never4')], isolated);
