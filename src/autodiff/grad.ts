@@ -75,9 +75,14 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
     if (parts) parts.push(t);
     else contributions.set(id, [t]);
   };
+  // combined once per tensor: a wrt that is an op node is read both in the loop and at the end
+  const combined = new Map<number, Tensor>();
   const cotangent = (id: number): Tensor | undefined => {
     const parts = contributions.get(id);
-    return parts && graph.atScope(graph.node(id).scope, () => combineCotangents(parts));
+    if (!parts) return undefined;
+    let ct = combined.get(id);
+    if (!ct) combined.set(id, (ct = graph.atScope(graph.node(id).scope, () => combineCotangents(parts))));
+    return ct;
   };
   accumulate(loss.id, seed ?? expand(graph.scalar(1, loss.dtype), loss.shape));
 

@@ -156,3 +156,24 @@ describe('reshape chains', () => {
     expect(nodeOps.filter((o) => o === 'Reshape')).toHaveLength(1);
   });
 });
+
+describe('gradients with respect to intermediate tensors', () => {
+  it("an op node's combined cotangent is built once, whether or not it is also returned", async () => {
+    const { trace } = await import('../../src/runtime/compile.js');
+    const { emitModel } = await import('../../src/onnx/emit.js');
+    const { decodeModel } = await import('../../src/onnx/proto.js');
+    const ops = await import('../../src/ops/index.js');
+    const { grad } = await import('../../src/autodiff/grad.js');
+    const adds = (alsoY: boolean) => {
+      const traced = trace((x) => {
+        const y = ops.mul(x, 2); // three contributions: y·y (twice) and y
+        const loss = ops.add(ops.sum(ops.mul(y, y)), ops.sum(y));
+        const [gx, gy] = grad(loss, [x, y]);
+        return alsoY ? { gx: gx!, gy: gy! } : { gx: gx! };
+      }, [{ name: 'x', shape: [3], dtype: 'float64' }]);
+      const emitted = emitModel(traced.graph, traced.outputs as Record<string, never>);
+      return (decodeModel(emitted.bytes).graph!.node ?? []).filter((n) => n.opType === 'Add').length;
+    };
+    expect(adds(true)).toBe(adds(false));
+  });
+});
