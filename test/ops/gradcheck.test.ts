@@ -169,7 +169,7 @@ describe('gradients with respect to intermediate tensors', () => {
         const y = ops.mul(x, 2); // three contributions: y·y (twice) and y
         const loss = ops.add(ops.sum(ops.mul(y, y)), ops.sum(y));
         const [gx, gy] = grad(loss, [x, y]);
-        return alsoY ? { gx: gx!, gy: gy! } : { gx: gx! };
+        return Object.fromEntries(alsoY ? [['gx', gx!], ['gy', gy!]] : [['gx', gx!]]);
       }, [{ name: 'x', shape: [3], dtype: 'float64' }]);
       const emitted = emitModel(traced.graph, traced.outputs as Record<string, never>);
       return (decodeModel(emitted.bytes).graph!.node ?? []).filter((n) => n.opType === 'Add').length;
