@@ -1,5 +1,5 @@
 // Fit a 2-layer MLP to y = sin(3x) with tessera's engine: trace → grad → ONNX → ORT, SGD on the host.
-import { compile, mseLoss, ops, Random } from '../src/index.js';
+import { compile, mseLoss, ops, Random } from '../src/engine.js';
 
 const rng = new Random(0);
 const init = (n: number, std: number) => Float32Array.from({ length: n }, () => rng.normal() * std);
