@@ -63,6 +63,18 @@ export function predictionsAndLosses(logits: Float32Array, labels: ArrayLike<num
   return { predictions, losses };
 }
 
+/**
+ * One batch attacked: the adversarial images, and the model's predictions and losses on the clean
+ * and on the attacked images (the core of evaluateRobustness and of adversarial training's
+ * robust accuracy).
+ */
+export async function attackBatch(model: AttackModel, x: Float32Array, labels: ArrayLike<number>, attack: AttackOptions, rng: Random) {
+  const { adversarial } = await perturbBatch(model, x, labels, attack, rng);
+  const before = predictionsAndLosses(await model.logits(x), labels, model.classes);
+  const after = predictionsAndLosses(await model.logits(adversarial), labels, model.classes);
+  return { adversarial, before, after };
+}
+
 export async function evaluateRobustness(model: AttackModel, dataset: TensorDataset, opts: RobustnessOptions): Promise<RobustnessReport> {
   const attack = resolveAttack(opts.attack);
   const [c, h, w] = model.inputShape;
@@ -85,9 +97,7 @@ export async function evaluateRobustness(model: AttackModel, dataset: TensorData
     const size = Math.min(batchSize, dataset.length - start);
     const x = Float32Array.from(dataset.images.subarray(start * per, (start + size) * per), (v) => v / 255);
     const labels = Array.from(dataset.labels.subarray(start, start + size));
-    const { adversarial } = await perturbBatch(model, x, labels, opts.attack, new Random(mixSeed(opts.seed ?? 0, i, 0xa77a)));
-    const before = predictionsAndLosses(await model.logits(x), labels, model.classes);
-    const after = predictionsAndLosses(await model.logits(adversarial), labels, model.classes);
+    const { adversarial, before, after } = await attackBatch(model, x, labels, opts.attack, new Random(mixSeed(opts.seed ?? 0, i, 0xa77a)));
     for (let b = 0; b < size; b++) {
       const ok = before.predictions[b] === labels[b];
       clean += ok ? 1 : 0;

@@ -12,7 +12,7 @@ import type { VisionTransformer } from '../models/vit.js';
 import { Random, mixSeed } from '../random.js';
 import { compileAttackModel, toNormalised, toPixels, type AttackModel } from '../robust/attack_model.js';
 import { defaultEps, perturbBatch, resolveAttack, type AttackOptions } from '../robust/attacks.js';
-import { predictionsAndLosses } from '../robust/evaluate.js';
+import { attackBatch } from '../robust/evaluate.js';
 import type { SessionOptions } from '../runtime/session.js';
 import type { TrainConfig } from './config.js';
 
@@ -56,10 +56,8 @@ export class AdversarialTrainer {
       if (size === 0) continue;
       const labels = b.labels.subarray(0, size);
       const x = this.pixels({ ...b, size });
-      const { adversarial } = await perturbBatch(this.attackModel, x, labels, this.evalAttack, new Random(mixSeed(this.seed, i, 0xe7a1)));
-      const clean = predictionsAndLosses(await this.attackModel.logits(x), labels, this.attackModel.classes).predictions;
-      const attacked = predictionsAndLosses(await this.attackModel.logits(adversarial), labels, this.attackModel.classes).predictions;
-      for (let k = 0; k < size; k++) robust += clean[k] === labels[k] && attacked[k] === labels[k] ? 1 : 0;
+      const { before, after } = await attackBatch(this.attackModel, x, labels, this.evalAttack, new Random(mixSeed(this.seed, i, 0xe7a1)));
+      for (let k = 0; k < size; k++) robust += before.predictions[k] === labels[k] && after.predictions[k] === labels[k] ? 1 : 0;
       seen += size;
     }
     return seen ? robust / seen : 0;
