@@ -37,7 +37,8 @@ const parseNumbers = (flag: string) => (v: string): number[] => {
 
 /**
  * `key=value` pairs, as timm's --model-kwargs takes them (space-separated words, each of which may
- * hold several pairs separated by commas or spaces); values become numbers or booleans where they read as such.
+ * hold several pairs separated by commas or spaces); values become numbers or booleans where they
+ * read as such.
  */
 const parsePairs = (flag: string) => (v: string, previous: Record<string, unknown> | undefined): Record<string, unknown> => {
   const out = { ...previous };

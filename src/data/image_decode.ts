@@ -20,24 +20,11 @@ const kernelFor = (i: Interpolation) => (i === 'bicubic' ? sharp.kernel.cubic : 
 
 type Input = string | Uint8Array;
 
-function open(input: Input, label: string): sharp.Sharp {
-  const jpeg = typeof input === 'string' ? undefined : jpegHeader(input);
-  try {
-    // failOn 'error' rejects truncated files, as PIL does without LOAD_TRUNCATED_IMAGES
-    const img = sharp(input, { failOn: 'error', pages: 1 });
-    // rotate() adds a step to the libvips pipeline even when there is nothing to rotate; a JPEG
-    // whose markers say orientation 1 skips it (measured: 0.05–0.1 ms of a 1.2 ms decode)
-    return jpeg?.orientation === 1 ? img : img.rotate();
-  } catch (e) {
-    throw new ImageDecodeError(`${label}: not a readable image (${(e as Error).message})`);
-  }
-}
-
 /**
- * A baseline or progressive JPEG's size, EXIF orientation (from the first EXIF segment, as libvips
- * reads it), read from its markers: the answer libvips would give, without a
- * second pass through it. undefined when the bytes are anything
- * else or the markers are not as expected (sharp then reads the file and reports what is wrong).
+ * A baseline or progressive JPEG's size and EXIF orientation (from the first EXIF segment, as
+ * libvips reads it), read from its markers: the answer libvips would give, without a second pass
+ * through it. undefined when the bytes are anything else or the markers are not as expected
+ * (sharp then reads the file and reports what is wrong).
  */
 export function jpegHeader(b: Uint8Array): { width: number; height: number; orientation: number } | undefined {
   if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return undefined;
@@ -86,9 +73,25 @@ function exifOrientation(b: Uint8Array, start: number, end: number): number | un
   return undefined;
 }
 
-async function orientedSize(img: sharp.Sharp, label: string, input?: Input): Promise<[number, number]> {
-  const jpeg = typeof input === 'string' || input === undefined ? undefined : jpegHeader(input);
-  if (jpeg) return jpeg.orientation >= 5 ? [jpeg.height, jpeg.width] : [jpeg.width, jpeg.height];
+/**
+ * The image as a libvips pipeline, with its size as it is meant to be seen (EXIF orientation
+ * applied). A JPEG's size and orientation come from its markers, read once; other formats ask
+ * libvips.
+ */
+async function open(input: Input, label: string): Promise<{ img: sharp.Sharp; width: number; height: number }> {
+  const jpeg = typeof input === 'string' ? undefined : jpegHeader(input);
+  let img: sharp.Sharp;
+  try {
+    // failOn 'error' rejects truncated files, as PIL does without LOAD_TRUNCATED_IMAGES
+    const raw = sharp(input, { failOn: 'error', pages: 1 });
+    // rotate() adds a step to the libvips pipeline even when there is nothing to rotate; a JPEG
+    // whose markers say orientation 1 skips it (measured: 0.05–0.1 ms of a 1.2 ms decode)
+    img = jpeg?.orientation === 1 ? raw : raw.rotate();
+  } catch (e) {
+    throw new ImageDecodeError(`${label}: not a readable image (${(e as Error).message})`);
+  }
+  // orientations 5–8 swap width and height
+  if (jpeg) return jpeg.orientation >= 5 ? { img, width: jpeg.height, height: jpeg.width } : { img, width: jpeg.width, height: jpeg.height };
   let meta: sharp.Metadata;
   try {
     meta = await img.metadata();
@@ -96,8 +99,7 @@ async function orientedSize(img: sharp.Sharp, label: string, input?: Input): Pro
     throw new ImageDecodeError(`${label}: not a readable image (${(e as Error).message})`);
   }
   if (!meta.width || !meta.height) throw new ImageDecodeError(`${label}: the image has no size`);
-  // orientations 5–8 swap width and height
-  return (meta.orientation ?? 1) >= 5 ? [meta.height, meta.width] : [meta.width, meta.height];
+  return (meta.orientation ?? 1) >= 5 ? { img, width: meta.height, height: meta.width } : { img, width: meta.width, height: meta.height };
 }
 
 async function toPixels(pipeline: sharp.Sharp, label: string): Promise<PixelImage> {
@@ -131,8 +133,7 @@ export interface ResizedCropChoice {
 export async function decodeResizedCrop(
   input: Input, choose: (width: number, height: number) => ResizedCropChoice, outWidth: number, outHeight: number, label: string,
 ): Promise<PixelImage> {
-  const img = open(input, label);
-  const [w, h] = await orientedSize(img, label, input);
+  const { img, width: w, height: h } = await open(input, label);
   const { box, interpolation, flop, flip } = choose(w, h);
   let crop = img.extract({ left: box.left, top: box.top, width: box.width, height: box.height });
   if (flop) crop = crop.flop();
@@ -161,16 +162,14 @@ async function resizeTo(img: sharp.Sharp, w: number, h: number, outWidth: number
 
 /** Decodes `input` and resizes it to `outSize(width, height)` of its oriented size (e.g. torchvision Resize(int)). */
 export async function decodeResized(input: Input, outSize: (width: number, height: number) => [number, number], interpolation: Interpolation, label: string): Promise<PixelImage> {
-  const img = open(input, label);
-  const [w, h] = await orientedSize(img, label, input);
+  const { img, width: w, height: h } = await open(input, label);
   const [rw, rh] = outSize(w, h);
   return resizeTo(img, w, h, rw, rh, interpolation, label);
 }
 
 /** Decodes `input` at its own size (oriented, 8-bit sRGB). */
 export async function decodeFull(input: Input, label = typeof input === 'string' ? input : 'image'): Promise<PixelImage> {
-  const img = open(input, label);
-  await orientedSize(img, label);
+  const { img } = await open(input, label);
   return toPixels(img, label);
 }
 

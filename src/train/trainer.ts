@@ -14,7 +14,7 @@ import { makeSchedule } from '../optim/schedule.js';
 import { Random, mixSeed } from '../random.js';
 import type { Executable } from '../runtime/compile.js';
 import { loadCheckpoint, metaFor, saveCheckpoint, type CheckpointMeta } from '../checkpoint/checkpoint.js';
-import type { TrainConfig } from './config.js';
+import { snake, type TrainConfig } from './config.js';
 import { ModelEma } from './ema.js';
 import { emptyTally, summarize, tallyBatch, type ClassificationSummary } from './metrics.js';
 import { compileEval, compileTrainStep, type TrainExecutable } from './step.js';
@@ -314,7 +314,7 @@ async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly
 
 /** Stem settings on a model without a conv stem would be ignored silently: an error instead. */
 function checkStemKwargs(cfg: TrainConfig, model: VisionTransformer): VisionTransformer {
-  const given = [['stemWidth', 'stem_width'], ['stemStrides', 'stem_strides']].filter(([k]) => cfg.modelKwargs?.[k as 'stemWidth'] !== undefined).map(([, key]) => key);
+  const given = (['stemWidth', 'stemStrides'] as const).filter((k) => cfg.modelKwargs?.[k] !== undefined).map(snake);
   if (given.length && model.config.embedLayer !== 'conv') {
     throw new RangeError(`--model-kwargs ${given.join(', ')} configure a convolutional stem, but ${cfg.model} has embed_layer=${model.config.embedLayer}; add embed_layer=conv or pick a conv-stem model`);
   }

@@ -38,7 +38,7 @@ export const rows: Row[] = [
   { name: 'reshape merge batch', prim: 'reshape', ins: [{ shape: [2, 3, 4], batch: true }], f: (x) => ops.mul(ops.reshape(x!, [-1, 4]), ops.reshape(x!, [-1, 4])) },
   { name: 'transpose', prim: 'transpose', ins: [{ shape: [2, 3, 4] }], f: (x) => ops.transpose(x!, [2, 0, 1]) },
   { name: 'expand', prim: 'expand', ins: [{ shape: [3, 1] }], f: (x) => ops.expand(x!, [2, 3, 4]) },
-  // sumToShape sums a leading batch multiple in two stages (over the images, then the rest)
+  // a sum over leading axes that start with a batch multiple is emitted in two stages (reduce.ts)
   { name: 'bias over a folded batch ([5·B, 3] + [3])', prim: 'add', ins: [{ shape: [2, 5, 3], batch: true }, { shape: [3] }], f: (x, b) => ops.add(ops.reshape(x!, [-1, 3]), b!) },
   { name: 'bias over batch and tokens ([B, 5, 3] + [1, 3])', prim: 'add', ins: [{ shape: [2, 5, 3], batch: true }, { shape: [1, 3] }], f: ops.add },
   { name: 'expand to batch', prim: 'expand', ins: [{ shape: [2, 3], batch: true }, { shape: [1, 3] }], f: (x, t) => ops.mul(x!, ops.expand(t!, x!.shape)) },
