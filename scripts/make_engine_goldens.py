@@ -421,13 +421,24 @@ def make_block():
     }
 
 
+def add_group_norm_cases():
+    """Added after the MLP and block draw their tensors, so the earlier goldens keep their values."""
+    for name, groups, shape in [("group_norm_2groups", 2, (2, 4, 3, 5)), ("group_norm_per_channel", 6, (3, 6, 2, 2))]:
+        c = shape[1]
+        add_case(name, "group_norm", {"groups": groups, "eps": 1e-5},
+                 [randn(*shape) * 2 + 0.5, 1 + 0.1 * randn(c), 0.1 * randn(c)],
+                 lambda x, w, b, g=groups: F.group_norm(x, g, w, b, eps=1e-5))
+
+
 def main():
+    mlp, block = make_mlp(), make_block()
+    add_group_norm_cases()
     doc = {
         "generator": "scripts/make_engine_goldens.py",
         "torch_version": torch.__version__,
         "ops": CASES,
-        "mlp": make_mlp(),
-        "block": make_block(),
+        "mlp": mlp,
+        "block": block,
     }
     os.makedirs(os.path.dirname(OUT_PATH), exist_ok=True)
     with open(OUT_PATH, "w") as fh:

@@ -10,7 +10,8 @@ model in ``scripts/timm_vit.py``:
       input det_input([2,1,28,28]), labels [3, 7]);
     - the same for ``small_avg.*`` (global_pool='avg': fc_norm, no norm) and
       ``small_convstem.*`` (the convolutional stem, width 8) and ``small_convstem_s1.*`` (width
-      4 with a leading stride-1 conv, strides [1, 2, 2]);
+      4 with a leading stride-1 conv, strides [1, 2, 2]) and ``small_convstem_gn.*`` (width 8,
+      strides [2, 1, 2], GroupNorm after each 3x3 conv);
     - ``small_distilled.logits`` (DeiT distilled head, eval average of both heads);
     - ``tiny224.logits`` (vit_tiny_patch16_224, input det_input([2,3,224,224]));
     - ``resample.src`` ([1, 1+7*7, 8] = det_input) and its bicubic, antialiased,
@@ -196,6 +197,8 @@ def main():
     meta["tiny224_num_tensors"] = n_tiny
     meta["tiny224_num_params"] = sum(p.numel() for p in tiny.parameters())
     case_resample(tensors, meta)
+    # last, so the cases above keep the random draws they had before it was added
+    case_with_grads("small_convstem_gn", dict(SMALL, embed_layer="conv", stem_width=8, stem_strides=[2, 1, 2], stem_norm="group"), tensors, meta)
     meta["generator"] = "scripts/make_vit_goldens.py"
 
     os.makedirs(FIXTURES, exist_ok=True)

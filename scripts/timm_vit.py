@@ -60,9 +60,10 @@ class PatchEmbed(nn.Module):
 class ConvStemEmbed(nn.Module):
     """tessera's convolutional stem (Xiao et al. 2021, without BatchNorm): log2(patch) 3x3
     stride-2 convs with GELU, each doubling the channels from `width`, then a 1x1 conv to
-    embed_dim; the same grid as PatchEmbed. Keys: backbone.conv{i}.*, proj.*."""
+    embed_dim; the same grid as PatchEmbed. norm="group": a bias-free conv, then GroupNorm(8)
+    before each GELU. Keys: backbone.conv{i}.*, backbone.norm{i}.*, proj.*."""
 
-    def __init__(self, img_size, patch_size, in_chans, embed_dim, width=24, strides=None):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim, width=24, strides=None, norm="none"):
         super().__init__()
         self.grid_size = (img_size // patch_size, img_size // patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
@@ -72,14 +73,20 @@ class ConvStemEmbed(nn.Module):
         self.stages = len(strides)
         chans, out = in_chans, width
         for i, stride in enumerate(strides):
-            setattr(self.backbone, f"conv{i}", nn.Conv2d(chans, out, kernel_size=3, stride=stride, padding=1))
+            setattr(self.backbone, f"conv{i}", nn.Conv2d(chans, out, kernel_size=3, stride=stride, padding=1, bias=norm == "none"))
+            if norm == "group":
+                setattr(self.backbone, f"norm{i}", nn.GroupNorm(8, out))
             chans = out
             out = out * 2 if stride == 2 else out
         self.proj = nn.Conv2d(chans, embed_dim, kernel_size=1)
+        self.norm = norm
 
     def forward(self, x):
         for i in range(self.stages):
-            x = F.gelu(getattr(self.backbone, f"conv{i}")(x))
+            x = getattr(self.backbone, f"conv{i}")(x)
+            if self.norm == "group":
+                x = getattr(self.backbone, f"norm{i}")(x)
+            x = F.gelu(x)
         x = self.proj(x)  # [B, D, gh, gw]
         return x.flatten(2).transpose(1, 2)
 
@@ -149,6 +156,7 @@ class VisionTransformer(nn.Module):
         embed_layer="patch",
         stem_width=24,
         stem_strides=None,
+        stem_norm="none",
     ):
         super().__init__()
         assert global_pool in ("token", "avg"), global_pool
@@ -170,7 +178,7 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + self.num_prefix_tokens, embed_dim))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distilled else None
 
-        self.patch_embed = (ConvStemEmbed(img_size, patch_size, in_chans, embed_dim, stem_width, stem_strides) if embed_layer == "conv"
+        self.patch_embed = (ConvStemEmbed(img_size, patch_size, in_chans, embed_dim, stem_width, stem_strides, stem_norm) if embed_layer == "conv"
                             else PatchEmbed(img_size, patch_size, in_chans, embed_dim))
         self.blocks = nn.Sequential(
             *[Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias) for _ in range(depth)]

@@ -13,7 +13,7 @@ import { Random } from '../random.js';
 import { Module, StateDictError, type StateDict } from '../nn/module.js';
 import { Identity, LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
-import { ConvStemEmbed } from '../nn/conv_stem.js';
+import { ConvStemEmbed, type StemNorm } from '../nn/conv_stem.js';
 import { Block } from '../nn/transformer.js';
 import { normal, truncNormal } from '../nn/init.js';
 import { resamplePosEmbed } from './pos_embed.js';
@@ -53,12 +53,14 @@ export interface VitConfig {
    * log2(patch) stride-2 convs. A leading 1 adds a full-resolution conv (e.g. [1, 2, 2]).
    */
   stemStrides: readonly number[];
+  /** The conv stem's normalisation: 'none', or 'group' (a GroupNorm after each 3×3 conv). */
+  stemNorm: StemNorm;
 }
 
 export const vitDefaults: VitConfig = {
   imgSize: 224, patchSize: 16, inChans: 3, numClasses: 1000, embedDim: 768, depth: 12, numHeads: 12,
   mlpRatio: 4, qkvBias: true, classToken: true, globalPool: 'token', distilled: false, noEmbedClass: false,
-  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24, stemStrides: [],
+  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24, stemStrides: [], stemNorm: 'none',
 };
 
 /** Per-step random scales for training: drop-path [B, depth·2] and head dropout [B, D]. */
@@ -90,7 +92,7 @@ export class VisionTransformer extends Module {
     const rng = new Random(c.seed);
     this.numPrefixTokens = (c.classToken ? 1 : 0) + (c.distilled ? 1 : 0);
     this.patchEmbed = this.addChild('patch_embed', c.embedLayer === 'conv'
-      ? new ConvStemEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng, c.stemWidth, c.stemStrides)
+      ? new ConvStemEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng, c.stemWidth, c.stemStrides, c.stemNorm)
       : new PatchEmbed(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng));
     if (c.classToken) this.addParam('cls_token', [1, 1, c.embedDim], normal(1e-6), rng);
     const posTokens = this.patchEmbed.numPatches + (c.noEmbedClass ? 0 : this.numPrefixTokens);

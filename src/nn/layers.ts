@@ -3,7 +3,7 @@ import type { Tensor } from '../ir/tensor.js';
 import type { Graph } from '../ir/graph.js';
 import { ShapeError } from '../ir/errors.js';
 import { formatShape } from '../ir/shape.js';
-import { add, conv2d, layerNorm, matmul, reshape, transpose, type Conv2dOptions } from '../ops/index.js';
+import { add, conv2d, groupNorm, layerNorm, matmul, reshape, transpose, type Conv2dOptions } from '../ops/index.js';
 import type { Random } from '../random.js';
 import { Module } from './module.js';
 import { ones, truncNormal, uniformFanIn, zeros } from './init.js';
@@ -48,6 +48,21 @@ export class LayerNorm extends Module {
   forward(x: Tensor): Tensor {
     const g = x.graph;
     return this.scoped(g, () => layerNorm(x, this.p(g, 'weight'), this.p(g, 'bias'), this.eps));
+  }
+}
+
+/** PyTorch's nn.GroupNorm over [N, C, H, W] (keys `weight`, `bias`). */
+export class GroupNorm extends Module {
+  constructor(readonly groups: number, readonly channels: number, readonly eps = 1e-5) {
+    super();
+    if (channels % groups !== 0) throw new RangeError(`GroupNorm: ${channels} channels do not split into ${groups} groups`);
+    this.addParam('weight', [channels], ones());
+    this.addParam('bias', [channels], zeros());
+  }
+
+  forward(x: Tensor): Tensor {
+    const g = x.graph;
+    return this.scoped(g, () => groupNorm(x, this.groups, this.p(g, 'weight'), this.p(g, 'bias'), this.eps));
   }
 }
 

@@ -4,8 +4,8 @@ import { Tensor } from '../ir/tensor.js';
 import { fail } from './apply.js';
 import { add, cast, equal, erf, mul, neg, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
-import { unsqueeze } from './movement.js';
-import { logSoftmax } from './nn.js';
+import { reshape, unsqueeze } from './movement.js';
+import { layerNorm, logSoftmax } from './nn.js';
 
 /** GELU written out from primitives; the `gelu` primitive's hand-written VJP is tested against it. */
 export function geluDecomposed(x: Tensor): Tensor {
@@ -43,4 +43,27 @@ export function crossEntropy(logits: Tensor, targets: Tensor, { smoothing = 0 }:
 export function mseLoss(pred: Tensor, target: Tensor): Tensor {
   const d = sub(pred, target);
   return mean(mul(d, d));
+}
+
+/**
+ * GroupNorm (Wu & He 2018) of x [N, C, H, W]: each image's channels are split into `groups`
+ * groups, each normalised over its channels and pixels, then scaled and shifted per channel
+ * (PyTorch's nn.GroupNorm; timm's ResNetV2 hybrids use it instead of BatchNorm). It needs no
+ * batch statistics, so training and inference are the same graph. The normalisation runs as a
+ * LayerNormalization over [N, G, C/G·H·W] with a unit scale (one fused ORT kernel forward).
+ */
+export function groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  if (x.rank !== 4) fail(`groupNorm: expected x [N, C, H, W], got rank ${x.rank}`);
+  if (x.shape.slice(1).some((d) => typeof d !== 'number')) fail('groupNorm: channels and spatial size must be static');
+  const [, c, h, w] = x.shape as [unknown, number, number, number];
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) fail(`groupNorm: ${c} channels do not split into ${groups} groups`);
+  for (const [name, p] of [['weight', weight], ['bias', bias]] as const) {
+    if (p.rank !== 1 || p.shape[0] !== c) fail(`groupNorm: ${name} must have shape [${c}], got [${p.shape.join(', ')}]`);
+  }
+  const size = (c / groups) * h * w;
+  const Host = x.dtype === 'float64' ? Float64Array : Float32Array;
+  const unit = x.graph.constant(new Host(size).fill(1), [size], x.dtype);
+  const zero = x.graph.constant(new Host(size), [size], x.dtype);
+  const normed = reshape(layerNorm(reshape(x, [-1, groups, size]), unit, zero, eps), [-1, c, h, w]);
+  return add(mul(normed, reshape(weight, [c, 1, 1])), reshape(bias, [c, 1, 1]));
 }

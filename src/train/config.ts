@@ -28,13 +28,13 @@ const imageAugmentKeys = Object.fromEntries(Object.entries(imageOnly).map(([k, s
 export const modelKwargsSchema = z.object({
   embedDim: count, depth: count, numHeads: count, mlpRatio: positive, patchSize: count,
   qkvBias: z.boolean(), classToken: z.boolean(), globalPool: z.enum(['token', 'avg']), noEmbedClass: z.boolean(),
-  embedLayer: z.enum(['patch', 'conv']), stemWidth: count, stemStrides: z.array(z.number().refine((v) => v === 1 || v === 2, 'each stride must be 1 or 2')).min(1), eps: positive,
+  embedLayer: z.enum(['patch', 'conv']), stemWidth: count, stemStrides: z.array(z.number().refine((v) => v === 1 || v === 2, 'each stride must be 1 or 2')).min(1), stemNorm: z.enum(['none', 'group']), eps: positive,
 }).partial().strict();
 export type ModelKwargs = z.infer<typeof modelKwargsSchema>;
 
 export const trainConfigSchema = z.object({
   model: z.string().default('vit_tiny_patch4_28').describe('Registered architecture (`tessera models`).'),
-  modelKwargs: modelKwargsSchema.optional().describe("architecture overrides, as timm's --model-kwargs: key=value pairs separated by commas or spaces, e.g. embed_dim=128,depth=8,global_pool=avg (keys: embed_dim, depth, num_heads, mlp_ratio, patch_size, qkv_bias, class_token, global_pool, no_embed_class, embed_layer, stem_width, stem_strides, eps; a list as [1,2,2])"),
+  modelKwargs: modelKwargsSchema.optional().describe("architecture overrides, as timm's --model-kwargs: key=value pairs separated by commas or spaces, e.g. embed_dim=128,depth=8,global_pool=avg (keys: embed_dim, depth, num_heads, mlp_ratio, patch_size, qkv_bias, class_token, global_pool, no_embed_class, embed_layer, stem_width, stem_strides, stem_norm, eps; a list as [1,2,2])"),
   dataset: z.string().default('fashion-mnist').describe('a built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder (one subfolder per class, or train/ and val/) or a CSV/JSONL manifest of path,label'),
   dataDir: z.string().optional().describe('Where built-in datasets are looked for first (and downloaded to).'),
   output: z.string().optional().describe('Run directory; default runs/<model>-<dataset>-<timestamp>.'),

@@ -314,7 +314,7 @@ async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly
 
 /** Stem settings on a model without a conv stem would be ignored silently: an error instead. */
 function checkStemKwargs(cfg: TrainConfig, model: VisionTransformer): VisionTransformer {
-  const given = (['stemWidth', 'stemStrides'] as const).filter((k) => cfg.modelKwargs?.[k] !== undefined).map(snake);
+  const given = (['stemWidth', 'stemStrides', 'stemNorm'] as const).filter((k) => cfg.modelKwargs?.[k] !== undefined).map(snake);
   if (given.length && model.config.embedLayer !== 'conv') {
     throw new RangeError(`--model-kwargs ${given.join(', ')} configure a convolutional stem, but ${cfg.model} has embed_layer=${model.config.embedLayer}; add embed_layer=conv or pick a conv-stem model`);
   }

@@ -49,6 +49,18 @@ describe('VisionTransformer', () => {
     expect(() => new VisionTransformer({ imgSize: 28, patchSize: 4, embedLayer: 'conv', stemStrides: [2, 2, 2] })).toThrow(/strides \[2, 2, 2\] must each be 1 or 2 and multiply to the patch size 4/);
   });
 
+  it('puts a GroupNorm after each 3×3 conv of a stem with norm: group, and drops those convs\' biases', () => {
+    const m = new VisionTransformer({ imgSize: 28, patchSize: 4, inChans: 1, embedDim: 48, depth: 1, numHeads: 3, embedLayer: 'conv', stemWidth: 8, stemNorm: 'group' });
+    const keys = m.namedParameters().map(([k]) => k).filter((k) => k.startsWith('patch_embed'));
+    expect(keys).toEqual([
+      'patch_embed.backbone.conv0.weight', 'patch_embed.backbone.norm0.weight', 'patch_embed.backbone.norm0.bias',
+      'patch_embed.backbone.conv1.weight', 'patch_embed.backbone.norm1.weight', 'patch_embed.backbone.norm1.bias',
+      'patch_embed.proj.weight', 'patch_embed.proj.bias',
+    ]);
+    expect(() => new VisionTransformer({ imgSize: 28, patchSize: 4, embedLayer: 'conv', stemWidth: 12, stemNorm: 'group' }))
+      .toThrow(/stem width 12 gives 12 channels, which do not split into 8 GroupNorm groups/);
+  });
+
   it('names the module path when the input does not fit the patch embedding', () => {
     const m = new VisionTransformer(small);
     const g = new Graph();

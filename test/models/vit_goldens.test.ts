@@ -22,7 +22,7 @@ function fromPy(c: Record<string, any>): Partial<VitConfig> {
     imgSize: c.img_size, patchSize: c.patch_size, inChans: c.in_chans, numClasses: c.num_classes, embedDim: c.embed_dim,
     depth: c.depth, numHeads: c.num_heads, mlpRatio: c.mlp_ratio, qkvBias: c.qkv_bias, globalPool: c.global_pool,
     classToken: c.class_token, distilled: c.distilled, embedLayer: c.embed_layer ?? 'patch', ...(c.stem_width ? { stemWidth: c.stem_width } : {}),
-    ...(c.stem_strides ? { stemStrides: c.stem_strides } : {}),
+    ...(c.stem_strides ? { stemStrides: c.stem_strides } : {}), ...(c.stem_norm ? { stemNorm: c.stem_norm } : {}),
   };
 }
 
@@ -38,7 +38,7 @@ const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 describe('ViT against PyTorch', () => {
-  for (const name of ['small_token', 'small_avg', 'small_convstem', 'small_convstem_s1']) {
+  for (const name of ['small_token', 'small_avg', 'small_convstem', 'small_convstem_s1', 'small_convstem_gn']) {
     it(`${name}: logits, loss and every parameter gradient`, async () => {
       const c = meta[name];
       const model = deterministicModel(new VisionTransformer(fromPy(c.config)));

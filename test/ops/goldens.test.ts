@@ -49,6 +49,7 @@ const OPS: Record<string, (xs: Tensor[], a: Record<string, any>) => Tensor> = {
   softmax: ([x], { axis }) => ops.softmax(x!, axis),
   log_softmax: ([x], { axis }) => ops.logSoftmax(x!, axis),
   layer_norm: ([x, w, b], { eps }) => ops.layerNorm(x!, w!, b!, eps),
+  group_norm: ([x, w, b], { groups, eps }) => ops.groupNorm(x!, groups, w!, b!, eps),
   gelu: ([x]) => ops.gelu(x!),
   argmax: ([x], { axis, keepdims }) => ops.argmax(x!, axis, keepdims),
   cross_entropy: ([l, y], { smoothing }) => ops.crossEntropy(l!, y!, { smoothing }),

@@ -58,6 +58,7 @@ export const rows: Row[] = [
   { name: 'softmax', prim: 'softmax', ins: [{ shape: [2, 3, 4] }], f: (x) => ops.softmax(x!, 1) },
   { name: 'logSoftmax', prim: 'logSoftmax', ins: [{ shape: [3, 5] }], f: (x) => ops.logSoftmax(x!, -1) },
   { name: 'layerNorm', prim: 'layerNorm', ins: [{ shape: [2, 3, 6] }, { shape: [6] }, { shape: [6] }], f: (x, s, b) => ops.layerNorm(x!, s!, b!, 1e-5) },
+  { name: 'groupNorm (composite)', prim: 'layerNorm', ins: [{ shape: [2, 4, 3, 3], batch: true }, { shape: [4] }, { shape: [4] }], f: (x, s, b) => ops.groupNorm(x!, 2, s!, b!, 1e-5) },
   { name: 'gelu', prim: 'gelu', ins: [{ shape: [2, 5] }], f: ops.gelu, f32: true },
   { name: 'gelu decomposed', prim: 'erf', ins: [{ shape: [2, 5] }], f: ops.geluDecomposed, f32: true },
   { name: 'crossEntropy smoothed (composite)', prim: 'logSoftmax', ins: [{ shape: [4, 5] }, { shape: [4], init: 'indices' }], indexMax: 5, f: (l, y) => ops.crossEntropy(l!, y!, { smoothing: 0.1 }) },
