@@ -51,6 +51,8 @@ export const rows: Row[] = [
   { name: 'matmul batched broadcast', prim: 'matmul', ins: [{ shape: [2, 1, 3, 4] }, { shape: [3, 4, 2] }], f: ops.matmul },
   { name: 'matmul shared weight', prim: 'matmul', ins: [{ shape: [2, 5, 3], batch: true }, { shape: [3, 4] }], f: ops.matmul },
   { name: 'conv2d padded', prim: 'conv2d', ins: [{ shape: [2, 3, 6, 6] }, { shape: [4, 3, 3, 3] }, { shape: [4] }], f: (x, w, b) => ops.conv2d(x!, w!, b, { padding: 1 }), f32: true },
+  { name: 'conv2d strided (im2col weight gradient, far-edge padding)', prim: 'conv2d', ins: [{ shape: [2, 3, 7, 6], batch: true }, { shape: [4, 3, 3, 2] }, { shape: [4] }], f: (x, w, b) => ops.conv2d(x!, w!, b, { stride: [2, 3], padding: [1, 0] }), f32: true },
+  { name: 'conv2d stride 2 on an even grid (im2col weight gradient)', prim: 'conv2d', ins: [{ shape: [2, 2, 6, 6], batch: true }, { shape: [3, 2, 3, 3] }], f: (x, w) => ops.conv2d(x!, w!, undefined, { stride: 2, padding: 1 }), f32: true },
   { name: 'conv2d strided grouped dilated', prim: 'conv2d', ins: [{ shape: [2, 4, 9, 9], batch: true }, { shape: [6, 2, 3, 3] }], f: (x, w) => ops.conv2d(x!, w!, undefined, { stride: 2, padding: 1, dilation: 2, groups: 2 }), f32: true },
   { name: 'conv2d pointwise (1×1, matrix-product weight gradient)', prim: 'conv2d', ins: [{ shape: [2, 5, 3, 4], batch: true }, { shape: [6, 5, 1, 1] }, { shape: [6] }], f: (x, w, b) => ops.conv2d(x!, w!, b), f32: true },
   { name: 'convTranspose2d', prim: 'convTranspose2d', ins: [{ shape: [2, 4, 3, 3] }], f: (x) => ops.convTranspose2d(x!, x!.graph.constant(Float32Array.from(normal(rng(5), 4 * 2 * 3 * 3)), [4, 2, 3, 3], 'float32'), { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1, outputPadding: [1, 1] }), f32: true },
