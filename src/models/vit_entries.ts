@@ -40,6 +40,9 @@ vit('vit_tiny_patch4_28', { imgSize: 28, patchSize: 4, inChans: 1, numClasses: 1
 vit('vit_tiny_convstem_patch4_28', { imgSize: 28, patchSize: 4, inChans: 1, numClasses: 10, embedDim: 96, depth: 6, numHeads: 3, mlpRatio: 2, embedLayer: 'conv', stemWidth: 32 },
   { inputSize: [1, 28, 28], mean: [0.286], std: [0.353], interpolation: 'bilinear', cropPct: 1, numClasses: 10 },
   '28×28 grayscale, convolutional stem (Xiao et al. 2021) instead of the patchify conv');
+vit('vit_tiny_hybrid_patch4_28', { imgSize: 28, patchSize: 4, inChans: 1, numClasses: 10, embedDim: 96, depth: 2, numHeads: 3, mlpRatio: 2, embedLayer: 'conv', stemWidth: 32, stemStrides: [2, 1, 2, 1, 1, 1], stemNorm: 'group' },
+  { inputSize: [1, 28, 28], mean: [0.286], std: [0.353], interpolation: 'bilinear', cropPct: 1, numClasses: 10 },
+  '28×28 grayscale, six 3×3 convs with GroupNorm (14×14 then 7×7) before two transformer blocks');
 vit('vit_tiny_patch4_32', { imgSize: 32, patchSize: 4, inChans: 3, numClasses: 10, embedDim: 192, depth: 9, numHeads: 3, mlpRatio: 2 },
   { inputSize: [3, 32, 32], mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616], interpolation: 'bilinear', cropPct: 1, numClasses: 10 },
   '32×32 RGB (CIFAR-10/100)');
