@@ -10,7 +10,7 @@ const DIR = join(import.meta.dirname, '..', '..', 'recipes');
 describe('recipes', () => {
   it('recipes/fashion-mnist.yaml is the hybrid recipe and validates', () => {
     const cfg = resolveTrainConfig(readConfigFile(join(DIR, 'fashion-mnist.yaml')), 'recipes/fashion-mnist.yaml');
-    expect(cfg).toMatchObject({ model: 'vit_tiny_hybrid_patch4_28', dataset: 'fashion-mnist', epochs: 10 });
+    expect(cfg).toMatchObject({ model: 'vit_tiny_hybrid_patch4_28', dataset: 'fashion-mnist', epochs: 9 });
   });
 
   it.each(readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)))('%s names a registered model', (file) => {
