@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * Compiles the AssemblyScript pixel kernels (src/data/wasm/*.as.ts) to WebAssembly and writes
- * each as a TypeScript module holding the binary in base64 (src/data/wasm/*_module.ts), so the
+ * Compiles the AssemblyScript pixel kernels (src/data/kernels/*.as.ts) to WebAssembly and writes
+ * each as a TypeScript module holding the binary in base64 (src/data/kernels/*_module.ts), so the
  * kernels load the same way from the sources (tsx), the compiled package and a bundler.
  *
  *   node scripts/build_wasm.mjs          (re)write the modules
@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import asc from 'assemblyscript/asc';
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'data', 'wasm');
+const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'data', 'kernels');
 
 export async function compileKernel(source) {
   let binary;

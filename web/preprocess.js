@@ -1,5 +1,5 @@
 /**
- * The eval transform in the browser, matching the server's (src/data/image_pipeline.ts, timm's
+ * The eval transform in the browser, matching the server's (src/data/transforms/image_pipeline.ts, timm's
  * eval transform with PIL semantics):
  *   1. RGB, alpha dropped;
  *   2. resize the shorter side to floor(size / crop_pct), the longer keeping the aspect ratio

@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { downloadFile, type DownloadProgress } from '../data/download.js';
+import { downloadFile, type DownloadProgress } from '../data/datasets/download.js';
 
 export class HubError extends Error {
   override name = 'HubError';

@@ -6,9 +6,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { writeFileAtomic } from '../checkpoint/atomic.js';
-import { loadBuiltinDataset } from '../data/builtin.js';
-import { sliceDataset } from '../data/dataset.js';
-import { imagePng } from '../data/image_overlay.js';
+import { loadBuiltinDataset } from '../data/datasets/builtin.js';
+import { sliceDataset } from '../data/datasets/dataset.js';
+import { imagePng } from '../data/image/image_overlay.js';
 import {
   compileAttackModel, defaultEps, evaluateRobustness, resolveAttack, type AdversarialExample, type AttackMethod, type Norm, type RobustnessReport,
 } from '../robust/index.js';

@@ -1,13 +1,13 @@
 /** `tessera eval`: top-1/top-5, loss, per-class accuracy and the confusion matrix of a checkpoint on a dataset. */
 import type { Command } from 'commander';
-import { loadBuiltinDataset } from '../data/builtin.js';
-import { sliceDataset } from '../data/dataset.js';
-import { TensorLoader } from '../data/tensor_loader.js';
-import type { BatchSource } from '../data/batch_source.js';
-import { isBuiltinDataset } from '../data/builtin.js';
-import { openImageDataset, subsetSamples } from '../data/folder_dataset.js';
-import { createImageLoader } from '../data/image_loader.js';
-import type { EvalTransform } from '../data/transform_config.js';
+import { loadBuiltinDataset } from '../data/datasets/builtin.js';
+import { sliceDataset } from '../data/datasets/dataset.js';
+import { TensorLoader } from '../data/loader/tensor_loader.js';
+import type { BatchSource } from '../data/loader/batch_source.js';
+import { isBuiltinDataset } from '../data/datasets/builtin.js';
+import { openImageDataset, subsetSamples } from '../data/datasets/folder_dataset.js';
+import { createImageLoader } from '../data/loader/image_loader.js';
+import type { EvalTransform } from '../data/transforms/transform_config.js';
 import { evaluate } from '../train/trainer.js';
 import type { ClassificationSummary } from '../train/metrics.js';
 import { addPreprocessOptions, openForInference, type PreprocessFlags } from './preprocess_options.js';

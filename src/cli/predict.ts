@@ -1,6 +1,6 @@
 /** `tessera predict`: top-k labels and probabilities for image files (PNG, JPEG, … anything sharp decodes). */
 import type { Command } from 'commander';
-import { loadImageForModel } from '../data/image.js';
+import { loadImageForModel } from '../data/image/image.js';
 import { softmaxRows } from '../train/metrics.js';
 import { addPreprocessOptions, openForInference, type PreprocessFlags } from './preprocess_options.js';
 import { positiveInt } from './parse.js';

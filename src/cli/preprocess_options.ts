@@ -2,7 +2,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadCheckpoint, type CheckpointMeta } from '../checkpoint/checkpoint.js';
 import type { VisionTransformer } from '../models/vit.js';
-import type { EvalTransform, Interpolation } from '../data/image.js';
+import type { EvalTransform, Interpolation } from '../data/image/image.js';
 import { positiveInt } from './parse.js';
 import type { Executable } from '../runtime/compile.js';
 import { isOnnxPath, loadOnnxModel } from '../runtime/onnx_model.js';

@@ -5,7 +5,7 @@
  * (ONNX's rule); lists and objects are JSON.
  */
 import type { CheckpointMeta } from '../checkpoint/checkpoint.js';
-import type { EvalTransform, Interpolation } from '../data/image.js';
+import type { EvalTransform, Interpolation } from '../data/image/image.js';
 import type { VitConfig } from '../models/vit.js';
 
 /**

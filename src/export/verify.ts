@@ -2,8 +2,8 @@
  * Checking an export: the .onnx file run by ORT against tessera's own executable on the same
  * images (max |Δlogit|), accuracy of exported models on a labelled dataset, and inference speed.
  */
-import type { TensorDataset } from '../data/dataset.js';
-import { TensorLoader } from '../data/tensor_loader.js';
+import type { TensorDataset } from '../data/datasets/dataset.js';
+import { TensorLoader } from '../data/loader/tensor_loader.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { Random } from '../random.js';
 import type { OnnxModel } from '../runtime/onnx_model.js';

@@ -3,7 +3,7 @@
  * when the model classifies it correctly both clean and under attack (RobustBench's definition),
  * so robust accuracy never exceeds clean accuracy.
  */
-import type { TensorDataset } from '../data/dataset.js';
+import type { TensorDataset } from '../data/datasets/dataset.js';
 import { Random, mixSeed } from '../random.js';
 import type { AttackModel } from './attack_model.js';
 import { l2Distance, perturbBatch, resolveAttack, type AttackOptions, type ResolvedAttack } from './attacks.js';

@@ -4,7 +4,7 @@
  * `{ "images": ["<base64>", …] }`. Decoding and the eval transform are src/data/image's.
  */
 import type { FastifyRequest } from 'fastify';
-import { ImageDecodeError, loadImageForModel, type EvalTransform } from '../data/image.js';
+import { ImageDecodeError, loadImageForModel, type EvalTransform } from '../data/image/image.js';
 import { ACCEPTED_TYPES, HttpError } from './errors.js';
 
 const mediaType = (req: FastifyRequest) => (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();

@@ -6,8 +6,8 @@
  * command do. Each batch's random start is seeded by (seed, micro-batch), so a resumed run
  * attacks exactly as an uninterrupted one.
  */
-import type { Batch, BatchSource } from '../data/batch_source.js';
-import type { EvalTransform } from '../data/transform_config.js';
+import type { Batch, BatchSource } from '../data/loader/batch_source.js';
+import type { EvalTransform } from '../data/transforms/transform_config.js';
 import type { VisionTransformer } from '../models/vit.js';
 import { Random, mixSeed } from '../random.js';
 import { compileAttackModel, toNormalised, toPixels, type AttackModel } from '../robust/attack_model.js';

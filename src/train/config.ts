@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { imageAugmentSchema } from '../data/transform_config.js';
-import { mixupSchema } from '../data/mixup.js';
+import { imageAugmentSchema } from '../data/transforms/transform_config.js';
+import { mixupSchema } from '../data/transforms/mixup.js';
 
 const prob = z.number().min(0).max(1);
 const positive = z.number().positive();

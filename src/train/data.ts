@@ -6,15 +6,15 @@
  * augmentation flags and the model's eval transform.
  */
 import { existsSync } from 'node:fs';
-import type { BatchSource } from '../data/batch_source.js';
-import { isBuiltinDataset, loadBuiltinDataset, builtinDatasetNames } from '../data/builtin.js';
-import type { TensorDataset } from '../data/dataset.js';
-import { selectClasses, sliceDataset } from '../data/dataset.js';
-import { describeDataset, openImageDataset, selectSampleClasses, subsetSamples } from '../data/folder_dataset.js';
-import { createImageLoader, type ImageLoader } from '../data/image_loader.js';
-import { mixupSchema, type MixupOptions } from '../data/mixup.js';
-import { TensorLoader } from '../data/tensor_loader.js';
-import type { EvalTransform } from '../data/transform_config.js';
+import type { BatchSource } from '../data/loader/batch_source.js';
+import { isBuiltinDataset, loadBuiltinDataset, builtinDatasetNames } from '../data/datasets/builtin.js';
+import type { TensorDataset } from '../data/datasets/dataset.js';
+import { selectClasses, sliceDataset } from '../data/datasets/dataset.js';
+import { describeDataset, openImageDataset, selectSampleClasses, subsetSamples } from '../data/datasets/folder_dataset.js';
+import { createImageLoader, type ImageLoader } from '../data/loader/image_loader.js';
+import { mixupSchema, type MixupOptions } from '../data/transforms/mixup.js';
+import { TensorLoader } from '../data/loader/tensor_loader.js';
+import type { EvalTransform } from '../data/transforms/transform_config.js';
 import type { TrainConfig } from './config.js';
 
 export interface TrainData {

@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../checkpoint/atomic.js';
-import { svgToPng } from '../data/image_encode.js';
+import { svgToPng } from '../data/image/image_encode.js';
 import { accuracyChart, confusionChart, confusionClasses, type EpochMetrics, lossChart, renderSvg } from './charts.js';
 
 export type { EpochMetrics } from './charts.js';

@@ -3,9 +3,9 @@
  * host, evaluation every epoch, and a run directory that lets a killed run resume exactly.
  */
 import { resolve } from 'node:path';
-import type { TensorDataset } from '../data/dataset.js';
-import type { BatchSource } from '../data/batch_source.js';
-import type { EvalTransform } from '../data/transform_config.js';
+import type { TensorDataset } from '../data/datasets/dataset.js';
+import type { BatchSource } from '../data/loader/batch_source.js';
+import type { EvalTransform } from '../data/transforms/transform_config.js';
 import { createModel, getModelEntry } from '../models/registry.js';
 import { VisionTransformer, vitDefaults } from '../models/vit.js';
 import { dropPathScales, dropoutScales } from '../nn/drop_path.js';

@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadBuiltinDataset } from '../../src/data/builtin.js';
-import { loadCifar100Split, loadCifar10Split, readCifarBatches, CIFAR10_FORMAT } from '../../src/data/cifar.js';
+import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
+import { loadCifar100Split, loadCifar10Split, readCifarBatches, CIFAR10_FORMAT } from '../../src/data/datasets/cifar.js';
 import { CIFAR10_NAMES, cifar100Names, cifarPixel, cifarRecords, removeTempDirs, tempDir } from './synthetic.js';
 
 afterAll(removeTempDirs);

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { create as createTar } from 'tar';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadBuiltinDataset } from '../../src/data/builtin.js';
-import { downloadFile, type DownloadProgress } from '../../src/data/download.js';
-import type { ResolveOptions } from '../../src/data/resolve.js';
+import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
+import { downloadFile, type DownloadProgress } from '../../src/data/datasets/download.js';
+import type { ResolveOptions } from '../../src/data/datasets/resolve.js';
 import { CIFAR10_NAMES, cifarRecords, idxBytes, md5, removeTempDirs, tempDir } from './synthetic.js';
 
 interface Route {

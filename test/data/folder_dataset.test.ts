@@ -2,7 +2,7 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compareCodePoints, openImageDataset, stratifiedSplit } from '../../src/data/folder_dataset.js';
+import { compareCodePoints, openImageDataset, stratifiedSplit } from '../../src/data/datasets/folder_dataset.js';
 import { removeTempDirs, tempDir } from './synthetic.js';
 
 afterAll(removeTempDirs);

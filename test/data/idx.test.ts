@@ -2,8 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadBuiltinDataset } from '../../src/data/builtin.js';
-import { loadIdxSplit, parseIdx, readIdxFile } from '../../src/data/idx.js';
+import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
+import { loadIdxSplit, parseIdx, readIdxFile } from '../../src/data/datasets/idx.js';
 import { idxBytes, mnistLike, removeTempDirs, tempDir } from './synthetic.js';
 
 afterAll(removeTempDirs);

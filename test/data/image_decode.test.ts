@@ -1,10 +1,10 @@
 /** Decoding with sharp: every format, EXIF orientation, channel conversions, and errors that name the file. */
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodeFull, decodeResizedCrop, ImageDecodeError, jpegHeader } from '../../src/data/image_decode.js';
-import { evalSample } from '../../src/data/image_pipeline.js';
-import { loadImageForModel } from '../../src/data/image.js';
-import { toGrayscale } from '../../src/data/pixels.js';
+import { decodeFull, decodeResizedCrop, ImageDecodeError, jpegHeader } from '../../src/data/image/image_decode.js';
+import { evalSample } from '../../src/data/transforms/image_pipeline.js';
+import { loadImageForModel } from '../../src/data/image/image.js';
+import { toGrayscale } from '../../src/data/transforms/pixels.js';
 import { gradientImage, rawRgb } from './image_folder_fixture.js';
 
 const W = 24, H = 16;

@@ -5,8 +5,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { loadBuiltinDataset } from '../../src/data/builtin.js';
-import type { TensorDataset } from '../../src/data/dataset.js';
+import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
+import type { TensorDataset } from '../../src/data/datasets/dataset.js';
 
 /** A w×h RGB image: smooth gradients and a disc, different per seed. */
 export function gradientImage(w: number, h: number, seed: number): Buffer {

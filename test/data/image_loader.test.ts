@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openImageDataset, type ImageDataset } from '../../src/data/folder_dataset.js';
-import { createImageLoader, type ImageLoader, type ImageLoaderOptions } from '../../src/data/image_loader.js';
-import type { Batch } from '../../src/data/batch_source.js';
+import { openImageDataset, type ImageDataset } from '../../src/data/datasets/folder_dataset.js';
+import { createImageLoader, type ImageLoader, type ImageLoaderOptions } from '../../src/data/loader/image_loader.js';
+import type { Batch } from '../../src/data/loader/batch_source.js';
 import { removeTempDirs, tempDir } from './synthetic.js';
 import { BROKEN, writeFashionFolder, writeMixedFolder, type FashionFolder } from './image_folder_fixture.js';
 

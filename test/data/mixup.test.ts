@@ -1,7 +1,7 @@
 /** Mixup/CutMix label mass: targets are distributions, weights match the pixels actually mixed, λ ~ Beta(α, α). */
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/random.js';
-import { applyMixup, mixupSchema, sampleBeta, type MixupOptions } from '../../src/data/mixup.js';
+import { applyMixup, mixupSchema, sampleBeta, type MixupOptions } from '../../src/data/transforms/mixup.js';
 
 const C = 3, H = 20, W = 24, PER = C * H * W;
 const opts = (o: Partial<MixupOptions>): MixupOptions => mixupSchema.parse(o);

@@ -1,9 +1,9 @@
 /** RandAugment: timm's config strings, op sets, magnitude-to-argument mapping and op choice. */
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/random.js';
-import { applyAugmentOp, parseRandAugment, randAugment, randAugmentOps, type AugmentContext } from '../../src/data/rand_augment.js';
-import { invert, posterize, solarize, type PixelImage } from '../../src/data/pixels.js';
-import { rotate } from '../../src/data/affine.js';
+import { applyAugmentOp, parseRandAugment, randAugment, randAugmentOps, type AugmentContext } from '../../src/data/transforms/rand_augment.js';
+import { invert, posterize, solarize, type PixelImage } from '../../src/data/transforms/pixels.js';
+import { rotate } from '../../src/data/transforms/affine.js';
 
 const img: PixelImage = { data: Uint8Array.from({ length: 12 * 10 * 3 }, (_, i) => (i * 53) % 256), width: 12, height: 10, channels: 3 };
 const ctx: AugmentContext = { fill: [124, 116, 104], interpolation: 'bilinear' };

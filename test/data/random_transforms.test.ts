@@ -6,11 +6,11 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { Random, mixSeed } from '../../src/random.js';
-import { randomResizedCropBox } from '../../src/data/geometry.js';
-import { trainSample } from '../../src/data/image_pipeline.js';
-import { colorJitter } from '../../src/data/color_jitter.js';
-import { resolveImageTransform } from '../../src/data/transform_config.js';
-import type { PixelImage } from '../../src/data/pixels.js';
+import { randomResizedCropBox } from '../../src/data/transforms/geometry.js';
+import { trainSample } from '../../src/data/transforms/image_pipeline.js';
+import { colorJitter } from '../../src/data/transforms/color_jitter.js';
+import { resolveImageTransform } from '../../src/data/transforms/transform_config.js';
+import type { PixelImage } from '../../src/data/transforms/pixels.js';
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]!;

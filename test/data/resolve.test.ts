@@ -1,8 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadBuiltinDataset } from '../../src/data/builtin.js';
-import { datasetDownloadDir, datasetSearchDirs, findDatasetDir, sourceUrl, type ResolveOptions } from '../../src/data/resolve.js';
+import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
+import { datasetDownloadDir, datasetSearchDirs, findDatasetDir, sourceUrl, type ResolveOptions } from '../../src/data/datasets/resolve.js';
 import { mnistLike, removeTempDirs, tempDir } from './synthetic.js';
 
 afterAll(removeTempDirs);

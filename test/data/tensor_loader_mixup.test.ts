@@ -1,8 +1,8 @@
 /** Mixup/CutMix on the in-memory tensor datasets (train --mixup/--cutmix on Fashion-MNIST). */
 import { describe, expect, it } from 'vitest';
-import { TensorLoader } from '../../src/data/tensor_loader.js';
-import { mixupSchema } from '../../src/data/mixup.js';
-import type { TensorDataset } from '../../src/data/dataset.js';
+import { TensorLoader } from '../../src/data/loader/tensor_loader.js';
+import { mixupSchema } from '../../src/data/transforms/mixup.js';
+import type { TensorDataset } from '../../src/data/datasets/dataset.js';
 
 // 8 images of 2×2, image i filled with the value 10·i, label i mod 4
 const dataset: TensorDataset = {

@@ -12,15 +12,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeFull, decodeResized, decodeResizedCrop } from '../../src/data/image_decode.js';
-import { evalPixels } from '../../src/data/image_pipeline.js';
-import { centerCropBox, resizeShorterSide } from '../../src/data/geometry.js';
+import { decodeFull, decodeResized, decodeResizedCrop } from '../../src/data/image/image_decode.js';
+import { evalPixels } from '../../src/data/transforms/image_pipeline.js';
+import { centerCropBox, resizeShorterSide } from '../../src/data/transforms/geometry.js';
 import {
   adjustBrightness, adjustContrast, adjustHue, adjustSaturation, adjustSharpness, autocontrast, cropPixels, equalize, flipHorizontal,
   flipVertical, invert, posterize, solarize, solarizeAdd, toGrayscale, toNormalizedChw, type PixelImage,
-} from '../../src/data/pixels.js';
-import { affineTransform, rotate, type AffineFilter } from '../../src/data/affine.js';
-import type { Interpolation } from '../../src/data/transform_config.js';
+} from '../../src/data/transforms/pixels.js';
+import { affineTransform, rotate, type AffineFilter } from '../../src/data/transforms/affine.js';
+import type { Interpolation } from '../../src/data/transforms/transform_config.js';
 
 const DIR = join(import.meta.dirname, '..', 'fixtures', 'transforms');
 interface Case { name: string; input: string; op: string; params: Record<string, any>; expected?: string; values?: number[] }

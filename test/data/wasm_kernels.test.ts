@@ -6,18 +6,18 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { resamplePixels } from '../../src/data/resample.js';
-import { affineTransform, rotationMatrix } from '../../src/data/affine.js';
+import { resamplePixels } from '../../src/data/transforms/resample.js';
+import { affineTransform, rotationMatrix } from '../../src/data/transforms/affine.js';
 import {
   adjustBrightness, adjustContrast, adjustSaturation, adjustSharpness, autocontrast, equalize, invert, newPixelImage, posterize, solarize, solarizeAdd,
   toNormalizedChw, type PixelImage,
-} from '../../src/data/pixels.js';
-import { useWasmKernels } from '../../src/data/wasm/instance.js';
-import { applyLutWasm } from '../../src/data/wasm/point_ops.js';
+} from '../../src/data/transforms/pixels.js';
+import { useWasmKernels } from '../../src/data/kernels/instance.js';
+import { applyLutWasm } from '../../src/data/kernels/point_ops.js';
 import { Random } from '../../src/random.js';
-import { simdAvailable } from '../../src/data/wasm/resample.js';
-import { affineWasm } from '../../src/data/wasm/affine.js';
-import { normalizeRgbWasm } from '../../src/data/wasm/normalize.js';
+import { simdAvailable } from '../../src/data/kernels/resample.js';
+import { affineWasm } from '../../src/data/kernels/affine.js';
+import { normalizeRgbWasm } from '../../src/data/kernels/normalize.js';
 // @ts-expect-error: a plain ES module script without type declarations
 import { compileKernel, moduleText } from '../../scripts/build_wasm.mjs';
 
@@ -121,8 +121,8 @@ describe('SIMD resampling', () => {
     }
   });
 
-  it.each(readdirSync(join(ROOT, 'src/data/wasm')).filter((f) => f.endsWith('.as.ts')).map((f) => f.slice(0, -'.as.ts'.length)))('the committed %s module is what its source compiles to', async (name) => {
-    const wasm = await compileKernel(join(ROOT, `src/data/wasm/${name}.as.ts`));
-    expect(moduleText(name, wasm)).toBe(readFileSync(join(ROOT, `src/data/wasm/${name}_module.ts`), 'utf8'));
+  it.each(readdirSync(join(ROOT, 'src/data/kernels')).filter((f) => f.endsWith('.as.ts')).map((f) => f.slice(0, -'.as.ts'.length)))('the committed %s module is what its source compiles to', async (name) => {
+    const wasm = await compileKernel(join(ROOT, `src/data/kernels/${name}.as.ts`));
+    expect(moduleText(name, wasm)).toBe(readFileSync(join(ROOT, `src/data/kernels/${name}_module.ts`), 'utf8'));
   });
 });

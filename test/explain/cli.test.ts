@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBuiltinDataset } from '../../src/data/builtin.js';
+import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
 import { metaFor, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { resizeBilinear, normaliseMinMax } from '../../src/explain/index.js';
 import { VisionTransformer } from '../../src/models/vit.js';

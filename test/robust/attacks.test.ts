@@ -8,7 +8,7 @@ import {
   compileAttackModel, evaluateRobustness, fgsm, l2Distance, perturbBatch, pgd, predictionsAndLosses, projectL2, projectLinf,
   toNormalised, toPixels, type AttackModel,
 } from '../../src/robust/index.js';
-import { sliceDataset } from '../../src/data/dataset.js';
+import { sliceDataset } from '../../src/data/datasets/dataset.js';
 import { Random } from '../../src/random.js';
 import { rng } from '../helpers/random.js';
 import { MEAN, STD, trainSmallModel, type SmallModel } from './small_model.js';

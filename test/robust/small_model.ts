@@ -2,8 +2,8 @@
  * A small ViT trained for a few hundred steps on a Fashion-MNIST slice (Debian's copy in
  * /usr/share/datasets), for tests that need a model that actually classifies: attacks, CLIs.
  */
-import { loadBuiltinDataset } from '../../src/data/builtin.js';
-import { sliceDataset, type TensorDataset } from '../../src/data/dataset.js';
+import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
+import { sliceDataset, type TensorDataset } from '../../src/data/datasets/dataset.js';
 import { metaFor, saveCheckpoint, type CheckpointMeta } from '../../src/checkpoint/checkpoint.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import { crossEntropy } from '../../src/ops/index.js';

@@ -1,13 +1,13 @@
 /**
  * The web page's preprocessing (web/preprocess.js: resize, centre crop, channels, normalise)
- * against the server's (src/data/image.ts: libvips when shrinking, PIL's algorithm when enlarging)
+ * against the server's (src/data/image/image.ts: libvips when shrinking, PIL's algorithm when enlarging)
  * on the same decoded pixels. Decoding itself is the browser's and is covered by the browser test.
  * If the server's eval transform changes, this test says the page must follow.
  */
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadBuiltinDataset } from '../../src/data/builtin.js';
-import { loadImageForModel, type EvalTransform } from '../../src/data/image.js';
+import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
+import { loadImageForModel, type EvalTransform } from '../../src/data/image/image.js';
 
 interface WebPreprocess {
   preprocess(rgba: Uint8Array, width: number, height: number, meta: unknown): { pixels: Uint8Array; tensor: Float32Array };

@@ -6,8 +6,8 @@
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metaFor, type CheckpointMeta } from '../../src/checkpoint/checkpoint.js';
-import { loadBuiltinDataset } from '../../src/data/builtin.js';
-import { loadImageForModel } from '../../src/data/image.js';
+import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
+import { loadImageForModel } from '../../src/data/image/image.js';
 import { exportModel } from '../../src/export/export.js';
 import { evalTransformOf } from '../../src/export/metadata.js';
 import { createModel } from '../../src/models/registry.js';

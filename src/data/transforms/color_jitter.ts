@@ -2,7 +2,7 @@
  * torchvision ColorJitter on PIL images: brightness, contrast and saturation factors drawn from
  * [max(0, 1 − s), 1 + s], hue from [−h, h], applied in a random order (torch.randperm(4)).
  */
-import type { Random } from '../random.js';
+import type { Random } from '../../random.js';
 import { adjustBrightness, adjustContrast, adjustHue, adjustSaturation, advance, type PixelImage } from './pixels.js';
 
 /** Jitter strengths; 0 disables one. timm's `--color-jitter 0.4` means brightness = contrast = saturation = 0.4, hue 0. */

@@ -3,7 +3,7 @@
  * in-memory tensor loader and the image-folder loader (worker threads, prefetch) both provide it.
  */
 import type { Batch } from './tensor_loader.js';
-import { Random, mixSeed } from '../random.js';
+import { Random, mixSeed } from '../../random.js';
 
 export type { Batch };
 

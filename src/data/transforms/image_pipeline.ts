@@ -9,10 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isMainThread } from 'node:worker_threads';
-import { Random } from '../random.js';
+import { Random } from '../../random.js';
 import { colorJitter } from './color_jitter.js';
 import { centerCropBox, evalResizeSize, randomResizedCropBox, resizeShorterSide } from './geometry.js';
-import { ImageDecodeError, decodeResized, decodeResizedCrop } from './image_decode.js';
+import { ImageDecodeError, decodeResized, decodeResizedCrop } from '../image/image_decode.js';
 import { advance, cropPixels, releasePixels, toGrayscale, toNormalizedChw, type PixelImage } from './pixels.js';
 import { randAugment } from './rand_augment.js';
 import { randomErasing } from './tensor_transforms.js';

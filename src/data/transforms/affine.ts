@@ -5,7 +5,7 @@
  * bicubic (a = −1) filter with clamped edges.
  */
 import { newPixelImage, type PixelImage } from './pixels.js';
-import { affineWasm } from './wasm/affine.js';
+import { affineWasm } from '../kernels/affine.js';
 
 export type AffineMatrix = readonly [number, number, number, number, number, number];
 export type AffineFilter = 'bilinear' | 'bicubic';

@@ -3,10 +3,10 @@
  * images, with PIL's arithmetic: lookup tables for the point ops, float32 blends truncated to
  * uint8 for the ImageEnhance family, PIL's luma weights for grayscale. The random transforms
  * (RandAugment, ColorJitter) are built from these. The hot loops run on WebAssembly where it
- * loads (wasm/*.as.ts, the same arithmetic); the JavaScript loops here are the reference.
+ * loads (../kernels/*.as.ts, the same arithmetic); the JavaScript loops here are the reference.
  */
-import { normalizeRgbWasm } from './wasm/normalize.js';
-import { applyLutWasm, histogramsWasm, saturationWasm, sharpnessWasm } from './wasm/point_ops.js';
+import { normalizeRgbWasm } from '../kernels/normalize.js';
+import { applyLutWasm, histogramsWasm, saturationWasm, sharpnessWasm } from '../kernels/point_ops.js';
 
 export interface PixelImage {
   /** uint8, row-major, channels interleaved (what sharp's raw output gives) */

@@ -4,7 +4,7 @@
  * Maps are min–max normalised per picture for display; the raw values go to JSON/NPY.
  */
 import sharp from 'sharp';
-import { normaliseMinMax, resizeBilinear } from '../explain/maps.js';
+import { normaliseMinMax, resizeBilinear } from '../../explain/maps.js';
 
 export const colormapNames = ['viridis', 'turbo'] as const;
 export type ColormapName = (typeof colormapNames)[number];

@@ -5,12 +5,12 @@
  * model's channel count (PIL's grayscale weights, or sRGB). The image-folder loader runs the
  * same eval transform (image_pipeline.ts), so predict, eval and training agree pixel for pixel.
  */
-import { evalSample } from './image_pipeline.js';
-import type { EvalTransform } from './transform_config.js';
+import { evalSample } from '../transforms/image_pipeline.js';
+import type { EvalTransform } from '../transforms/transform_config.js';
 
 export { ImageDecodeError } from './image_decode.js';
-export { resizeShorterSide } from './geometry.js';
-export type { EvalTransform, Interpolation } from './transform_config.js';
+export { resizeShorterSide } from '../transforms/geometry.js';
+export type { EvalTransform, Interpolation } from '../transforms/transform_config.js';
 
 /** Decodes `input` (a path or bytes) to normalised CHW floats for the model. */
 export async function loadImageForModel(input: string | Uint8Array, t: EvalTransform, label = typeof input === 'string' ? input : 'image'): Promise<Float32Array> {

@@ -4,11 +4,11 @@
  * factor (antialiasing), 22-bit fixed-point coefficients, horizontal pass first. Every resize
  * below libvips' shrink-on-load factor runs here (libvips rounds differently, and enlarges with
  * other edge and centre conventions). RGB runs on the WebAssembly SIMD kernels
- * (wasm/resample.as.ts); these JavaScript passes are their reference and the fallback.
+ * (../kernels/resample.as.ts); these JavaScript passes are their reference and the fallback.
  */
 import { advance, newPixelImage, releasePixels, type PixelImage } from './pixels.js';
 import type { Interpolation } from './transform_config.js';
-import { resampleRgbSimd, type AxisCoefficients } from './wasm/resample.js';
+import { resampleRgbSimd, type AxisCoefficients } from '../kernels/resample.js';
 
 const PRECISION_BITS = 32 - 8 - 2;
 

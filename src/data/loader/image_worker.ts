@@ -7,8 +7,8 @@
  * (strict).
  */
 import { parentPort } from 'node:worker_threads';
-import { configureSharpForLoading } from './image_decode.js';
-import { runSampleTask, type SampleTask } from './image_pipeline.js';
+import { configureSharpForLoading } from '../image/image_decode.js';
+import { runSampleTask, type SampleTask } from '../transforms/image_pipeline.js';
 
 export type WorkerRequest = SampleTask & { id: number; out: SharedArrayBuffer };
 export type WorkerResponse = { id: number; ok: true } | { id: number; ok: false; message: string; fatal?: boolean };

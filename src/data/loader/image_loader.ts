@@ -11,12 +11,12 @@
  */
 import { epochOrder } from './batch_source.js';
 import { availableParallelism } from 'node:os';
-import { Random, mixSeed } from '../random.js';
+import { Random, mixSeed } from '../../random.js';
 import type { Batch, BatchSource } from './batch_source.js';
-import { DatasetError, type ImageSamples } from './folder_dataset.js';
-import type { SampleTask } from './image_pipeline.js';
-import { applyMixup, mixedTargets, mixupActive, mixupSchema, type MixupOptions, type MixupOptionsInput } from './mixup.js';
-import { resolveImageTransform, type ImageTransformOptions, type ResolvedImageTransform } from './transform_config.js';
+import { DatasetError, type ImageSamples } from '../datasets/folder_dataset.js';
+import type { SampleTask } from '../transforms/image_pipeline.js';
+import { applyMixup, mixedTargets, mixupActive, mixupSchema, type MixupOptions, type MixupOptionsInput } from '../transforms/mixup.js';
+import { resolveImageTransform, type ImageTransformOptions, type ResolvedImageTransform } from '../transforms/transform_config.js';
 import { acquireWorkerPool, type WorkerPool } from './worker_pool.js';
 
 // libuv's thread pool (4 threads unless UV_THREADPOOL_SIZE says otherwise) runs the sharp decodes of
@@ -219,7 +219,7 @@ export class ImageLoader implements BatchSource {
     if (this.inThread >= 4) await new Promise<void>((r) => this.inThreadQueue.push(r));
     this.inThread++;
     try {
-      const { runSampleTask } = await import('./image_pipeline.js');
+      const { runSampleTask } = await import('../transforms/image_pipeline.js');
       return { ok: true, data: await runSampleTask(task) };
     } catch (e) {
       return { ok: false, message: (e as Error).message };

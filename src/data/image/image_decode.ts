@@ -7,10 +7,10 @@
  * is never expanded to full size.
  */
 import sharp from 'sharp';
-import type { CropBox } from './geometry.js';
-import type { PixelImage } from './pixels.js';
-import { resamplePixels } from './resample.js';
-import type { Interpolation } from './transform_config.js';
+import type { CropBox } from '../transforms/geometry.js';
+import type { PixelImage } from '../transforms/pixels.js';
+import { resamplePixels } from '../transforms/resample.js';
+import type { Interpolation } from '../transforms/transform_config.js';
 
 export class ImageDecodeError extends Error {
   override name = 'ImageDecodeError';

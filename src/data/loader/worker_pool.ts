@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { SampleTask } from './image_pipeline.js';
+import type { SampleTask } from '../transforms/image_pipeline.js';
 import type { WorkerRequest, WorkerResponse } from './image_worker.js';
 
 const PER_WORKER = 4;

@@ -9,8 +9,8 @@
  */
 import { existsSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
-import { Random, mixSeed } from '../random.js';
-import { epochOrder } from './batch_source.js';
+import { Random, mixSeed } from '../../random.js';
+import { epochOrder } from '../loader/batch_source.js';
 import { DatasetError, isManifestPath, readManifest, type ManifestRow } from './manifest.js';
 
 export { DatasetError };

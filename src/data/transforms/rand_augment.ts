@@ -4,7 +4,7 @@
  * Each chosen op runs with probability 0.5 at magnitude m (optionally N(m, mstd) per op call,
  * clipped to [0, mmax]); levels map to op arguments as timm's *_level_to_arg functions do.
  */
-import type { Random } from '../random.js';
+import type { Random } from '../../random.js';
 import { affineTransform, rotate, type AffineFilter } from './affine.js';
 import {
   advance, adjustBrightness, adjustContrast, adjustSaturation, adjustSharpness, autocontrast, equalize, invert, posterize, solarize,

@@ -2,7 +2,7 @@
  * Crop and resize geometry with torchvision's exact arithmetic (integer boxes, Python rounding),
  * shared by the sharp decoders, the eval transform and the tests. No pixels here.
  */
-import type { Random } from '../random.js';
+import type { Random } from '../../random.js';
 
 /** A crop box in pixels of the (EXIF-oriented) image: top-left corner and size. */
 export interface CropBox { top: number; left: number; height: number; width: number }

@@ -5,7 +5,7 @@
  * correct_lam the CutMix weight is the pasted box's true area share.
  */
 import { z } from 'zod';
-import type { Random } from '../random.js';
+import type { Random } from '../../random.js';
 
 const prob = z.number().min(0).max(1);
 

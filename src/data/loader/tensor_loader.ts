@@ -3,11 +3,11 @@
  * seeded by (seed, epoch, index), normalisation, and soft targets with label smoothing. Any
  * batch of any epoch can be rebuilt on its own, which is what makes resume exact.
  */
-import type { TensorDataset } from './dataset.js';
-import { Random, mixSeed } from '../random.js';
+import type { TensorDataset } from '../datasets/dataset.js';
+import { Random, mixSeed } from '../../random.js';
 import { epochOrder, type BatchSource } from './batch_source.js';
-import { applyMixup, mixupActive, type MixupOptions } from './mixup.js';
-import { horizontalFlip, normalize, randomCropWithPadding, randomErasing, toFloatImage } from './tensor_transforms.js';
+import { applyMixup, mixupActive, type MixupOptions } from '../transforms/mixup.js';
+import { horizontalFlip, normalize, randomCropWithPadding, randomErasing, toFloatImage } from '../transforms/tensor_transforms.js';
 
 export interface AugmentOptions { cropPadding: number; hflip: number; reprob: number; remode: 'pixel' | 'const' }
 

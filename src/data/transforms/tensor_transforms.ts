@@ -3,7 +3,7 @@
  * semantics. Every transform is `(image, rng) => image` on a float CHW image; randomness comes
  * from a per-sample stream, so a run reproduces and resumes exactly.
  */
-import type { Random } from '../random.js';
+import type { Random } from '../../random.js';
 
 export interface FloatImage { data: Float32Array; c: number; h: number; w: number }
 
