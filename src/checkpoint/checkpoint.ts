@@ -6,8 +6,8 @@
  * other PyTorch state dicts) through `layouts.ts`.
  */
 import { existsSync, statSync } from 'node:fs';
-import { createModel, getModelEntry, type PretrainedConfig } from '../models/registry.js';
-import { VisionTransformer, type VitConfig } from '../models/vit.js';
+import { createFromConfig, createModel, familyOf, getModelEntry, type ModelArgs, type PretrainedConfig } from '../models/registry.js';
+import type { ImageModel } from '../models/model.js';
 import type { Interpolation } from '../models/pos_embed.js';
 import type { StateDict } from '../nn/module.js';
 import { toFloat32, writeSafetensors, type SafeTensor } from './safetensors.js';
@@ -15,7 +15,10 @@ import { foreignMeta, loadForeignCheckpoint, readTensorFile } from './layouts.js
 
 export interface CheckpointMeta {
   model: string;
-  config: VitConfig;
+  /** The model family (absent in checkpoints written before there were several: those are ViTs). */
+  family?: string;
+  /** The family's full config, as `createFromConfig(family, config)` takes it. */
+  config: ModelArgs;
   classNames: string[];
   mean: number[];
   std: number[];
@@ -31,11 +34,12 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
-export function metaFor(name: string, model: VisionTransformer, classNames: string[], pre?: Partial<PretrainedConfig>): CheckpointMeta {
+export function metaFor(name: string, model: ImageModel, classNames: string[], pre?: Partial<PretrainedConfig>): CheckpointMeta {
   const base = getModelEntry(name).pretrained;
   return {
     model: name,
-    config: model.config,
+    family: model.family,
+    config: { ...model.config },
     classNames,
     mean: pre?.mean ?? base.mean,
     std: pre?.std ?? base.std,
@@ -45,8 +49,9 @@ export function metaFor(name: string, model: VisionTransformer, classNames: stri
   };
 }
 
-export function saveCheckpoint(path: string, model: VisionTransformer, meta: CheckpointMeta): void {
-  const tensors = Object.fromEntries(model.namedParameters().map(([k, p]) => [k, { shape: p.shape, data: p.data }]));
+/** Writes parameters and persistent buffers (BatchNorm statistics…) under their timm keys. */
+export function saveCheckpoint(path: string, model: ImageModel, meta: CheckpointMeta): void {
+  const tensors = Object.fromEntries(model.namedState().map(([k, p]) => [k, { shape: p.shape, data: p.data }]));
   writeSafetensors(path, tensors, { format: 'pt', tessera: JSON.stringify(meta) });
 }
 
@@ -75,7 +80,7 @@ export interface LoadOptions {
  * hub), PyTorch state dicts and safetensors files in Hugging Face or torchvision layout are
  * converted to timm keys first.
  */
-export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: VisionTransformer; meta: CheckpointMeta } {
+export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: ImageModel; meta: CheckpointMeta } {
   if (!existsSync(path)) throw new CheckpointError(`checkpoint ${path} does not exist`);
   if (statSync(path).isDirectory()) return loadForeign(path, opts);
   const { tensors, metadata } = readTensorFile(path);
@@ -98,7 +103,7 @@ export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: V
     const pre = getModelEntry(opts.model).pretrained;
     meta = { ...metaFor(opts.model, probe, Array.from({ length: numClasses }, (_, i) => String(i))), mean: pre.mean, std: pre.std };
   }
-  const model = new VisionTransformer(meta.config);
+  const model = modelFor(meta, path);
   try {
     model.loadStateDict(state, true);
   } catch (e) {
@@ -107,9 +112,20 @@ export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: V
   return { model, meta };
 }
 
-function loadForeign(path: string, opts: LoadOptions): { model: VisionTransformer; meta: CheckpointMeta } {
+/** The model a checkpoint's metadata describes, built through its family (ViT for older files). */
+export function modelFor(meta: CheckpointMeta, source: string): ImageModel {
+  const family = meta.family ?? familyOf(meta.model);
+  try {
+    return createFromConfig(family, meta.config);
+  } catch (e) {
+    throw new CheckpointError(`${source}: cannot build its ${meta.model} (${family}): ${(e as Error).message}`);
+  }
+}
+
+function loadForeign(path: string, opts: LoadOptions): { model: ImageModel; meta: CheckpointMeta } {
   const fc = loadForeignCheckpoint(path, { model: opts.model });
-  const model = new VisionTransformer(fc.config);
+  const meta = foreignMeta(fc);
+  const model = modelFor(meta, path);
   model.loadStateDict(fc.stateDict, true);
-  return { model, meta: foreignMeta(fc) };
+  return { model, meta };
 }

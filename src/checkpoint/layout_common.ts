@@ -96,13 +96,13 @@ const isSquare = (n: number) => n > 0 && Math.round(Math.sqrt(n)) ** 2 === n;
 /** Heads from the hints, a registered architecture of the same width, or timm's 64-dim heads. */
 export function resolveHeads(dim: number, depth: number, hints: LayoutHints, source: string, known: Record<string, number> = {}): number {
   if (hints.numHeads) return hints.numHeads;
-  const byName = hints.model ? getModelEntry(hints.model).config : undefined;
+  const byName = hints.model ? getModelEntry(hints.model).config as Partial<VitConfig> : undefined;
   if (byName?.numHeads && (byName.embedDim ?? vitDefaults.embedDim) === dim) return byName.numHeads;
   const fromTable = known[`${dim}x${depth}`];
   if (fromTable) return fromTable;
   if (dim % 64 === 0) return dim / 64;
-  const same = listModels().find((e) => e.config.embedDim === dim && e.config.depth === depth);
-  if (same?.config.numHeads) return same.config.numHeads;
+  const same = listModels().map((e) => e.config as Partial<VitConfig>).find((c) => c.embedDim === dim && c.depth === depth);
+  if (same?.numHeads) return same.numHeads;
   throw new LayoutError(`${source}: the weights do not say how many attention heads a ${dim}-dim model has; pass numHeads (or --model NAME of a registered architecture)`);
 }
 

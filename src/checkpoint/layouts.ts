@@ -124,6 +124,7 @@ export function foreignMeta(fc: ForeignCheckpoint): CheckpointMeta {
   const fit = (v: number[] | undefined) => (v && (v.length === c.inChans || v.length === 1) ? v : undefined);
   return {
     model: fc.modelName ?? `vit_${c.embedDim}d_patch${c.patchSize}_${c.imgSize}`,
+    family: 'vit',
     config: c,
     classNames: fc.classNames ?? Array.from({ length: c.numClasses }, (_, i) => String(i)),
     mean: fit(p.mean) ?? fit(base?.mean) ?? Array(c.inChans).fill(0.5),

@@ -1,9 +1,10 @@
 /**
- * Named architectures, timm-style. Each entry is a model config plus a pretrained-style config
- * that carries the preprocessing, so a checkpoint knows how its inputs were made.
+ * Named architectures, timm-style. Each entry is a family (see `model.ts`) plus its constructor
+ * args, and a pretrained-style config that carries the preprocessing, so a checkpoint knows how
+ * its inputs were made. A new family registers its entries here by importing its file once.
  */
-import { VisionTransformer, type VitConfig } from './vit.js';
 import type { Interpolation } from './pos_embed.js';
+import { getFamily, type CommonModelArgs, type ImageModel } from './model.js';
 import { vitEntries } from './vit_entries.js';
 
 export interface PretrainedConfig {
@@ -18,10 +19,16 @@ export interface PretrainedConfig {
   classNames?: string[];
 }
 
+/** Constructor args of a family: its own keys (checked by the family) plus the common ones. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ModelArgs = Partial<CommonModelArgs> & Record<string, any>;
+
 export interface ModelEntry {
   name: string;
-  family: 'vit' | 'deit';
-  config: Partial<VitConfig>;
+  /** The family in the family table (`registerFamily`), e.g. 'vit'. */
+  family: string;
+  /** The family constructor's args for this entry. */
+  config: ModelArgs;
   pretrained: PretrainedConfig;
   /** Notes for `tessera models`, e.g. the dataset a small preset is meant for. */
   description?: string;
@@ -31,6 +38,7 @@ const registry = new Map<string, ModelEntry>();
 
 export function registerModel(entry: ModelEntry): void {
   if (registry.has(entry.name)) throw new Error(`model "${entry.name}" is registered twice`);
+  getFamily(entry.family); // the family must exist
   registry.set(entry.name, entry);
 }
 
@@ -44,10 +52,20 @@ export function getModelEntry(name: string): ModelEntry {
   return e;
 }
 
-/** Builds a registered model; `overrides` change the config (e.g. numClasses, imgSize, dropPathRate). */
-export function createModel(name: string, overrides: Partial<VitConfig> = {}): VisionTransformer {
+/** Builds a registered model; `overrides` change the args (e.g. numClasses, imgSize, dropPathRate). */
+export function createModel(name: string, overrides: ModelArgs = {}): ImageModel {
   const e = getModelEntry(name);
-  return new VisionTransformer({ ...e.config, ...overrides });
+  return getFamily(e.family).create({ ...e.config, ...overrides });
+}
+
+/** Builds a model from a family name and a full config, as a checkpoint stores them. */
+export function createFromConfig(family: string, config: ModelArgs): ImageModel {
+  return getFamily(family).create(config);
+}
+
+/** The family of a registered name; 'vit' for names this build does not know (older checkpoints held ViTs only). */
+export function familyOf(modelName: string): string {
+  return registry.get(modelName)?.family ?? 'vit';
 }
 
 for (const e of vitEntries) registerModel(e);

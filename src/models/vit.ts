@@ -6,24 +6,24 @@
  * Parameter names, semantics and initialisation follow timm's `vision_transformer.py`, so a timm
  * state dict loads without any key mapping.
  */
+import { z } from 'zod';
 import type { Tensor } from '../ir/tensor.js';
 import { add, concat, div, expand, mean, mul, reshape, slice } from '../ops/index.js';
 import { BATCH } from '../ir/shape.js';
 import { Random } from '../random.js';
-import { Module, StateDictError, type StateDict } from '../nn/module.js';
+import { StateDictError, type StateDict } from '../nn/module.js';
 import { Identity, LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
 import { ConvStemEmbed, type StemNorm } from '../nn/conv_stem.js';
 import { Block } from '../nn/transformer.js';
 import { normal, truncNormal } from '../nn/init.js';
+import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
 import { resamplePosEmbed } from './pos_embed.js';
+import { adaptInputConv } from './adapt_input.js';
+import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type ModelOutput, type NoiseInput, type TokenGrid } from './model.js';
 
-export interface VitConfig {
-  imgSize: number;
+export interface VitConfig extends CommonModelArgs {
   patchSize: number;
-  inChans: number;
-  /** 0 gives a features-only model (no head). */
-  numClasses: number;
   embedDim: number;
   depth: number;
   numHeads: number;
@@ -36,14 +36,8 @@ export interface VitConfig {
   distilled: boolean;
   /** pos_embed covers only the patch tokens (timm's no_embed_class). */
   noEmbedClass: boolean;
-  /** Stochastic depth rate of the last block (linearly increasing from 0). */
-  dropPathRate: number;
-  /** Dropout on the pooled features before the head. */
-  dropRate: number;
   /** LayerNorm epsilon (timm 1e-6; Hugging Face ViT checkpoints use 1e-12). */
   eps: number;
-  /** Seed of the initialisation. */
-  seed: number;
   /** 'patch': timm's patchify conv; 'conv': a stack of 3×3 stride-2 convs (ConvStemEmbed). */
   embedLayer: 'patch' | 'conv';
   /** Channels of the conv stem's first conv (doubled after each stride-2 conv). */
@@ -63,18 +57,22 @@ export const vitDefaults: VitConfig = {
   dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24, stemStrides: [], stemNorm: 'none',
 };
 
-/** Per-step random scales for training: drop-path [B, depth·2] and head dropout [B, D]. */
-export interface VitNoise { dropPath?: Tensor; headDrop?: Tensor }
+/** The architecture keys of --model-kwargs (the common args have options of their own). */
+const count = z.number().int().positive();
+export const vitKwargsSchema = z.object({
+  embedDim: count, depth: count, numHeads: count, mlpRatio: z.number().positive(), patchSize: count,
+  qkvBias: z.boolean(), classToken: z.boolean(), globalPool: z.enum(['token', 'avg']), noEmbedClass: z.boolean(),
+  embedLayer: z.enum(['patch', 'conv']), stemWidth: count, stemStrides: z.array(z.number().refine((v) => v === 1 || v === 2, 'each stride must be 1 or 2')).min(1), stemNorm: z.enum(['none', 'group']), eps: z.number().positive(),
+}).partial().strict();
 
-export interface VitOutput {
-  logits: Tensor;
-  /** The pooled features fed to the head [B, D]. */
-  features: Tensor;
-  /** Each block's attention probabilities [B, H, T, T], when requested. */
-  attentions?: Tensor[];
-}
+/** Salts of the training step's noise streams (kept from the first trainer, so old seeds reproduce). */
+const DROP_PATH_SALT = 0xd209;
+const HEAD_DROP_SALT = 0xd20b;
 
-export class VisionTransformer extends Module {
+export type VitOutput = ModelOutput;
+
+export class VisionTransformer extends ImageModel {
+  readonly family = 'vit';
   readonly config: VitConfig;
   readonly numPrefixTokens: number;
   readonly patchEmbed: PatchEmbed | ConvStemEmbed;
@@ -115,11 +113,58 @@ export class VisionTransformer extends Module {
     return this.config.embedDim;
   }
 
+  /** drop_path [B, depth·2] (attention and MLP branch of each block) and head_drop [B, D]. */
+  override noiseInputs(): NoiseInput[] {
+    const c = this.config;
+    const out: NoiseInput[] = [];
+    if (c.dropPathRate > 0) {
+      out.push({ name: 'drop_path', perSample: c.depth * 2, salt: DROP_PATH_SALT, draw: (rng, batch) => dropPathScales(rng, c.dropPathRate, c.depth, batch) });
+    }
+    if (c.dropRate > 0) {
+      out.push({ name: 'head_drop', perSample: c.embedDim, salt: HEAD_DROP_SALT, draw: (rng, batch) => dropoutScales(rng, c.dropRate, batch * c.embedDim) });
+    }
+    return out;
+  }
+
+  /** timm's layer ids: embeddings 0, block i → i + 1, everything after the blocks → depth + 1. */
+  layerGrouping(): LayerGrouping {
+    const depth = this.config.depth;
+    return {
+      blocks: depth,
+      layerOf(key) {
+        const m = /^blocks\.(\d+)\./.exec(key);
+        if (m) return Number(m[1]) + 1;
+        if (/^(cls_token|dist_token|pos_embed|patch_embed\.)/.test(key)) return 0;
+        return depth + 1;
+      },
+    };
+  }
+
+  headKeys(): string[] {
+    return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias'];
+  }
+
+  override tokenGrid(): TokenGrid {
+    const c = this.config;
+    return { grid: [...this.patchEmbed.gridSize] as [number, number], prefix: this.numPrefixTokens, pool: c.globalPool === 'avg' ? 'patch-mean' : 'cls', depth: c.depth, heads: c.numHeads };
+  }
+
+  /** timm's adapt_input_conv for another channel count; pos_embed is resampled on load. */
+  override adaptPretrained(sd: StateDict): { state: StateDict; notes: string[] } {
+    const pe = sd['patch_embed.proj.weight'];
+    if (!pe || pe.shape[1] === this.config.inChans) return { state: sd, notes: [] };
+    return {
+      state: { ...sd, 'patch_embed.proj.weight': adaptInputConv(pe.data, pe.shape, this.config.inChans) },
+      notes: [`patch embedding adapted from ${pe.shape[1]} to ${this.config.inChans} input channels`],
+    };
+  }
+
   /** Images [B, C, H, W] → tokens [B, prefix + N, D] after the final norm. */
-  forwardFeatures(x: Tensor, { noise, attentions }: { noise?: VitNoise; attentions?: Tensor[] } = {}): Tensor {
+  forwardFeatures(x: Tensor, { noise, attentions }: ForwardOptions & { attentions?: Tensor[] } = {}): Tensor {
     const g = x.graph;
     const c = this.config;
     const d = c.embedDim;
+    const dropPath = noise?.drop_path;
     let tokens = this.patchEmbed.forward(x); // [B, N, D]
     tokens = this.scoped(g, () => {
       const prefix = [...(c.classToken ? ['cls_token'] : []), ...(c.distilled ? ['dist_token'] : [])]
@@ -129,9 +174,9 @@ export class VisionTransformer extends Module {
       return add(concat([...prefix, tokens], 1), pos); // [B, T, D]
     });
     this.blocks.forEach((block, i) => {
-      const scale = noise?.dropPath && this.scoped(g, () => ({
-        attn: reshape(slice(noise.dropPath!, [1], [2 * i], [2 * i + 1]), [-1, 1, 1]), // [B, 1, 1]
-        mlp: reshape(slice(noise.dropPath!, [1], [2 * i + 1], [2 * i + 2]), [-1, 1, 1]),
+      const scale = dropPath && this.scoped(g, () => ({
+        attn: reshape(slice(dropPath, [1], [2 * i], [2 * i + 1]), [-1, 1, 1]), // [B, 1, 1]
+        mlp: reshape(slice(dropPath, [1], [2 * i + 1], [2 * i + 2]), [-1, 1, 1]),
       }));
       const out = block.forwardWithAttention(tokens, scale);
       tokens = out.out;
@@ -141,7 +186,7 @@ export class VisionTransformer extends Module {
   }
 
   /** Pooling, fc_norm and head(s): tokens [B, T, D] → logits [B, classes] (or features when headless). */
-  forwardHead(tokens: Tensor, noise?: VitNoise): { logits: Tensor; features: Tensor } {
+  forwardHead(tokens: Tensor, { noise }: ForwardOptions = {}): { logits: Tensor; features: Tensor } {
     const g = tokens.graph;
     const c = this.config;
     const d = c.embedDim;
@@ -149,7 +194,8 @@ export class VisionTransformer extends Module {
     let features = this.scoped(g, () =>
       c.globalPool === 'avg' ? mean(slice(tokens, [1], [this.numPrefixTokens], [tokens.shape[1] as number]), 1) : token(0));
     if (this.fcNorm instanceof LayerNorm) features = this.fcNorm.forward(features);
-    const dropped = noise?.headDrop ? this.scoped(g, () => mul(features, noise.headDrop!)) : features;
+    const headDrop = noise?.head_drop;
+    const dropped = headDrop ? this.scoped(g, () => mul(features, headDrop)) : features;
     if (!this.head) return { logits: dropped, features };
     let logits = this.head.forward(dropped);
     if (this.headDist) {
@@ -157,17 +203,6 @@ export class VisionTransformer extends Module {
       logits = this.scoped(g, () => div(add(logits, dist), 2)); // DeiT: average of both heads
     }
     return { logits, features };
-  }
-
-  forward(x: Tensor, opts: { noise?: VitNoise; attention?: boolean } = {}): VitOutput {
-    const attentions: Tensor[] | undefined = opts.attention ? [] : undefined;
-    const tokens = this.forwardFeatures(x, { noise: opts.noise, attentions });
-    return { ...this.forwardHead(tokens, opts.noise), attentions };
-  }
-
-  /** Input shape [C, H, W]. */
-  get inputShape(): [number, number, number] {
-    return [this.config.inChans, this.config.imgSize, this.config.imgSize];
   }
 
   /**
@@ -189,3 +224,19 @@ export class VisionTransformer extends Module {
     return super.loadStateDict(sd, strict);
   }
 }
+
+registerFamily<VitConfig>({
+  name: 'vit',
+  defaults: vitDefaults,
+  kwargsSchema: vitKwargsSchema,
+  create: (config) => new VisionTransformer(config),
+  // stem settings on a model without a conv stem would be ignored silently: an error instead
+  checkKwargs(kwargs, model, name) {
+    const given = ['stem_width', 'stem_strides', 'stem_norm'].filter((k) => kwargs[k.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase())] !== undefined);
+    const c = (model as VisionTransformer).config;
+    if (given.length && c.embedLayer !== 'conv') {
+      return `${given.join(', ')} configure a convolutional stem, but ${name} has embed_layer=${c.embedLayer}; add embed_layer=conv or pick a conv-stem model`;
+    }
+    return undefined;
+  },
+});

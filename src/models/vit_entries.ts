@@ -1,6 +1,7 @@
 /** Registered ViT and DeiT architectures with their pretrained-style preprocessing configs. */
 import type { ModelEntry, PretrainedConfig } from './registry.js';
 import type { VitConfig } from './vit.js';
+import './vit.js'; // registers the family
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
@@ -13,7 +14,7 @@ const deit = (over: Partial<PretrainedConfig> = {}) => imagenet(224, { mean: IMA
 
 export const vitEntries: ModelEntry[] = [];
 function vit(name: string, config: Partial<VitConfig>, pretrained: PretrainedConfig, description?: string) {
-  vitEntries.push({ name, family: name.startsWith('deit') ? 'deit' : 'vit', config, pretrained, description });
+  vitEntries.push({ name, family: 'vit', config, pretrained, description });
 }
 
 //  name                              patch          dim             depth      heads                          preprocessing

@@ -1,6 +1,12 @@
 /**
- * Modules hold named parameters on the host and build graph ops in `forward`. Parameter names
- * are dotted paths identical to timm's state-dict keys (`blocks.0.attn.qkv.weight`).
+ * Modules hold named parameters and buffers on the host and build graph ops in `forward`. Names
+ * are dotted paths identical to timm's state-dict keys (`blocks.0.attn.qkv.weight`,
+ * `stages.0.0.bn.running_mean`).
+ *
+ * A buffer is non-trainable state (BatchNorm running statistics, fixed position tables): it is
+ * saved and loaded with the parameters, fed to every executable like them, never differentiated,
+ * and updated by a training step where its module says so (`updateBuffer`): the step returns the
+ * new values as `buffer/<key>` outputs and the trainer copies them back on the host.
  */
 import type { Graph } from '../ir/graph.js';
 import type { Tensor } from '../ir/tensor.js';
@@ -33,6 +39,38 @@ export class Parameter {
   }
 }
 
+/**
+ * Non-trainable module state. `persistent: false` buffers (timm's `register_buffer(...,
+ * persistent=False)`, e.g. index tables rebuilt from the config) are traced but not saved.
+ */
+export class Buffer {
+  private values?: Float32Array;
+
+  constructor(readonly shape: readonly number[], private readonly init: Initializer, readonly persistent = true) {}
+
+  get size(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+
+  get data(): Float32Array {
+    this.values ??= this.init(this.size, new Random(0));
+    return this.values;
+  }
+
+  set data(v: Float32Array) {
+    if (v.length !== this.size) throw new RangeError(`buffer of shape [${this.shape.join(', ')}] needs ${this.size} values, got ${v.length}`);
+    this.values = v;
+  }
+}
+
+/** The new values of buffers that a traced training step computes, by graph (see `updateBuffer`). */
+const bufferUpdates = new WeakMap<Graph, Map<string, Tensor>>();
+
+/** Buffer updates traced into `g` so far, keyed by the buffer's state-dict key. */
+export function tracedBufferUpdates(g: Graph): Map<string, Tensor> {
+  return bufferUpdates.get(g) ?? new Map();
+}
+
 export interface StateTensor {
   data: Float32Array;
   shape: readonly number[];
@@ -47,6 +85,7 @@ export abstract class Module {
   /** Dotted path from the root model; '' for the root. */
   path = '';
   private readonly ownParams = new Map<string, Parameter>();
+  private readonly ownBuffers = new Map<string, Buffer>();
   private readonly children = new Map<string, Module>();
 
   /** `rng` supplies this parameter's seed (deterministic in construction order). */
@@ -54,6 +93,12 @@ export abstract class Module {
     const p = new Parameter(shape, init, rng ? rng.nextU32() : 0);
     this.ownParams.set(name, p);
     return p;
+  }
+
+  protected addBuffer(name: string, shape: readonly number[], init: Initializer, { persistent = true } = {}): Buffer {
+    const b = new Buffer(shape, init, persistent);
+    this.ownBuffers.set(name, b);
+    return b;
   }
 
   protected addChild<M extends Module>(name: string, m: M): M {
@@ -74,6 +119,29 @@ export abstract class Module {
     return g.param(this.path ? `${this.path}.${name}` : name, param, param.shape);
   }
 
+  /** This module's buffer `name` as a (non-differentiated) tensor of graph `g`. */
+  protected b(g: Graph, name: string): Tensor {
+    const buffer = this.ownBuffers.get(name);
+    if (!buffer) throw new StateDictError(`${this.path || 'model'} has no buffer "${name}"`);
+    return g.param(this.key(name), buffer, buffer.shape);
+  }
+
+  /** Records `value` as the new content of buffer `name` after a training step of graph `g`. */
+  protected updateBuffer(g: Graph, name: string, value: Tensor): void {
+    const buffer = this.ownBuffers.get(name);
+    if (!buffer) throw new StateDictError(`${this.path || 'model'} has no buffer "${name}"`);
+    if (value.shape.length !== buffer.shape.length || value.shape.some((d, i) => d !== buffer.shape[i])) {
+      throw new StateDictError(`${this.key(name)}: an update of shape [${value.shape.join(', ')}] for a buffer of shape [${buffer.shape.join(', ')}]`);
+    }
+    let updates = bufferUpdates.get(g);
+    if (!updates) bufferUpdates.set(g, (updates = new Map()));
+    updates.set(this.key(name), value);
+  }
+
+  private key(name: string): string {
+    return this.path ? `${this.path}.${name}` : name;
+  }
+
   /** Runs `fn` with this module's path as the scope of the ops it creates. */
   protected scoped<T>(g: Graph, fn: () => T): T {
     return g.atScope(this.path, fn);
@@ -87,6 +155,25 @@ export abstract class Module {
     return out;
   }
 
+  /** Every buffer, persistent or not, under its state-dict key. */
+  namedBuffers(): [string, Buffer][] {
+    const out: [string, Buffer][] = [];
+    const prefix = this.path ? `${this.path}.` : '';
+    for (const [name, b] of this.ownBuffers) out.push([prefix + name, b]);
+    for (const c of this.children.values()) out.push(...c.namedBuffers());
+    return out;
+  }
+
+  /** What a state dict holds: parameters and persistent buffers, in construction order per module. */
+  namedState(): [string, Parameter | Buffer][] {
+    const out: [string, Parameter | Buffer][] = [];
+    const prefix = this.path ? `${this.path}.` : '';
+    for (const [name, p] of this.ownParams) out.push([prefix + name, p]);
+    for (const [name, b] of this.ownBuffers) if (b.persistent) out.push([prefix + name, b]);
+    for (const c of this.children.values()) out.push(...c.namedState());
+    return out;
+  }
+
   parameters(): Parameter[] {
     return this.namedParameters().map(([, p]) => p);
   }
@@ -96,7 +183,7 @@ export abstract class Module {
   }
 
   stateDict(): StateDict {
-    return Object.fromEntries(this.namedParameters().map(([k, p]) => [k, { data: p.data, shape: p.shape }]));
+    return Object.fromEntries(this.namedState().map(([k, p]) => [k, { data: p.data, shape: p.shape }]));
   }
 
   /**
@@ -104,7 +191,7 @@ export abstract class Module {
    * mismatches always are. The message lists every offending key.
    */
   loadStateDict(sd: StateDict, strict = true): { missing: string[]; unexpected: string[] } {
-    const own = new Map(this.namedParameters());
+    const own = new Map(this.namedState());
     const missing = [...own.keys()].filter((k) => !(k in sd));
     const unexpected = Object.keys(sd).filter((k) => !own.has(k));
     const badShapes = [...own].filter(([k, p]) => k in sd && !sameShape(sd[k]!.shape, p.shape))

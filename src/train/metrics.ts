@@ -57,15 +57,4 @@ export function summarize(t: ClassificationTally, classNames: readonly string[])
   };
 }
 
-/** Row-wise numerically stable softmax of logits [B, C]. */
-export function softmaxRows(logits: Float32Array, classes: number): Float32Array {
-  const out = new Float32Array(logits.length);
-  for (let b = 0; b < logits.length / classes; b++) {
-    const row = logits.subarray(b * classes, (b + 1) * classes);
-    const m = Math.max(...row);
-    let s = 0;
-    for (let j = 0; j < classes; j++) s += (out[b * classes + j] = Math.exp(row[j]! - m));
-    for (let j = 0; j < classes; j++) out[b * classes + j]! /= s;
-  }
-  return out;
-}
+export { softmaxRows } from '../nn/host_math.js';

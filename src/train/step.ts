@@ -4,7 +4,7 @@
  * images → logits, with parameters as inputs so the EMA weights can be fed in their place.
  */
 import type { VisionTransformer } from '../models/vit.js';
-import { compile, type Executable, type Feed } from '../runtime/compile.js';
+import { compile, type Executable } from '../runtime/compile.js';
 import { crossEntropy } from '../ops/index.js';
 import type { SessionOptions } from '../runtime/session.js';
 
@@ -36,12 +36,5 @@ export async function compileTrainStep(model: VisionTransformer, session: Sessio
   return { exe, trainable, usesDropPath, usesHeadDrop };
 }
 
-export async function compileEval(model: VisionTransformer, session: SessionOptions): Promise<Executable> {
-  const [c, h, w] = model.inputShape;
-  return compile((x) => ({ logits: model.forward(x).logits }), [{ name: 'x', shape: ['batch', c, h, w] }], session);
-}
-
-/** Feeds that replace the model's parameters by other weights of the same names (e.g. the EMA). */
-export function weightFeeds(weights: Map<string, Float32Array>): Record<string, Feed> {
-  return Object.fromEntries(weights);
-}
+/** @deprecated use compileInference from src/models/executables.ts */
+export { compileInference as compileEval } from '../models/executables.js';
