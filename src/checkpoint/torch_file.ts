@@ -10,7 +10,6 @@ import { readFileSync } from 'node:fs';
 import { PickleError, PickleWriter, PyDict, pyGlobal, unpickle, type PyGlobal } from './pickle.js';
 import { DTYPE_BYTES as ELEMENT_BYTES, type SafeDType, type SafeTensor } from './safetensors.js';
 import { ZipError, ZipReader, isZip, writeZip } from './torch_zip.js';
-import { writeFileAtomic } from './atomic.js';
 
 export class TorchFileError extends Error {
   override name = 'TorchFileError';
@@ -243,9 +242,4 @@ export function serializeTorchFile(tensors: [string, SafeTensor][], archive = 'a
   });
   const pkl = w.op(0x75).bytes(); // SETITEMS
   return writeZip([{ name: `${archive}/data.pkl`, data: pkl }, ...entries, { name: `${archive}/version`, data: new TextEncoder().encode('3\n') }]);
-}
-
-export function writeTorchFile(path: string, tensors: [string, SafeTensor][]): void {
-  const stem = path.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '') || 'archive';
-  writeFileAtomic(path, serializeTorchFile(tensors, /^\w+$/.test(stem) ? stem : 'archive'));
 }

@@ -41,7 +41,6 @@ export const imageAugmentSchema = z.object({
 
 export type ImageAugment = z.infer<typeof imageAugmentSchema>;
 export type ImageAugmentOptions = z.input<typeof imageAugmentSchema>;
-export const imageAugmentDefaults: ImageAugment = imageAugmentSchema.parse({});
 
 /** The model's preprocessing plus (optional) augmentation flags, as createImageLoader takes them. */
 export type ImageTransformOptions = EvalTransform & ImageAugmentOptions;
