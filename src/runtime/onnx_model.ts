@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { BATCH } from '../ir/shape.js';
 import type { HostArray } from '../ir/dtype.js';
 import { decodeModel, dtypeFromCode } from '../onnx/proto.js';
-import { ATTENTION_MAP_NAME, decodeMetadata, OnnxMetadataError, type OnnxModelMeta } from '../export/metadata.js';
-import { normalizePixelsOnHost, pixelsFromNormalized } from '../export/preprocess.js';
+import { ATTENTION_MAP_NAME, decodeMetadata, OnnxMetadataError, type OnnxModelMeta } from './onnx_metadata.js';
+import { normalizePixelsOnHost, pixelsFromNormalized } from './host_pixels.js';
 import type { Executable, Feed } from './compile.js';
 import { openSession, type HostTensor, type SessionOptions } from './session.js';
 
@@ -38,7 +38,7 @@ export interface OnnxModel extends OnnxModelFile {
   runWithAttention(x: Float32Array): Promise<RunWithAttention>;
   /**
    * The same model as an `Executable` with input `x` (normalised [B, C, H, W]) and output
-   * `logits`, for code written against compiled executables (e.g. the trainer's `evaluate`).
+   * `logits`, for code written against compiled executables (e.g. `evaluate`).
    */
   readonly executable: Executable;
   dispose(): Promise<void>;
