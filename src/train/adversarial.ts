@@ -8,7 +8,7 @@
  */
 import type { Batch, BatchSource } from '../data/loader/batch_source.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
-import type { VisionTransformer } from '../models/vit.js';
+import type { ImageModel } from '../models/model.js';
 import { Random, mixSeed } from '../random.js';
 import { compileAttackModel, toNormalised, toPixels, type AttackModel } from '../robust/attack_model.js';
 import { defaultEps, perturbBatch, resolveAttack, type AttackOptions } from '../robust/attacks.js';
@@ -20,7 +20,7 @@ export class AdversarialTrainer {
   private constructor(private readonly attackModel: AttackModel, readonly attack: AttackOptions, readonly evalAttack: AttackOptions,
     private readonly transform: EvalTransform, private readonly seed: number) {}
 
-  static async create(model: VisionTransformer, cfg: TrainConfig, transform: EvalTransform, session: SessionOptions): Promise<AdversarialTrainer> {
+  static async create(model: ImageModel, cfg: TrainConfig, transform: EvalTransform, session: SessionOptions): Promise<AdversarialTrainer> {
     if (cfg.adv === 'none') throw new Error('adversarial training needs --adv fgsm or --adv pgd');
     const eps = cfg.advEps ?? defaultEps(transform.inputSize[0], cfg.advNorm);
     const attack: AttackOptions = {

@@ -9,6 +9,8 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { imageAugmentSchema } from '../data/transforms/transform_config.js';
+import { getFamily } from '../models/model.js';
+import { familyOf } from '../models/registry.js';
 import { mixupSchema } from '../data/transforms/mixup.js';
 
 const prob = z.number().min(0).max(1);
@@ -21,20 +23,18 @@ const { hflip: _hflip, reprob: _reprob, remode: _remode, ...imageOnly } = imageA
 const imageAugmentKeys = Object.fromEntries(Object.entries(imageOnly).map(([k, s]) => [k, s.describe(`image datasets: ${s.description}`)])) as typeof imageOnly;
 
 /**
- * Architecture overrides on top of the registered model (timm's --model-kwargs). Only the keys
- * that shape the network; the head size, drop rates and seed come from their own options.
- * Checkpoints store the resulting config, so eval/predict/export need no kwargs.
+ * Architecture overrides on top of the registered model (timm's --model-kwargs): checked against
+ * the model family's own schema (`kwargsSchema` in its file) once the model is known. The head
+ * size, drop rates and seed come from their own options. Checkpoints store the resulting config,
+ * so eval/predict/export need no kwargs.
  */
-export const modelKwargsSchema = z.object({
-  embedDim: count, depth: count, numHeads: count, mlpRatio: positive, patchSize: count,
-  qkvBias: z.boolean(), classToken: z.boolean(), globalPool: z.enum(['token', 'avg']), noEmbedClass: z.boolean(),
-  embedLayer: z.enum(['patch', 'conv']), stemWidth: count, stemStrides: z.array(z.number().refine((v) => v === 1 || v === 2, 'each stride must be 1 or 2')).min(1), stemNorm: z.enum(['none', 'group']), eps: positive,
-}).partial().strict();
-export type ModelKwargs = z.infer<typeof modelKwargsSchema>;
+export type ModelKwargs = Record<string, unknown>;
+const modelKwargsSchema = z.record(z.string(), z.unknown());
 
 export const trainConfigSchema = z.object({
   model: z.string().default('vit_tiny_patch4_28').describe('Registered architecture (`tessera models`).'),
-  modelKwargs: modelKwargsSchema.optional().describe("architecture overrides, as timm's --model-kwargs: key=value pairs separated by commas or spaces, e.g. embed_dim=128,depth=8,global_pool=avg (keys: embed_dim, depth, num_heads, mlp_ratio, patch_size, qkv_bias, class_token, global_pool, no_embed_class, embed_layer, stem_width, stem_strides, stem_norm, eps; a list as [1,2,2])"),
+  modelKwargs: modelKwargsSchema.optional().describe("architecture overrides, as timm's --model-kwargs: key=value pairs separated by commas or spaces, e.g. embed_dim=128,depth=8,global_pool=avg; a list as [1,2,2]. The keys are the model family's (ViT: embed_dim, depth, num_heads, mlp_ratio, patch_size, qkv_bias, class_token, global_pool, no_embed_class, embed_layer, stem_width, stem_strides, stem_norm, eps)"),
+  method: z.string().default('supervised').describe(`training objective: ${'supervised'} (cross-entropy on the labels; --adv switches it to adversarial training), or another registered method`),
   dataset: z.string().default('fashion-mnist').describe('a built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder (one subfolder per class, or train/ and val/) or a CSV/JSONL manifest of path,label'),
   dataDir: z.string().optional().describe('Where built-in datasets are looked for first (and downloaded to).'),
   output: z.string().optional().describe('Run directory; default runs/<model>-<dataset>-<timestamp>.'),
@@ -112,24 +112,35 @@ export function resolveTrainConfig(input: Record<string, unknown>, source = 'con
   if (given.modelKwargs && typeof given.modelKwargs === 'object' && !Array.isArray(given.modelKwargs)) given.modelKwargs = camelKeys(given.modelKwargs as Record<string, unknown>);
   const normalised = given.pretrained ? { ...finetuneDefaults, ...given } : given;
   const r = trainConfigSchema.safeParse(normalised);
-  if (r.success) return r.data;
+  if (!r.success) throw configError(r.error.issues[0]!, normalised, source, keyName);
+  if (r.data.modelKwargs) r.data.modelKwargs = checkModelKwargs(r.data.model, r.data.modelKwargs, source, keyName);
+  return r.data;
+}
+
+/** Validates --model-kwargs with the family's schema, naming keys in snake_case as timm's flag and the help write them. */
+function checkModelKwargs(model: string, kwargs: Record<string, unknown>, source: string, keyName: (k: string) => string): Record<string, unknown> {
+  const schema = getFamily(familyOf(model)).kwargsSchema;
+  const r = schema.safeParse(kwargs);
+  if (r.success) return r.data as Record<string, unknown>;
   const first = r.error.issues[0]!;
-  if (first.path[0] === 'modelKwargs') {
-    // named in snake_case, as timm's --model-kwargs and the option's help write them
-    const at = first.path[2] === undefined ? '' : `[${String(first.path[2])}]`;
-    const bad = first.code === 'unrecognized_keys'
-      ? `unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map(snake).join(', ')}`
-      : `${snake(String(first.path[1] ?? ''))}${at}: ${first.message}`;
-    throw new ConfigError(`${source}: ${keyName('modelKwargs')} ${bad}; known keys: ${Object.keys(modelKwargsSchema.shape).map(snake).join(', ')}`);
-  }
+  const at = first.path[1] === undefined ? '' : `[${String(first.path[1])}]`;
+  const bad = first.code === 'unrecognized_keys'
+    ? `unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map(snake).join(', ')}`
+    : `${snake(String(first.path[0] ?? ''))}${at}: ${first.message}`;
+  return fail(new ConfigError(`${source}: ${keyName('modelKwargs')} ${bad}; known keys: ${Object.keys(schema.shape).map(snake).join(', ')}`));
+}
+
+const fail = (e: Error): never => { throw e; };
+
+function configError(first: z.core.$ZodIssue, normalised: Record<string, unknown>, source: string, keyName: (k: string) => string): ConfigError {
   if (first.code === 'unrecognized_keys') {
-    throw new ConfigError(`${source}: unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => `"${k}"`).join(', ')}; known keys: ${Object.keys(trainConfigSchema.shape).join(', ')}`);
+    return new ConfigError(`${source}: unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => `"${k}"`).join(', ')}; known keys: ${Object.keys(trainConfigSchema.shape).join(', ')}`);
   }
   const key = String(first.path[0]);
   const got = JSON.stringify(normalised[key]);
   const what = first.message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected number to be /, 'must be ')
     .replace(/^expected array to have ([<>]=?)(\d+) items?$/, (_, op: string, n: string) => `needs ${op.startsWith('>') ? 'at least' : 'at most'} ${n} values`);
-  throw new ConfigError(`${source}: ${keyName(key)} ${what}, got ${got}`);
+  return new ConfigError(`${source}: ${keyName(key)} ${what}, got ${got}`);
 }
 
 /** Reads a .json, .yaml or .yml config file (keys as in the schema). */

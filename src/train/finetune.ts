@@ -7,7 +7,7 @@
 import type { CheckpointMeta } from '../checkpoint/checkpoint.js';
 import { loadPretrained } from '../checkpoint/pretrained.js';
 import type { StateDict } from '../nn/module.js';
-import type { VisionTransformer } from '../models/vit.js';
+import type { ImageModel } from '../models/model.js';
 
 export interface PretrainedWeights {
   source: string;
@@ -25,37 +25,17 @@ export async function loadPretrainedWeights(spec: string): Promise<PretrainedWei
   return { source: p.source, state: p.state, meta: p.meta };
 }
 
-/** timm's adapt_input_conv: a 3-channel patch embedding summed to 1 channel, or tiled and rescaled to others. */
-export function adaptInputConv(weight: Float32Array, shape: readonly number[], inChans: number): { data: Float32Array; shape: number[] } {
-  const [o, c, kh, kw] = shape as [number, number, number, number];
-  if (c === inChans) return { data: weight, shape: [...shape] };
-  const k = kh * kw;
-  const out = new Float32Array(o * inChans * k);
-  for (let oc = 0; oc < o; oc++) {
-    for (let ic = 0; ic < inChans; ic++) {
-      for (let j = 0; j < k; j++) {
-        if (inChans === 1) {
-          let s = 0;
-          for (let src = 0; src < c; src++) s += weight[(oc * c + src) * k + j]!;
-          out[(oc * inChans + ic) * k + j] = s;
-        } else {
-          out[(oc * inChans + ic) * k + j] = (weight[(oc * c + (ic % c)) * k + j]! * c) / inChans;
-        }
-      }
-    }
-  }
-  return { data: out, shape: [o, inChans, kh, kw] };
-}
+export { adaptInputConv } from '../models/adapt_input.js';
 
 /**
  * Loads `weights` into `model`, which may differ from the source in class count (the head is
  * left freshly initialised), input channels and image size. Everything else must match.
  */
-export function applyPretrained(model: VisionTransformer, weights: PretrainedWeights, log: (m: string) => void = () => {}): void {
-  const own = new Map(model.namedParameters());
-  const state: StateDict = { ...weights.state };
+export function applyPretrained(model: ImageModel, weights: PretrainedWeights, log: (m: string) => void = () => {}): void {
+  const own = new Map(model.namedState());
+  let state: StateDict = { ...weights.state };
   const reset: string[] = [];
-  for (const key of ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias']) {
+  for (const key of model.headKeys()) {
     const src = state[key];
     const dst = own.get(key);
     if (src && (!dst || src.shape.join() !== dst.shape.join())) {
@@ -63,47 +43,33 @@ export function applyPretrained(model: VisionTransformer, weights: PretrainedWei
       if (dst) reset.push(key);
     }
   }
-  if (reset.length) log(`pretrained head has other classes: ${reset.join(', ')} re-initialised for ${model.config.numClasses} classes`);
-  const pe = state['patch_embed.proj.weight'];
-  if (pe && pe.shape[1] !== model.config.inChans) {
-    state['patch_embed.proj.weight'] = adaptInputConv(pe.data, pe.shape, model.config.inChans);
-    log(`patch embedding adapted from ${pe.shape[1]} to ${model.config.inChans} input channels`);
-  }
+  if (reset.length) log(`pretrained head has other classes: ${reset.join(', ')} re-initialised for ${model.numClasses} classes`);
+  const adapted = model.adaptPretrained(state);
+  state = adapted.state;
+  for (const note of adapted.notes) log(note);
   model.loadStateDict(state, false, { resamplePos: true });
   const missing = [...own.keys()].filter((k) => !(k in state) && !reset.includes(k));
-  if (missing.length) throw new Error(`${weights.source} lacks ${missing.join(', ')} needed by ${model.config.embedDim}-dim model`);
+  if (missing.length) throw new Error(`${weights.source} lacks ${missing.join(', ')} needed by the ${model.family} model (${model.numFeatures} features)`);
 }
 
-type Group = 'embed' | number | 'head';
-
-/** timm's layer ids: embeddings 0, block i → i + 1, everything after the blocks → depth + 1. */
-function layerOf(name: string): Group {
-  const m = /^blocks\.(\d+)\./.exec(name);
-  if (m) return Number(m[1]);
-  if (/^(cls_token|dist_token|pos_embed|patch_embed\.)/.test(name)) return 'embed';
-  return 'head';
-}
-
-/** LR multipliers decay^(depth + 1 − layer id), as timm's param_groups_layer_decay. */
-export function layerDecayScales(model: VisionTransformer, decay: number): Map<string, number> {
-  const depth = model.config.depth;
-  const numLayers = depth + 1;
-  const id = (g: Group) => (g === 'embed' ? 0 : g === 'head' ? numLayers : g + 1);
-  return new Map(model.namedParameters().map(([k]) => [k, decay ** (numLayers - id(layerOf(k)))]));
+/** LR multipliers decay^(blocks + 1 − layer id), as timm's param_groups_layer_decay, with the model's own grouping. */
+export function layerDecayScales(model: ImageModel, decay: number): Map<string, number> {
+  const { blocks, layerOf } = model.layerGrouping();
+  const numLayers = blocks + 1;
+  return new Map(model.namedParameters().map(([k]) => [k, decay ** (numLayers - layerOf(k))]));
 }
 
 /**
- * Which parameters train in `epoch` (0-based). 'none': all. 'backbone': only the head and the
- * final norms; with `unfreezeEvery` k, one more block from the top every k epochs, and the
- * embeddings once all blocks train.
+ * Which parameters train in `epoch` (0-based). 'none': all. 'backbone': only what comes after the
+ * blocks (head, final norms); with `unfreezeEvery` k, one more block from the top every k epochs,
+ * and the embeddings once all blocks train.
  */
-export function setTrainable(model: VisionTransformer, freeze: 'none' | 'backbone', epoch: number, unfreezeEvery?: number): string[] {
-  const depth = model.config.depth;
-  const open = freeze === 'none' ? depth + 1 : unfreezeEvery ? Math.floor(epoch / unfreezeEvery) : 0;
+export function setTrainable(model: ImageModel, freeze: 'none' | 'backbone', epoch: number, unfreezeEvery?: number): string[] {
+  const { blocks, layerOf } = model.layerGrouping();
+  const open = freeze === 'none' ? blocks + 1 : unfreezeEvery ? Math.floor(epoch / unfreezeEvery) : 0;
   for (const [k, p] of model.namedParameters()) {
-    const g = layerOf(k);
-    p.requiresGrad = g === 'head' || (typeof g === 'number' ? g >= depth - open : open > depth);
+    const id = layerOf(k);
+    p.requiresGrad = id > blocks || (id >= 1 ? id - 1 >= blocks - open : open > blocks);
   }
   return model.namedParameters().filter(([, p]) => p.requiresGrad).map(([k]) => k);
 }
-

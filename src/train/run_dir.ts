@@ -32,7 +32,10 @@ export interface Position {
   /** Micro-batches of `epoch` already done. */
   batch: number;
   optimizerStep: number;
-  bestTop1: number;
+  /** Best value so far of the objective's best-checkpoint metric (-Infinity/Infinity before the first). */
+  best: number;
+  /** Written by runs before objectives: the best eval_top1 (read as `best`). */
+  bestTop1?: number;
   /** Running training-loss sum and image count of the unfinished epoch. */
   lossSum?: number;
   lossCount?: number;
@@ -88,7 +91,10 @@ export function loadState(files: RunFiles): { pos: Position; tensors: Record<str
   if (!raw) throw new Error(`cannot resume: ${files.state} has no tessera_state metadata`);
   const tensors: Record<string, Float32Array> = {};
   for (const [k, t] of f.tensors) tensors[k] = toFloat32(t, k);
-  return { pos: JSON.parse(raw) as Position, tensors };
+  const pos = JSON.parse(raw) as Position;
+  // JSON has no infinities: an unset best is stored as null
+  if (typeof pos.best !== 'number') pos.best = pos.bestTop1 ?? -Infinity;
+  return { pos, tensors };
 }
 
 export function readRunConfig(dir: string): Record<string, unknown> {

@@ -1,40 +1,44 @@
 /**
- * The compiled executables of a run. Training: one ORT run maps (params, images, soft targets,
- * drop-path scales, dropout scales) to (loss, gradients of the trainable parameters). Evaluation:
- * images → logits, with parameters as inputs so the EMA weights can be fed in their place.
+ * The compiled training step of a run: one ORT run maps (parameters and buffers, images, the
+ * objective's inputs, the model's noise inputs) to (loss, gradients of the trainable parameters,
+ * new values of the buffers the model updates in training).
  */
-import type { VisionTransformer } from '../models/vit.js';
-import { compile, type Executable } from '../runtime/compile.js';
-import { crossEntropy } from '../ops/index.js';
+import type { ImageModel, NoiseInput } from '../models/model.js';
+import { tracedBufferUpdates } from '../nn/module.js';
+import { compile, type Executable, type InputSpec } from '../runtime/compile.js';
 import type { SessionOptions } from '../runtime/session.js';
+import type { Objective } from './objectives/objective.js';
 
 export interface TrainExecutable {
   exe: Executable;
+  /** Parameter keys with a `grad/<key>` output. */
   trainable: string[];
-  usesDropPath: boolean;
-  usesHeadDrop: boolean;
+  /** The model's noise inputs, drawn on the host for every micro-batch. */
+  noise: NoiseInput[];
+  /** Buffer keys with a `buffer/<key>` output (their value after the step). */
+  bufferUpdates: string[];
 }
 
-export async function compileTrainStep(model: VisionTransformer, session: SessionOptions): Promise<TrainExecutable> {
+export async function compileTrainStep(model: ImageModel, objective: Objective, session: SessionOptions): Promise<TrainExecutable> {
   const [c, h, w] = model.inputShape;
-  const classes = model.config.numClasses;
-  const usesDropPath = model.config.dropPathRate > 0;
-  const usesHeadDrop = model.config.dropRate > 0;
   const trainable = model.namedParameters().filter(([, p]) => p.requiresGrad).map(([k]) => k);
-  const specs = [
-    { name: 'x', shape: ['batch', c, h, w] as const },
-    { name: 'targets', shape: ['batch', classes] as const },
-    ...(usesDropPath ? [{ name: 'drop_path', shape: ['batch', model.config.depth * 2] as const }] : []),
-    ...(usesHeadDrop ? [{ name: 'head_drop', shape: ['batch', model.numFeatures] as const }] : []),
+  const noise = model.noiseInputs();
+  const own = objective.inputs(model);
+  const specs: InputSpec[] = [
+    { name: 'x', shape: ['batch', c, h, w] },
+    ...own,
+    ...noise.map((n) => ({ name: n.name, shape: ['batch', n.perSample] as const })),
   ];
-  const exe = await compile((x, targets, ...noise) => {
-    const dropPath = usesDropPath ? noise[0] : undefined;
-    const headDrop = usesHeadDrop ? noise[usesDropPath ? 1 : 0] : undefined;
-    const { logits } = model.forward(x, { noise: { dropPath, headDrop } });
-    return { loss: crossEntropy(logits, targets) };
+  let bufferUpdates: string[] = [];
+  const exe = await compile((x, ...rest) => {
+    const inputs = Object.fromEntries(own.map((s, i) => [s.name, rest[i]!]));
+    const noiseTensors = Object.fromEntries(noise.map((n, i) => [n.name, rest[own.length + i]!]));
+    const loss = objective.loss(model, x, inputs, { train: true, noise: noiseTensors });
+    const updates = tracedBufferUpdates(x.graph);
+    bufferUpdates = [...updates.keys()];
+    return { loss, ...Object.fromEntries([...updates].map(([k, t]) => [`buffer/${k}`, t])) };
   }, specs, { ...session, grad: { wrt: trainable } });
-  return { exe, trainable, usesDropPath, usesHeadDrop };
+  return { exe, trainable, noise, bufferUpdates };
 }
 
-/** @deprecated use compileInference from src/models/executables.ts */
 export { compileInference as compileEval } from '../models/executables.js';

@@ -4,6 +4,7 @@
  * vit_tiny_patch16_224; every parameter gradient of the small configs under cross-entropy;
  * bicubic pos-embed resampling. Logits ≤ 1e-4 absolute, gradients ≤ 1e-4 relative.
  */
+import type { ImageModel } from '../../src/models/model.js';
 import { describe, expect, it } from 'vitest';
 import { VisionTransformer, type VitConfig } from '../../src/models/vit.js';
 import { createModel } from '../../src/models/registry.js';
@@ -26,7 +27,7 @@ function fromPy(c: Record<string, any>): Partial<VitConfig> {
   };
 }
 
-function deterministicModel(model: VisionTransformer): VisionTransformer {
+function deterministicModel<M extends ImageModel>(model: M): M {
   for (const [k, p] of model.namedParameters()) p.data = deterministicValues(k, p.size);
   return model;
 }

@@ -31,7 +31,7 @@ describe('drop path', () => {
     noBlocks.loadStateDict(model.stateDict(), false);
     const exe = await compile((x, s) => ({
       plain: model.forward(x).logits,
-      scaled: model.forward(x, { noise: { dropPath: s } }).logits,
+      scaled: model.forward(x, { noise: { drop_path: s } }).logits,
     }), [{ name: 'x', shape: ['batch', 1, 28, 28] }, { name: 's', shape: ['batch', 4] }]);
     const headOnly = await compile((x) => noBlocks.forward(x).logits, [{ name: 'x', shape: ['batch', 1, 28, 28] }]);
     const x = Float32Array.from({ length: 2 * 784 }, (_, i) => Math.sin(i / 9));

@@ -1,0 +1,33 @@
+/**
+ * The model a training run starts from: the registered architecture with --model-kwargs, or one
+ * initialised from --pretrained weights (same family, fitted to the data's channels, size and
+ * classes). Built and checked before a run directory is written, so a bad combination leaves
+ * nothing behind.
+ */
+import { createFromConfig, createModel, familyOf, getModelEntry } from '../models/registry.js';
+import { getFamily, type ImageModel } from '../models/model.js';
+import type { TrainConfig } from './config.js';
+import { applyPretrained, loadPretrainedWeights } from './finetune.js';
+
+export async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly [number, number, number], log: (m: string) => void): Promise<{ model: ImageModel; modelName: string }> {
+  const common = { ...cfg.modelKwargs, numClasses, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed };
+  if (!cfg.pretrained) {
+    return { model: checkKwargs(cfg, cfg.model, createModel(cfg.model, cfg.imgSize ? { ...common, imgSize: h } : common)), modelName: cfg.model };
+  }
+  const weights = await loadPretrainedWeights(cfg.pretrained);
+  const entry = getModelEntry(cfg.model);
+  const family = weights.meta ? weights.meta.family ?? familyOf(weights.meta.model) : entry.family;
+  const base = weights.meta?.config ?? { ...getFamily(entry.family).defaults, ...entry.config };
+  const model = checkKwargs(cfg, cfg.model, createFromConfig(family, { ...base, ...common, inChans: c, imgSize: h }));
+  applyPretrained(model, weights, log);
+  log(`initialised from ${cfg.pretrained}`);
+  return { model, modelName: weights.meta?.model ?? cfg.model };
+}
+
+/** Kwargs that validate alone but do not fit the model (stem keys without a conv stem…) are an error, not ignored. */
+function checkKwargs(cfg: TrainConfig, name: string, model: ImageModel): ImageModel {
+  const problem = cfg.modelKwargs && getFamily(model.family).checkKwargs?.(cfg.modelKwargs, model, name);
+  if (problem) throw new RangeError(`--model-kwargs ${problem}`);
+  return model;
+}
+

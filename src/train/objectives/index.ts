@@ -1,0 +1,11 @@
+/** The training objectives `train --method` knows; a new objective is its file plus one line here. */
+import { registerObjective } from './objective.js';
+import { SupervisedObjective } from './supervised.js';
+import { AdversarialObjective } from './adversarial.js';
+
+registerObjective('supervised', () => new SupervisedObjective());
+registerObjective('adversarial', (ctx) => AdversarialObjective.create(ctx));
+
+export { createObjective, listObjectives, registerObjective, type Objective, type ObjectiveContext, type ObjectiveEvaluation, type EvaluationContext, type ObjectiveFactory } from './objective.js';
+export { SupervisedObjective } from './supervised.js';
+export { AdversarialObjective } from './adversarial.js';
