@@ -67,7 +67,7 @@ async function benchServer(modelName: string, duration: number, threads: number,
   const model = createModel(modelName, { seed: 1 });
   const [c, h, w] = model.inputShape;
   const file = join(dir, `${modelName}.onnx`);
-  writeFileSync(file, exportModel(model, metaFor(modelName, model, Array.from({ length: model.config.numClasses }, (_, i) => `class ${i}`))).bytes);
+  writeFileSync(file, exportModel(model, metaFor(modelName, model, Array.from({ length: model.numClasses }, (_, i) => `class ${i}`))).bytes);
   // an image of the model's input size, so the server's resize is a no-op and the numbers show serving and inference
   const px = Buffer.from(Array.from({ length: h * w * Math.max(c, 3) }, (_, i) => (i * 37) % 251));
   const body = await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();

@@ -64,7 +64,7 @@ export async function trainWorker(model: string, batchSize: number, repeats: num
   const rng = new Random(0);
   const [c, h, w] = m.inputShape;
   const x = randomImages(batchSize * c * h * w, rng);
-  const y = BigInt64Array.from({ length: batchSize }, () => BigInt(rng.int(m.config.numClasses)));
+  const y = BigInt64Array.from({ length: batchSize }, () => BigInt(rng.int(m.numClasses)));
   const seconds = await medianSeconds(() => step.step(x, y, 1e-4), repeats);
   await step.exe.dispose();
   return { seconds, imagesPerSecond: batchSize / seconds, peakRssMb: peakRssMb() };
@@ -113,7 +113,9 @@ export async function benchModel(opts: ModelBenchOptions, log: (msg: string) => 
     tessera: { inference: { seconds: inferSeconds, imagesPerSecond: batchSize / inferSeconds }, training },
   };
 
-  if (opts.peers !== false && torchAvailable()) {
+  // the PyTorch peer script builds timm-style ViTs from the entry's args
+  if (entry.family !== 'vit' && opts.peers !== false) log(`no PyTorch peer for the ${entry.family} family: peer columns empty`);
+  if (entry.family === 'vit' && opts.peers !== false && torchAvailable()) {
     const script = peerScript('torch_vit.py');
     const config = JSON.stringify(entry.config);
     log('PyTorch eager inference and training (separate processes)');

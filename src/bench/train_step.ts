@@ -1,5 +1,5 @@
-/** A compiled training step for a ViT: forward, cross-entropy, backward in one ORT run, then the optimiser on the host. */
-import type { VisionTransformer } from '../models/vit.js';
+/** A compiled training step for any model: forward, cross-entropy, backward in one ORT run, then the optimiser on the host. */
+import type { ImageModel } from '../models/model.js';
 import { compile, type CompileOptions, type Executable } from '../runtime/compile.js';
 import { crossEntropy } from '../ops/index.js';
 import { AdamW, paramSpecs } from '../optim/adamw.js';
@@ -10,7 +10,7 @@ export interface BenchTrainStep {
   step(x: Float32Array, y: BigInt64Array, lr: number): Promise<number>;
 }
 
-export async function buildBenchTrainStep(model: VisionTransformer, options: CompileOptions = {}): Promise<BenchTrainStep> {
+export async function buildBenchTrainStep(model: ImageModel, options: CompileOptions = {}): Promise<BenchTrainStep> {
   const [c, h, w] = model.inputShape;
   const exe = await compile((x, y) => ({ loss: crossEntropy(model.forward(x).logits, y) }),
     [{ name: 'x', shape: ['batch', c, h, w] }, { name: 'y', shape: ['batch'], dtype: 'int64' }],

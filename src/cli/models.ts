@@ -29,7 +29,7 @@ export function describeModel(name: string): ModelInfo {
     params: model.numParams(),
     gflops: countFlops(g, [logits]) / 1e9,
     inputSize: model.inputShape,
-    numClasses: model.config.numClasses,
+    numClasses: model.numClasses,
     description: entry.description,
   };
 }

@@ -1,18 +1,19 @@
 /**
- * Explaining a ViT's predictions: raw attention, attention rollout, gradient-weighted rollout
+ * Explaining a model's predictions: raw attention, attention rollout, gradient-weighted rollout
  * (Chefer et al. 2021) and input-gradient saliency with optional SmoothGrad (Smilkov et al. 2017,
  * https://arxiv.org/abs/1706.03825). The graph supplies attentions and gradients (probe.ts); the
- * maps are host math (rollout.ts).
+ * maps are host math (rollout.ts). Saliency works for any model; the attention methods need the
+ * model's token grid (`ImageModel.tokenGrid()`).
  *
- * Which token explains the prediction: the class token's row for token pooling (DeiT included:
- * its distillation token is a prefix token and never part of the map), the mean of the patch
- * tokens' rows for avg pooling (the head sees the mean of the patch tokens).
+ * Which token explains the prediction: the class token's row for class-token pooling (DeiT
+ * included: its distillation token is a prefix token and never part of the map), the mean of the
+ * patch tokens' rows for patch-mean pooling (the head sees the mean of the patch tokens).
  */
-import type { VisionTransformer } from '../models/vit.js';
+import type { ImageModel, TokenGrid } from '../models/model.js';
 import { Random, mixSeed } from '../random.js';
 import type { SessionOptions } from '../runtime/session.js';
 import { argmaxRow, resizeBilinear } from './maps.js';
-import { compileProbe, runProbe, type Probe, type ProbeResult } from './probe.js';
+import { compileProbe, requireTokenGrid, runProbe, type Probe, type ProbeResult } from './probe.js';
 import { attentionRollout, fuseHeads, gradientRollout, patchRow, sampleOf, type MapSource, type RolloutOptions } from './rollout.js';
 
 export const explainMethods = ['attention', 'rollout', 'grad-rollout', 'saliency'] as const;
@@ -62,10 +63,16 @@ export interface Explanation {
 export class Explainer {
   private readonly probes = new Map<string, Promise<Probe>>();
 
-  constructor(readonly model: VisionTransformer, readonly session: SessionOptions = {}) {}
+  /** `name` is the model as errors name it (e.g. the checkpoint's model name). */
+  constructor(readonly model: ImageModel, readonly session: SessionOptions = {}, readonly name = `the ${model.family} model`) {}
 
+  /** The row of the attention maps that explains the prediction (attention methods only). */
   get source(): MapSource {
-    return this.model.config.globalPool === 'avg' ? 'patch-mean' : 'cls';
+    return this.grid('attention maps').pool;
+  }
+
+  private grid(what: string, hint?: string): TokenGrid {
+    return requireTokenGrid(this.model, what, { name: this.name, hint });
   }
 
   /** Explains normalised images x [B, C, H, W] (the model's input). */
@@ -74,11 +81,12 @@ export class Explainer {
     const batch = x.length / (c * h * w);
     if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`explain: ${x.length} values are no whole batch of ${c}×${h}×${w} images`);
     const classes = opts.classes ?? [];
-    const numClasses = this.model.config.numClasses;
+    const numClasses = this.model.numClasses;
     for (const k of classes) {
       if (k !== undefined && !(Number.isInteger(k) && k >= 0 && k < numClasses)) throw new RangeError(`explain: class ${k} is not in 0…${numClasses - 1}`);
     }
     if (opts.smoothGrad && opts.method !== 'saliency') throw new RangeError(`explain: SmoothGrad applies to saliency, not ${opts.method}`);
+    if (opts.method !== 'saliency') this.grid(`the ${opts.method} method`, 'saliency works for any model');
     switch (opts.method) {
       case 'attention':
       case 'rollout': {
@@ -128,8 +136,8 @@ export class Explainer {
 
   private finish(method: ExplainMethod, b: number, out: ProbeResult, classIndex: number, predicted: number, grid: { map: Float32Array; tiles: MapTile[]; columns: number; shape?: [number, number] }): Explanation {
     const [, h, w] = this.model.inputShape;
-    const shape = grid.shape ?? this.model.patchEmbed.gridSize as [number, number];
-    const n = this.model.config.numClasses;
+    const shape = grid.shape ?? this.grid('attention maps').grid;
+    const n = this.model.numClasses;
     return {
       method, classIndex, predicted, logits: out.logits.slice(b * n, (b + 1) * n), map: grid.map, mapShape: [shape[0], shape[1]],
       upsampled: resizeBilinear(grid.map, shape[0], shape[1], h, w), tiles: grid.tiles, tileColumns: grid.columns,

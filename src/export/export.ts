@@ -4,7 +4,8 @@
  * It is the same graph compile() runs, not a separate converter.
  */
 import type { CheckpointMeta } from '../checkpoint/checkpoint.js';
-import type { VisionTransformer } from '../models/vit.js';
+import type { ImageModel } from '../models/model.js';
+import { requireTokenGrid } from '../explain/probe.js';
 import { DEFAULT_OPSET, emitModel } from '../onnx/emit.js';
 import { encodeModel, type ModelProto } from '../onnx/proto.js';
 import { trace, type InputSpec } from '../runtime/compile.js';
@@ -21,7 +22,7 @@ export interface ExportOptions {
   /** Dynamic int8 quantisation of the weight matmuls. */
   quantize?: 'int8';
   quantizeOptions?: QuantizeOptions;
-  /** Add a second output, `attention_map` float32[batch, patches]: the attention rollout's patch row. */
+  /** Add a second output, `attention_map` float32[batch, patches]: the attention rollout's patch row (models with a token grid). */
   attentionMap?: boolean;
 }
 
@@ -42,9 +43,11 @@ export interface ExportedModel {
 export const INPUT_NAME = { float32_nchw: 'input', uint8_nhwc: 'image' } as const;
 export const OUTPUT_NAME = 'logits';
 
-export function exportModel(model: VisionTransformer, ckpt: CheckpointMeta, opts: ExportOptions = {}): ExportedModel {
+export function exportModel(model: ImageModel, ckpt: CheckpointMeta, opts: ExportOptions = {}): ExportedModel {
   const opset = opts.opset ?? DEFAULT_OPSET;
   const [c, h, w] = model.inputShape;
+  // checked before tracing: one line naming the model, not a failure inside the graph
+  const grid = opts.attentionMap ? requireTokenGrid(model, 'the attention_map output (--attention-map)', { name: ckpt.model }) : undefined;
   const meta = metaFromCheckpoint(ckpt, opts.preprocess ? 'uint8_nhwc' : 'float32_nchw');
   const inputName = INPUT_NAME[meta.inputFormat];
   const spec: InputSpec = opts.preprocess
@@ -55,13 +58,13 @@ export function exportModel(model: VisionTransformer, ckpt: CheckpointMeta, opts
     const out = model.forward(images, { attention: opts.attentionMap });
     return {
       [OUTPUT_NAME]: out.logits, // [B, classes]
-      ...(opts.attentionMap ? { [ATTENTION_MAP_NAME]: attentionMapGraph(model, out.attentions!) } : {}), // [B, N]
+      ...(opts.attentionMap ? { [ATTENTION_MAP_NAME]: attentionMapGraph(model, out.attentions!, ckpt.model) } : {}), // [B, N]
     };
   }, [spec]);
   const emitted = emitModel(traced.graph, traced.outputs, { opset, params: 'initializers', graphName: meta.model, metadata: encodeMetadata(meta) });
   const proto = emitted.model;
   proto.docString = `${meta.model} exported by tessera: ${inputName} ${meta.inputFormat === 'uint8_nhwc' ? `uint8[batch, ${h}, ${w}, ${c}] raw pixels` : `float32[batch, ${c}, ${h}, ${w}] normalised with mean ${JSON.stringify(meta.mean)}, std ${JSON.stringify(meta.std)}`} → ${OUTPUT_NAME} float32[batch, ${meta.classNames.length}]`
-    + (opts.attentionMap ? `, ${ATTENTION_MAP_NAME} float32[batch, ${model.patchEmbed.numPatches}] (attention rollout over the patches)` : '');
+    + (opts.attentionMap ? `, ${ATTENTION_MAP_NAME} float32[batch, ${grid!.grid[0] * grid!.grid[1]}] (attention rollout over the patches)` : '');
   const fp32: ExportedModel = {
     bytes: encodeModel(proto), model: proto, meta, inputName, outputName: OUTPUT_NAME, opset,
     ...(opts.attentionMap ? { attentionMapName: ATTENTION_MAP_NAME } : {}),

@@ -4,14 +4,13 @@
  */
 import type { TensorDataset } from '../data/datasets/dataset.js';
 import { TensorLoader } from '../data/loader/tensor_loader.js';
-import type { VisionTransformer } from '../models/vit.js';
+import { compileInference } from '../models/executables.js';
+import type { ImageModel } from '../models/model.js';
 import { Random } from '../random.js';
 import type { OnnxModel } from '../runtime/onnx_model.js';
-import { compileEval } from '../train/step.js';
-import { evaluate } from '../train/trainer.js';
 import type { SessionOptions } from '../runtime/session.js';
 import { medianSeconds } from '../bench/timing.js';
-import { nchwToNhwc, normalizePixelsOnHost } from './preprocess.js';
+import { nchwToNhwc, normalizePixelsOnHost } from '../runtime/host_pixels.js';
 
 /** uint8 pixels NCHW (the datasets' layout) with their shape. */
 export interface PixelSamples { pixels: Uint8Array; count: number; shape: [number, number, number] }
@@ -39,11 +38,11 @@ export interface ExportCheck {
  * Runs `exported` (by ORT, from its bytes) and the model's compiled executable on the same
  * images: raw pixels for a --preprocess export, host-normalised floats for tessera.
  */
-export async function checkAgainstTessera(model: VisionTransformer, exported: OnnxModel, s: PixelSamples, session: SessionOptions = {}): Promise<ExportCheck> {
+export async function checkAgainstTessera(model: ImageModel, exported: OnnxModel, s: PixelSamples, session: SessionOptions = {}): Promise<ExportCheck> {
   const { mean, std } = exported.meta;
   const nhwc = nchwToNhwc(s.pixels, s.shape);
   const x = normalizePixelsOnHost(nhwc, s.shape, mean, std);
-  const exe = await compileEval(model, session);
+  const exe = await compileInference(model, session);
   try {
     const ref = (await exe.run({ x })).logits!.data as Float32Array;
     const got = await exported.runPixels(nhwc);
@@ -73,15 +72,41 @@ export function compareLogits(ref: Float32Array, got: Float32Array, classes: num
 
 export interface DatasetAccuracy { images: number; top1: number; top5: number }
 
-/** Top-1/top-5 of an exported model on a labelled dataset (images normalised as the trainer does). */
+/**
+ * Top-1/top-5 of an exported model on a labelled dataset (images normalised as the trainer does).
+ * A fold of its own rather than the trainer's `evaluate`: export does not depend on training.
+ */
 export async function accuracyOn(m: OnnxModel, dataset: TensorDataset, batchSize = 500): Promise<DatasetAccuracy> {
   const [c, h, w] = m.meta.inputSize;
   if (dataset.imageShape.join() !== [c, h, w].join()) {
     throw new Error(`${m.meta.model} expects ${c}×${h}×${w} images but ${dataset.name} has ${dataset.imageShape.join('×')}`);
   }
+  const classes = m.meta.classNames.length;
+  const k = Math.min(5, classes);
   const loader = new TensorLoader(dataset, { batchSize, shuffle: false, seed: 0, mean: m.meta.mean, std: m.meta.std });
-  const s = await evaluate(m.executable, loader, m.meta.classNames);
-  return { images: s.count, top1: s.top1, top5: s.top5 };
+  let [images, top1, top5] = [0, 0, 0];
+  for (let i = 0; i < loader.numBatches; i++) {
+    const b = await loader.batch(0, i);
+    const logits = await m.run(b.x);
+    for (let j = 0; j < b.size; j++) {
+      const row = logits.subarray(j * classes, (j + 1) * classes);
+      const label = b.labels[j]!;
+      if (argmax(row) === label) top1++;
+      // rank of the true class = classes scoring strictly higher, as the trainer's metrics count it
+      let higher = 0;
+      for (const v of row) if (v > row[label]!) higher++;
+      if (higher < k) top5++;
+    }
+    images += b.size;
+  }
+  return { images, top1: top1 / Math.max(1, images), top5: top5 / Math.max(1, images) };
+}
+
+/** First index of the largest value (ties: the lowest index, as the trainer's metrics). */
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let j = 1; j < row.length; j++) if (row[j]! > row[best]!) best = j;
+  return best;
 }
 
 export interface SpeedResult { batchSize: number; msPerBatch: number; imagesPerSecond: number }
@@ -118,7 +143,7 @@ export interface CompareOptions {
 }
 
 /** File size, speed and accuracy of an int8 export against its fp32 export, both run by ORT. */
-export async function compareInt8(model: VisionTransformer, fp32: OnnxModel, int8: OnnxModel, o: CompareOptions): Promise<Int8Comparison> {
+export async function compareInt8(model: ImageModel, fp32: OnnxModel, int8: OnnxModel, o: CompareOptions): Promise<Int8Comparison> {
   const check = await checkAgainstTessera(model, int8, o.samples, o.session);
   const batchSizes = o.batchSizes ?? [1, 32];
   const [f, q] = [await inferenceSpeed(fp32, batchSizes, o.repeats), await inferenceSpeed(int8, batchSizes, o.repeats)];

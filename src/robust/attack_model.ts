@@ -4,7 +4,7 @@
  * torchattacks does). Parameters are graph inputs read from the model's host arrays on every
  * run, so the same executable follows the weights during adversarial training.
  */
-import type { VisionTransformer } from '../models/vit.js';
+import type { ImageModel } from '../models/model.js';
 import { div, logSoftmax, mul, neg, oneHot, sub, sum } from '../ops/index.js';
 import { compile, type Executable } from '../runtime/compile.js';
 import type { SessionOptions } from '../runtime/session.js';
@@ -46,9 +46,9 @@ function normaliseInGraph(x: Tensor, mean: readonly number[], std: readonly numb
   return div(sub(x, per(mean, 'mean')), per(std, 'std'));
 }
 
-export async function compileAttackModel(model: VisionTransformer, opts: AttackModelOptions): Promise<AttackModel> {
+export async function compileAttackModel(model: ImageModel, opts: AttackModelOptions): Promise<AttackModel> {
   const [c, h, w] = model.inputShape;
-  const classes = model.config.numClasses;
+  const classes = model.numClasses;
   if (classes < 1) throw new RangeError('attack: the model has no classification head (numClasses 0)');
   const session = opts.session ?? {};
   const image = { name: 'x', shape: ['batch', c, h, w] as const };

@@ -4,6 +4,7 @@
  * so robust accuracy never exceeds clean accuracy.
  */
 import type { TensorDataset } from '../data/datasets/dataset.js';
+import { logSumExp } from '../nn/host_math.js';
 import { Random, mixSeed } from '../random.js';
 import type { AttackModel } from './attack_model.js';
 import { l2Distance, perturbBatch, resolveAttack, type AttackOptions, type ResolvedAttack } from './attacks.js';
@@ -53,12 +54,9 @@ export function predictionsAndLosses(logits: Float32Array, labels: ArrayLike<num
   for (let b = 0; b < n; b++) {
     const row = logits.subarray(b * classes, (b + 1) * classes);
     let best = 0;
-    let m = -Infinity;
-    row.forEach((v, j) => { if (v > m) { m = v; best = j; } });
-    let z = 0;
-    for (const v of row) z += Math.exp(v - m);
+    for (let j = 1; j < classes; j++) if (row[j]! > row[best]!) best = j;
     predictions[b] = best;
-    losses[b] = m + Math.log(z) - row[labels[b]!]!;
+    losses[b] = logSumExp(row) - row[labels[b]!]!;
   }
   return { predictions, losses };
 }

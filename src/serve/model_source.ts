@@ -16,7 +16,7 @@ export interface ModelSource {
   onnx?: string;
   /** with a checkpoint: export it with preprocessing in the graph */
   preprocess?: boolean;
-  /** with a checkpoint: add the attention_map output, so the web page can draw an overlay (default true) */
+  /** with a checkpoint: add the attention_map output, so the web page can draw an overlay (default: when the model has a token grid) */
   attentionMap?: boolean;
 }
 
@@ -27,6 +27,6 @@ export async function loadServedModel(src: ModelSource, session: SessionOptions 
   if (src.onnx && !isOnnxPath(src.onnx)) throw new Error(`--model takes an .onnx file exported by \`tessera export\`, got "${src.onnx}"`);
   if (isOnnxPath(path)) return startInferenceWorker(path, session);
   const { model, meta } = loadCheckpoint(path);
-  const exported = exportModel(model, meta, { preprocess: src.preprocess, attentionMap: src.attentionMap ?? true });
+  const exported = exportModel(model, meta, { preprocess: src.preprocess, attentionMap: src.attentionMap ?? model.tokenGrid() !== undefined });
   return startInferenceWorker(exported.bytes, session, path);
 }

@@ -11,7 +11,7 @@ export const layoutFixture = (name: string): string => fixturePath(`layouts/${na
 export const goldens = readJsonFixture('layouts/goldens.json');
 
 /** Logits of `config` with `state` loaded, on det_input of `inputShape` (as the generator's). */
-export async function logitsOf(config: VitConfig, state: StateDict, inputShape: number[]): Promise<Float32Array> {
+export async function logitsOf(config: Partial<VitConfig>, state: StateDict, inputShape: number[]): Promise<Float32Array> {
   const model = new VisionTransformer(config);
   model.loadStateDict(state, true);
   const [b, c, h, w] = inputShape as [number, number, number, number];

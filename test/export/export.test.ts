@@ -13,10 +13,10 @@ import { exportModel, quantizeExport, type ExportedModel } from '../../src/expor
 import { decodeMetadata, encodeMetadata, metaFromCheckpoint } from '../../src/export/metadata.js';
 import { nchwToNhwc, normalizePixelsOnHost } from '../../src/export/preprocess.js';
 import { accuracyOn, compareLogits } from '../../src/export/verify.js';
-import type { VisionTransformer } from '../../src/models/vit.js';
+import type { ImageModel } from '../../src/models/model.js';
 import { decodeModel } from '../../src/onnx/proto.js';
 import { loadOnnxModel, type OnnxModel } from '../../src/runtime/onnx_model.js';
-import { compileEval } from '../../src/train/step.js';
+import { compileInference } from '../../src/models/executables.js';
 import { checkOnnxModels } from '../helpers/onnx_checker.js';
 import { trainedCheckpoint } from './trained.js';
 
@@ -27,7 +27,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-let model: VisionTransformer;
+let model: ImageModel;
 let meta: CheckpointMeta;
 let test: TensorDataset;
 let fp32: ExportedModel;
@@ -49,7 +49,7 @@ beforeAll(async () => {
   test = sliceDataset(await loadBuiltinDataset('fashion-mnist', 'test'), 0, 1000);
   pixels = test.images.slice(0, 16 * 784);
   x = normalizePixelsOnHost(nchwToNhwc(pixels, [1, 28, 28]), [1, 28, 28], meta.mean, meta.std);
-  const exe = await compileEval(model, {});
+  const exe = await compileInference(model, {});
   reference = (await exe.run({ x })).logits!.data as Float32Array;
   await exe.dispose();
   fp32 = exportModel(model, meta);

@@ -11,14 +11,14 @@ import { loadImageForModel } from '../../src/data/image/image.js';
 import { exportModel } from '../../src/export/export.js';
 import { evalTransformOf } from '../../src/export/metadata.js';
 import { createModel } from '../../src/models/registry.js';
-import type { VisionTransformer } from '../../src/models/vit.js';
+import type { ImageModel } from '../../src/models/model.js';
 import { loadOnnxModel } from '../../src/runtime/onnx_model.js';
-import { compileEval } from '../../src/train/step.js';
+import { compileInference } from '../../src/models/executables.js';
 import { createServer, parseByteSize, type TesseraServer } from '../../src/serve/server.js';
 import { startInferenceWorker } from '../../src/serve/worker_model.js';
 
 const BODY_LIMIT = 64 * 1024;
-let model: VisionTransformer;
+let model: ImageModel;
 let meta: CheckpointMeta;
 let server: TesseraServer;
 let url: string;
@@ -30,7 +30,7 @@ interface Top { label: string; index: number; probability: number }
 
 async function reference(png: Uint8Array): Promise<Float32Array> {
   const x = await loadImageForModel(png, evalTransformOf(exportModel(model, meta).meta));
-  const exe = await compileEval(model, {});
+  const exe = await compileInference(model, {});
   const out = (await exe.run({ x })).logits!.data as Float32Array;
   await exe.dispose();
   return out;
