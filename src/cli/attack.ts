@@ -13,7 +13,8 @@ import {
   compileAttackModel, defaultEps, evaluateRobustness, resolveAttack, type AdversarialExample, type AttackMethod, type Norm, type RobustnessReport,
 } from '../robust/index.js';
 import { checkClasses } from './eval.js';
-import { addPreprocessOptions, loadForInference, type PreprocessFlags } from './preprocess_options.js';
+import { addPreprocessOptions, sharedOption, type PreprocessFlags } from './common_options.js';
+import { loadForInference } from './preprocess_options.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
 interface AttackFlags extends PreprocessFlags {
@@ -40,7 +41,7 @@ export function registerAttackCommand(program: Command): void {
   addPreprocessOptions(cmd)
     .option('--dataset <name>', 'built-in dataset (fashion-mnist, mnist, cifar10, cifar100)', 'fashion-mnist')
     .addOption(new Option('--split <split>', 'dataset split').choices(['train', 'test']).default('test'))
-    .option('--data-dir <dir>', 'where built-in datasets are looked for first')
+    .addOption(sharedOption('dataDir'))
     .addOption(new Option('--method <m>', 'fgsm (one step) or pgd (iterated, projected)').choices(['fgsm', 'pgd']).default('pgd'))
     .addOption(new Option('--norm <n>', 'threat model').choices(['linf', 'l2']).default('linf'))
     .option('--eps <e>', 'perturbation budget in pixel units (default: L∞ 0.1 for grayscale, 8/255 for RGB; L2 1.5 / 0.5)', nonNegativeNumber('--eps'))
@@ -49,12 +50,12 @@ export function registerAttackCommand(program: Command): void {
     .option('--random-start', 'start from a random point of the eps-ball (default for PGD)')
     .option('--no-random-start', 'start PGD from the clean image')
     .option('--limit <n>', 'attack the first N images only', positiveInt('--limit'))
-    .option('--batch-size <n>', 'images per batch', positiveInt('--batch-size'), 100)
+    .addOption(sharedOption('batchSize', { default: 100 }))
     .option('--seed <n>', 'seed of the random starts', positiveIntOrZero, 0)
     .option('--save-examples <dir>', 'write original, perturbation and adversarial PNGs of the first images')
     .option('--save-count <n>', 'how many examples --save-examples writes', positiveInt('--save-count'), 16)
-    .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
-    .option('--json', 'print JSON (accuracies as numbers in [0, 1])')
+    .addOption(sharedOption('threads'))
+    .addOption(sharedOption('json', { description: 'print JSON (accuracies as numbers in [0, 1])' }))
     .action(async (f: AttackFlags) => {
       const { model, meta, transform } = loadForInference(f);
       const [c, h, w] = transform.inputSize;

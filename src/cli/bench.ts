@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { benchModel, formatModelBench, trainWorker } from '../bench/model_bench.js';
 import { getModelEntry } from '../models/registry.js';
+import { sharedOption } from './common_options.js';
 import { positiveInt } from './parse.js';
 
 interface BenchFlags { model: string; batchSize: number; repeats: number; threads?: number; peers: boolean; json?: boolean; worker?: string }
@@ -9,12 +10,12 @@ interface BenchFlags { model: string; batchSize: number; repeats: number; thread
 export function registerBenchCommand(program: Command): void {
   program.command('bench')
     .description('measure inference and training throughput of a model, side by side with PyTorch eager and ORT running a PyTorch ONNX export')
-    .option('--model <name>', 'registered architecture', 'vit_tiny_patch16_224')
-    .option('--batch-size <n>', 'images per batch', positiveInt('--batch-size'), 32)
+    .addOption(sharedOption('model', { description: 'registered architecture', default: 'vit_tiny_patch16_224' }))
+    .addOption(sharedOption('batchSize', { default: 32 }))
     .option('--repeats <n>', 'timed runs per measurement (median reported)', positiveInt('--repeats'), 10)
-    .option('--threads <n>', 'threads for every engine (default: physical cores)', positiveInt('--threads'))
+    .addOption(sharedOption('threads', { description: 'threads for every engine (default: physical cores)' }))
     .option('--no-peers', 'skip the PyTorch and ORT-export peers')
-    .option('--json', 'print the result as JSON')
+    .addOption(sharedOption('json', { description: 'print the result as JSON' }))
     .addOption(new Option('--worker <kind>', 'internal: run one measurement in this process').hideHelp())
     .action(async (o: BenchFlags) => {
       getModelEntry(o.model);

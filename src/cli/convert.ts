@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { exportCheckpoint, LAYOUTS } from '../checkpoint/convert.js';
 import { downloadCheckpoint, parseHubId } from '../checkpoint/hub.js';
 import { loadForeignCheckpoint, type LayoutName } from '../checkpoint/layouts.js';
+import { sharedOption } from './common_options.js';
 import { positiveInt } from './parse.js';
 
 interface ConvertFlags { checkpoint: string; to: LayoutName; out: string; model?: string; numHeads?: number; json?: boolean }
@@ -18,9 +19,9 @@ export function registerConvertCommand(program: Command): void {
     .requiredOption('--checkpoint <path|id>', 'a .safetensors/.pth/.bin file, a Hugging Face or timm hub directory, or a hub id (timm/NAME, hf:ORG/NAME)')
     .addOption(new Option('--to <layout>', 'target layout').choices([...LAYOUTS]).makeOptionMandatory())
     .requiredOption('--out <path>', 'hf: a directory; torchvision: a .pth (or .safetensors) file; timm: a .safetensors/.pth file or a directory')
-    .option('--model <name>', 'registered architecture, for files whose weights do not say the number of attention heads')
+    .addOption(sharedOption('model', { description: 'registered architecture, for files whose weights do not say the number of attention heads' }))
     .option('--num-heads <n>', 'attention heads, for files whose weights do not say it', positiveInt('--num-heads'))
-    .option('--json', 'print JSON')
+    .addOption(sharedOption('json'))
     .action(async (f: ConvertFlags) => {
       const hub = existsSync(f.checkpoint) ? undefined : parseHubId(f.checkpoint);
       const src = hub ? await downloadCheckpoint(hub.repo, { revision: hub.revision }) : f.checkpoint;

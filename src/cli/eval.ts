@@ -8,16 +8,16 @@ import { isBuiltinDataset } from '../data/datasets/builtin.js';
 import { openImageDataset, subsetSamples } from '../data/datasets/folder_dataset.js';
 import { createImageLoader } from '../data/loader/image_loader.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
-import { evaluate } from '../train/trainer.js';
+import { evaluate } from '../train/evaluate.js';
 import type { ClassificationSummary } from '../train/metrics.js';
-import { addPreprocessOptions, openForInference, type PreprocessFlags } from './preprocess_options.js';
+import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
+import { openForInference } from './preprocess_options.js';
 import { nonNegativeInt, positiveInt } from './parse.js';
 import { printTable } from './output.js';
 
-interface EvalFlags extends PreprocessFlags {
-  dataset: string; split: 'train' | 'test'; dataDir?: string; batchSize: number; limit?: number; threads?: number; json?: boolean;
-  workers?: number; strict?: boolean;
-}
+type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
+  dataset: string; split: 'train' | 'test'; batchSize: number; limit?: number; workers?: number; strict?: boolean;
+};
 
 export function registerEvalCommand(program: Command): void {
   const cmd = program.command('eval').description('evaluate a checkpoint: top-1/top-5, loss, per-class accuracy, confusion matrix');
@@ -26,11 +26,11 @@ export function registerEvalCommand(program: Command): void {
     .option('--split <split>', 'train or test; for images on disk, test is the val/ folder or val rows when there are any, else every image', 'test')
     .option('--workers <n>', 'image datasets: decoding threads (default: the core count)', nonNegativeInt('--workers'))
     .option('--strict', 'image datasets: stop at the first unreadable image instead of skipping it')
-    .option('--data-dir <dir>', 'where built-in datasets are looked for first')
-    .option('--batch-size <n>', 'images per batch', positiveInt('--batch-size'), 500)
+    .addOption(sharedOption('dataDir'))
+    .addOption(sharedOption('batchSize', { default: 500 }))
     .option('--limit <n>', 'evaluate N images only: the first N of a built-in dataset, a seeded sample of N from images on disk', positiveInt('--limit'))
-    .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
-    .option('--json', 'print JSON (accuracies as numbers in [0, 1])')
+    .addOption(sharedOption('threads'))
+    .addOption(sharedOption('json', { description: 'print JSON (accuracies as numbers in [0, 1])' }))
     .action(async (f: EvalFlags) => {
       if (f.split !== 'train' && f.split !== 'test') throw new Error(`--split must be train or test, got "${f.split}"`);
       const { exe, classNames, transform, close } = await openForInference(f, f.threads);

@@ -10,9 +10,10 @@ import { writeFileAtomic } from '../checkpoint/atomic.js';
 import { loadImageForModel } from '../data/image/image.js';
 import { colormapNames, gridPng, npyBytes, overlayPng, type ColormapName, type PixelImage } from '../data/image/image_overlay.js';
 import { Explainer, explainMethods, type ExplainMethod, type Explanation } from '../explain/index.js';
-import { softmaxRows } from '../train/metrics.js';
+import { softmaxRows } from '../nn/host_math.js';
 import { toPixels } from '../robust/attack_model.js';
-import { addPreprocessOptions, loadForInference, type PreprocessFlags } from './preprocess_options.js';
+import { addPreprocessOptions, sharedOption, type PreprocessFlags } from './common_options.js';
+import { loadForInference } from './preprocess_options.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
 interface ExplainFlags extends PreprocessFlags {
@@ -56,8 +57,8 @@ export function registerExplainCommand(program: Command): void {
     .option('--smoothgrad <n>', 'saliency: average over n noisy copies (SmoothGrad)', positiveInt('--smoothgrad'))
     .option('--noise-level <f>', 'SmoothGrad noise σ as a fraction of the image\'s value range', nonNegativeNumber('--noise-level'), 0.15)
     .option('--seed <n>', 'seed of the SmoothGrad noise', (v) => Number.isInteger(Number(v)) && Number(v) >= 0 ? Number(v) : failArg(`--seed must be a non-negative integer, got "${v}"`), 0)
-    .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
-    .option('--json', 'print a JSON summary (files, predicted and explained class per image)')
+    .addOption(sharedOption('threads'))
+    .addOption(sharedOption('json', { description: 'print a JSON summary (files, predicted and explained class per image)' }))
     .action(async (images: string[], f: ExplainFlags) => {
       if (f.smoothgrad && f.method !== 'saliency') throw new Error(`--smoothgrad applies to --method saliency, not ${f.method}`);
       if (f.discardRatio > 0 && f.method !== 'rollout') throw new Error(`--discard-ratio applies to --method rollout, not ${f.method}`);
@@ -68,7 +69,7 @@ export function registerExplainCommand(program: Command): void {
       const x = new Float32Array(inputs.length * c * h * w);
       inputs.forEach((t, i) => x.set(t, i * c * h * w));
 
-      const explainer = new Explainer(model, { threads: f.threads });
+      const explainer = new Explainer(model, { threads: f.threads }, meta.model);
       let explanations: Explanation[];
       try {
         explanations = await explainer.explain(x, {

@@ -15,6 +15,7 @@ import { exportModel, quantizeExport, type ExportedModel } from '../export/expor
 import { checkAgainstTessera, compareInt8, samplePixels, accuracyOn, type ExportCheck, type Int8Comparison } from '../export/verify.js';
 import { loadOnnxModel } from '../runtime/onnx_model.js';
 import { physicalCores } from '../runtime/cores.js';
+import { sharedOption } from './common_options.js';
 import { positiveInt } from './parse.js';
 
 interface ExportFlags {
@@ -35,22 +36,22 @@ const opsetArg = (v: string): number => {
 export function registerExportCommand(program: Command): void {
   program.command('export')
     .description('export a checkpoint as a self-contained .onnx file (dynamic batch, labels and preprocessing in its metadata)')
-    .requiredOption('--checkpoint <file>', 'a .safetensors checkpoint')
-    .option('--model <name>', 'architecture of a checkpoint without tessera metadata (a plain timm safetensors file)')
+    .addOption(sharedOption('checkpoint', { required: true, description: 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory)' }))
+    .addOption(sharedOption('model'))
     .requiredOption('--out <file>', 'the .onnx file to write')
     .option('--opset <n>', 'ONNX opset, 17 to 21', opsetArg, 17)
     .option('--preprocess', 'take raw pixels uint8 [B, H, W, C] and normalise inside the graph')
-    .option('--attention-map', 'add a second output, attention_map float32[batch, patches]: the attention rollout that `serve` draws over the image')
+    .option('--attention-map', 'add a second output, attention_map float32[batch, patches]: the attention rollout that `serve` draws over the image (models with a token grid)')
     .addOption(new Option('--quantize <kind>', 'dynamic quantisation of the weight matmuls').choices(['int8']))
     .option('--per-tensor', 'with --quantize: one scale per weight matrix instead of per output channel')
     .option('--exclude <names>', 'with --quantize: weights to keep in float32, comma-separated (e.g. head.weight)', (v: string) => v.split(',').filter(Boolean))
     .option('--verify <dataset>', 'built-in dataset (test split) for the accuracy check, e.g. fashion-mnist')
     .option('--calibrate <dataset>', 'same as --verify (dynamic quantisation needs no calibration data; the set is used to measure accuracy)')
-    .option('--data-dir <dir>', 'where built-in datasets are looked for first')
+    .addOption(sharedOption('dataDir'))
     .option('--verify-limit <n>', 'use the first N test images only', positiveInt('--verify-limit'))
     .option('--samples <n>', 'images for the ORT-vs-tessera check', positiveInt('--samples'), 8)
-    .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
-    .option('--json', 'print JSON')
+    .addOption(sharedOption('threads'))
+    .addOption(sharedOption('json'))
     .action(async (f: ExportFlags) => {
       if ((f.perTensor || f.exclude) && !f.quantize) throw new Error('--per-tensor and --exclude only apply with --quantize int8');
       const { model, meta } = loadCheckpoint(f.checkpoint, { model: f.model });

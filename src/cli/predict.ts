@@ -1,18 +1,19 @@
 /** `tessera predict`: top-k labels and probabilities for image files (PNG, JPEG, … anything sharp decodes). */
 import type { Command } from 'commander';
 import { loadImageForModel } from '../data/image/image.js';
-import { softmaxRows } from '../train/metrics.js';
-import { addPreprocessOptions, openForInference, type PreprocessFlags } from './preprocess_options.js';
+import { softmaxRows } from '../nn/host_math.js';
+import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
+import { openForInference } from './preprocess_options.js';
 import { positiveInt } from './parse.js';
 
-interface PredictFlags extends PreprocessFlags { topk: number; threads?: number; json?: boolean }
+type PredictFlags = PreprocessFlags & Pick<SharedValues, 'threads' | 'json'> & { topk: number };
 
 export function registerPredictCommand(program: Command): void {
   const cmd = program.command('predict').description('classify images with a checkpoint').argument('<images...>', 'image files');
   addPreprocessOptions(cmd)
     .option('--topk <k>', 'labels to show per image', positiveInt('--topk'), 5)
-    .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
-    .option('--json', 'print JSON, including each image\'s raw logits')
+    .addOption(sharedOption('threads'))
+    .addOption(sharedOption('json', { description: 'print JSON, including each image\'s raw logits' }))
     .action(async (images: string[], f: PredictFlags) => {
       const { exe, classNames, transform, close } = await openForInference(f, f.threads);
       const inputs = await Promise.all(images.map((p) => loadImageForModel(p, transform)));

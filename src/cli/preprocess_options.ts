@@ -1,49 +1,15 @@
-/** The checkpoint and preprocessing flags shared by eval and predict (timm validate.py's names). */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+/** Loading a model for eval, predict, explain and attack, with the shared preprocessing overrides (common_options.ts). */
 import { loadCheckpoint, type CheckpointMeta } from '../checkpoint/checkpoint.js';
-import type { VisionTransformer } from '../models/vit.js';
-import type { EvalTransform, Interpolation } from '../data/image/image.js';
-import { positiveInt } from './parse.js';
+import type { ImageModel } from '../models/model.js';
+import { compileInference } from '../models/executables.js';
+import type { EvalTransform } from '../data/image/image.js';
 import type { Executable } from '../runtime/compile.js';
 import { isOnnxPath, loadOnnxModel } from '../runtime/onnx_model.js';
 import { evalTransformOf } from '../export/metadata.js';
-import { compileEval } from '../train/step.js';
-
-export interface PreprocessFlags {
-  checkpoint: string;
-  model?: string;
-  imgSize?: number;
-  mean?: number[];
-  std?: number[];
-  cropPct?: number;
-  interpolation?: Interpolation;
-}
-
-const numberList = (flag: string) => (v: string): number[] => {
-  const parts = v.split(/[ ,]+/).filter(Boolean).map(Number);
-  if (!parts.length || parts.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError(`${flag} must be numbers separated by commas, got "${v}"`);
-  return parts;
-};
-
-const cropPct = (v: string): number => {
-  const n = Number(v);
-  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`--crop-pct must be in (0, 1], got "${v}"`);
-  return n;
-};
-
-export function addPreprocessOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption('--checkpoint <file>', 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or an exported .onnx file')
-    .option('--model <name>', 'architecture of a checkpoint without tessera metadata (a plain timm safetensors file)')
-    .option('--img-size <n>', 'input size override (square)', positiveInt('--img-size'))
-    .option('--mean <list>', 'normalisation mean override, e.g. 0.485,0.456,0.406', numberList('--mean'))
-    .option('--std <list>', 'normalisation std override, e.g. 0.229,0.224,0.225', numberList('--std'))
-    .option('--crop-pct <f>', 'eval resize is size / crop-pct before the centre crop', cropPct)
-    .addOption(new Option('--interpolation <kind>', 'resize interpolation').choices(['bilinear', 'bicubic']));
-}
+import type { PreprocessFlags } from './common_options.js';
 
 export interface LoadedForInference {
-  model: VisionTransformer;
+  model: ImageModel;
   meta: CheckpointMeta;
   transform: EvalTransform;
 }
@@ -64,7 +30,7 @@ export async function openForInference(f: PreprocessFlags, threads?: number): Pr
     return { exe: m.executable, classNames: m.meta.classNames, transform: withOverrides(f, base), close: () => m.dispose() };
   }
   const { model, meta, transform } = loadForInference(f);
-  const exe = await compileEval(model, { threads });
+  const exe = await compileInference(model, { threads });
   return { exe, classNames: meta.classNames, transform, close: () => exe.dispose() };
 }
 

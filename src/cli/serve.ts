@@ -5,6 +5,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { createServer, parseByteSize } from '../serve/server.js';
 import { loadServedModel } from '../serve/model_source.js';
+import { sharedOption } from './common_options.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
 interface ServeFlags {
@@ -29,7 +30,7 @@ const byteSize = (v: string): number => {
 export function registerServeCommand(program: Command): void {
   program.command('serve')
     .description('serve a model over HTTP: POST /v1/predict, /v1/predict/batch, GET /v1/model, /healthz, /metrics and a web page at /')
-    .option('--checkpoint <file>', 'a .safetensors checkpoint (exported to ONNX in memory)')
+    .addOption(sharedOption('checkpoint', { description: 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory), exported to ONNX in memory' }))
     .option('--model <file>', 'an .onnx file written by `tessera export`')
     .option('--port <n>', 'TCP port (0: any free port)', port, 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
@@ -37,7 +38,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-wait-ms <ms>', 'longest an image waits for others to join its batch', nonNegativeNumber('--max-wait-ms'), 5)
     .option('--body-limit <size>', 'largest request body, e.g. 10mb', byteSize, 10 * 2 ** 20)
     .option('--topk <k>', 'labels returned per image (requests may ask for ?topk=)', positiveInt('--topk'), 5)
-    .option('--threads <n>', 'ORT threads (default: physical cores)', positiveInt('--threads'))
+    .addOption(sharedOption('threads'))
     .option('--log', 'log every request (JSON lines on stdout)')
     .action(async (f: ServeFlags) => {
       const model = await loadServedModel({ checkpoint: f.checkpoint, onnx: f.model }, { threads: f.threads });
