@@ -84,6 +84,10 @@ export function fromTimm(raw: RawTensors, source: string, metadata: Record<strin
     } catch {
       throw new LayoutError(`${source}: the tessera metadata is not valid JSON`);
     }
+    // the layouts here are the ViT family's; checkpoints before families hold ViTs
+    if (tessera && (tessera.family ?? 'vit') !== 'vit') {
+      throw new LayoutError(`${source} holds a ${tessera.model} (${tessera.family} family); the timm, Hugging Face and torchvision layouts are converted for ViT checkpoints only`);
+    }
   }
   const args = (hubConfig?.model_args ?? {}) as Record<string, any>;
   const arch = typeof hubConfig?.architecture === 'string' ? (hubConfig.architecture as string) : undefined;
