@@ -1,5 +1,6 @@
 /** Turning a row of logits into the JSON a client gets: top-k labels with probabilities. */
 import type { OnnxModelMeta } from '../export/metadata.js';
+import { softmaxRows } from '../nn/host_math.js';
 
 export interface LabelScore { label: string; index: number; probability: number }
 /** The attention rollout over the patch grid (row-major [gh, gw]), min-max scaled to [0, 1]. */
@@ -7,10 +8,7 @@ export interface AttentionOverlay { grid: [number, number]; values: number[] }
 export interface Prediction { top: LabelScore[]; logits?: number[]; attention?: AttentionOverlay }
 
 export function topK(logits: Float32Array, classNames: readonly string[], k: number): LabelScore[] {
-  const m = Math.max(...logits);
-  const e = Array.from(logits, (v) => Math.exp(v - m));
-  const z = e.reduce((a, b) => a + b, 0);
-  return e.map((v, index) => ({ label: classNames[index] ?? String(index), index, probability: v / z }))
+  return Array.from(softmaxRows(logits, logits.length), (probability, index) => ({ label: classNames[index] ?? String(index), index, probability }))
     .sort((a, b) => b.probability - a.probability || a.index - b.index)
     .slice(0, k);
 }
