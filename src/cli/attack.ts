@@ -14,7 +14,7 @@ import {
 } from '../robust/index.js';
 import { checkClasses } from './eval.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags } from './common_options.js';
-import { loadForInference } from './preprocess_options.js';
+import { loadForInference } from './load_for_inference.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
 interface AttackFlags extends PreprocessFlags {

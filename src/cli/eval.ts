@@ -11,7 +11,7 @@ import type { EvalTransform } from '../data/transforms/transform_config.js';
 import { evaluate } from '../train/evaluate.js';
 import type { ClassificationSummary } from '../train/metrics.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
-import { openForInference } from './preprocess_options.js';
+import { openForInference } from './load_for_inference.js';
 import { nonNegativeInt, positiveInt } from './parse.js';
 import { printTable } from './output.js';
 

@@ -13,7 +13,7 @@ import { Explainer, explainMethods, type ExplainMethod, type Explanation } from 
 import { softmaxRows } from '../nn/host_math.js';
 import { toPixels } from '../robust/attack_model.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags } from './common_options.js';
-import { loadForInference } from './preprocess_options.js';
+import { loadForInference } from './load_for_inference.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
 interface ExplainFlags extends PreprocessFlags {

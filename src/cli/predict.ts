@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { loadImageForModel } from '../data/image/image.js';
 import { softmaxRows } from '../nn/host_math.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
-import { openForInference } from './preprocess_options.js';
+import { openForInference } from './load_for_inference.js';
 import { positiveInt } from './parse.js';
 
 type PredictFlags = PreprocessFlags & Pick<SharedValues, 'threads' | 'json'> & { topk: number };

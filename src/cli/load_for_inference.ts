@@ -1,4 +1,4 @@
-/** Loading a model for eval, predict, explain and attack, with the shared preprocessing overrides (common_options.ts). */
+/** Loading a model for eval, predict, explain and attack: a checkpoint or an exported .onnx file, with the shared preprocessing overrides (common_options.ts) applied. */
 import { loadCheckpoint, type CheckpointMeta } from '../checkpoint/checkpoint.js';
 import type { ImageModel } from '../models/model.js';
 import { compileInference } from '../models/executables.js';
