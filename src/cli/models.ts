@@ -4,6 +4,7 @@ import { Graph } from '../ir/graph.js';
 import { BATCH } from '../ir/shape.js';
 import { countFlops } from '../ir/flops.js';
 import { createModel, listModels } from '../models/registry.js';
+import { sharedOption } from './common_options.js';
 import { printTable } from './output.js';
 
 export interface ModelInfo {
@@ -37,7 +38,7 @@ export function describeModel(name: string): ModelInfo {
 export function registerModelsCommand(program: Command): void {
   program.command('models')
     .description('list the registered architectures with parameter count, GFLOPs per image and input size')
-    .option('--json', 'print JSON instead of a table')
+    .addOption(sharedOption('json', { description: 'print JSON instead of a table' }))
     .action((opts: { json?: boolean }) => {
       const infos = listModels().map((e) => describeModel(e.name));
       if (opts.json) {
