@@ -22,7 +22,8 @@ function fieldInfo(schema: z.ZodType): FieldInfo {
   if (t instanceof z.ZodBoolean) return { kind: 'boolean', defaultValue, description };
   if (t instanceof z.ZodEnum) return { kind: 'enum', choices: (t.options as string[]).map(String), defaultValue, description };
   if (t instanceof z.ZodArray || t instanceof z.ZodTuple) return { kind: 'numbers', defaultValue, description };
-  if (t instanceof z.ZodObject) return { kind: 'pairs', defaultValue, description };
+  // key=value maps: a fixed object, or a record whose keys another schema checks (--model-kwargs)
+  if (t instanceof z.ZodObject || t instanceof z.ZodRecord) return { kind: 'pairs', defaultValue, description };
   // e.g. --color-jitter 0.4 or 0.4,0.4,0.4,0.1: a single value stays a number
   if (t instanceof z.ZodUnion) return { kind: 'numberOrList', defaultValue, description };
   return { kind: 'string', defaultValue, description };
