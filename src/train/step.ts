@@ -41,4 +41,3 @@ export async function compileTrainStep(model: ImageModel, objective: Objective, 
   return { exe, trainable, noise, bufferUpdates };
 }
 
-export { compileInference as compileEval } from '../models/executables.js';

@@ -60,7 +60,7 @@ describe('ViT against PyTorch', () => {
     });
   }
 
-  async function logitsOf(model: VisionTransformer, inputShape: number[]): Promise<Float32Array> {
+  async function logitsOf(model: ImageModel, inputShape: number[]): Promise<Float32Array> {
     const [b, ch, h, w] = inputShape as [number, number, number, number];
     const exe = await compile((x) => model.forward(x).logits, [{ name: 'x', shape: ['batch', ch, h, w] }], { params: 'initializers' });
     const out = await exe.run({ x: deterministicInput(b * ch * h * w) });
