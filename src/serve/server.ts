@@ -3,7 +3,7 @@
  * model metadata, health, Prometheus metrics and the web page. Closing it finishes the requests
  * in flight before the model is released.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { evalTransformOf } from '../export/metadata.js';
 import { DynamicBatcher } from './batcher.js';
@@ -84,13 +84,27 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
   await app.register(multipart, { limits: { fileSize: bodyLimit, files: maxImages, fields: 16, parts: maxImages + 16 } });
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
-  // requests between arrival and response, so close() knows when none is left
-  let inFlight = 0;
+  // requests between arrival and their end, so close() knows when none is left. A request ends
+  // when answered or when its connection closes: onResponse never runs for one whose client
+  // went away (mid-upload or while it waited), so each is also ended by its socket's 'close'.
+  const inFlight = new Map<FastifyRequest, () => void>();
   let settled: (() => void) | undefined;
-  metrics.gauge('tessera_http_requests_in_flight', 'Requests received and not yet answered (uploads included).', () => inFlight);
-  app.addHook('onRequest', async () => { inFlight++; });
+  const ended = (req: FastifyRequest) => {
+    const onClose = inFlight.get(req);
+    if (!onClose) return; // already ended
+    inFlight.delete(req);
+    req.raw.socket.off('close', onClose);
+    if (inFlight.size === 0) settled?.();
+  };
+  metrics.gauge('tessera_http_requests_in_flight', 'Requests received and not yet answered or abandoned by their client (uploads included).', () => inFlight.size);
+  app.addHook('onRequest', async (req) => {
+    const onClose = () => ended(req);
+    inFlight.set(req, onClose);
+    req.raw.socket.once('close', onClose);
+    if (req.raw.socket.destroyed) ended(req); // closed before this hook ran
+  });
   app.addHook('onResponse', async (req, reply) => {
-    if (--inFlight === 0) settled?.();
+    ended(req);
     const route = req.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, method: req.method, status: String(reply.statusCode) });
     metrics.latency.observe(reply.elapsedTime / 1000, { route });
@@ -149,7 +163,7 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
       closing ??= (async () => {
         draining = true;
         const closed = app.close(); // stops accepting; new requests on open connections get 503
-        if (inFlight > 0) {
+        if (inFlight.size > 0) {
           await new Promise<void>((r) => {
             settled = r;
             setTimeout(r, o.shutdownGraceMs ?? 30_000).unref();

@@ -1,0 +1,140 @@
+/**
+ * The server against clients that misbehave, over raw sockets on 127.0.0.1: a request aborted
+ * mid-upload or while it waits for its answer ends its in-flight count (so close() does not wait
+ * out the grace period).
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metaFor } from '../../src/checkpoint/checkpoint.js';
+import { exportModel } from '../../src/export/export.js';
+import { createModel } from '../../src/models/registry.js';
+import { createServer, type TesseraServer } from '../../src/serve/server.js';
+import { startInferenceWorker, type ServedModel } from '../../src/serve/worker_model.js';
+
+const BODY_LIMIT = 1 << 20;
+let onnxBytes: Uint8Array;
+let png: Uint8Array<ArrayBuffer>;
+let server: TesseraServer;
+let url: string;
+let port: number;
+
+async function startServer(opts: Partial<Parameters<typeof createServer>[0]> = {}) {
+  const s = await createServer({ bodyLimit: BODY_LIMIT, ...opts, model: opts.model ?? await startInferenceWorker(onnxBytes) });
+  const u = await s.listen(0);
+  return { server: s, url: u, port: Number(new URL(u).port) };
+}
+
+beforeAll(async () => {
+  const model = createModel('vit_tiny_patch4_28', { seed: 11 });
+  onnxBytes = exportModel(model, metaFor('vit_tiny_patch4_28', model, Array.from({ length: 10 }, (_, i) => `class ${i}`))).bytes;
+  png = new Uint8Array(await sharp({ create: { width: 28, height: 28, channels: 3, background: { r: 20, g: 140, b: 60 } } }).png().toBuffer());
+  ({ server, url, port } = await startServer());
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+/** The in-flight gauge, less the /metrics request that reads it. */
+const inFlight = async (base = url) =>
+  metric(await (await fetch(`${base}/metrics`, { headers: { connection: 'close' } })).text(), 'tessera_http_requests_in_flight') - 1;
+
+async function until(what: string, ok: () => Promise<boolean>, ms = 5000): Promise<void> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms;) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+/** A socket on the server whose connection is open. */
+const open = (p = port) => new Promise<Socket>((resolve, reject) => {
+  const s = connect(p, '127.0.0.1', () => resolve(s));
+  s.once('error', reject);
+});
+
+const head = (path: string, type: string, length: number) =>
+  `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: ${type}\r\ncontent-length: ${length}\r\n\r\n`;
+
+function multipart(files: Uint8Array[], boundary = 'tessera-test-boundary'): Buffer {
+  const parts = files.flatMap((f, i) => [
+    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="images"; filename="${i}.png"\r\ncontent-type: image/png\r\n\r\n`), f, Buffer.from('\r\n')]);
+  return Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)]);
+}
+
+interface RawResponse { status: number; body: { error?: string; message?: string }; sentWhenAnswered: number }
+
+/**
+ * Sends `body` after the headers, honouring backpressure, and resolves with the response: the
+ * status, the JSON body and how many body bytes had been handed to the socket when it arrived.
+ * The client stops sending once answered; a reset after the answer is not an error.
+ */
+function rawPost(path: string, type: string, body: Buffer, p = port): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const s = connect(p, '127.0.0.1');
+    let sent = 0;
+    let sentWhenAnswered = -1;
+    let text = '';
+    const finish = () => {
+      const m = /^HTTP\/1\.1 (\d+)[^]*?\r\ncontent-length: (\d+)[^]*?\r\n\r\n([^]*)$/i.exec(text);
+      if (!m || Buffer.byteLength(m[3]!) < Number(m[2])) return false;
+      s.destroy();
+      resolve({ status: Number(m[1]), body: JSON.parse(m[3]!), sentWhenAnswered });
+      return true;
+    };
+    s.on('data', (d) => {
+      if (sentWhenAnswered < 0) sentWhenAnswered = sent;
+      text += d;
+      finish();
+    });
+    s.on('error', (e) => { if (!finish()) reject(e); });
+    s.on('close', () => { if (!finish()) reject(new Error(`the connection closed before a whole response: ${JSON.stringify(text.slice(0, 200))}`)); });
+    s.write(head(path, type, body.length));
+    const chunk = 64 * 1024;
+    const pump = () => {
+      while (sent < body.length && sentWhenAnswered < 0 && !s.destroyed) {
+        const piece = body.subarray(sent, sent + chunk);
+        sent += piece.length;
+        if (!s.write(piece)) return void s.once('drain', pump);
+      }
+    };
+    pump();
+  });
+}
+
+describe('a client that aborts', () => {
+  it('mid-upload, raw or multipart, or while waiting for its answer: in flight returns to 0 and close() does not wait for the grace period', async () => {
+    // the model waits for the gate, so the complete request is still waiting for its answer when it aborts
+    let openGate!: () => void;
+    const gate = new Promise<void>((r) => { openGate = r; });
+    const worker = await startInferenceWorker(onnxBytes);
+    const gated: ServedModel = { meta: worker.meta, bytes: worker.bytes, run: async (x) => { await gate; return worker.run(x); }, dispose: () => worker.dispose() };
+    const s = await startServer({ model: gated, shutdownGraceMs: 8000 });
+    try {
+      const raw = await open(s.port);
+      raw.write(Buffer.concat([Buffer.from(head('/v1/predict', 'image/png', png.length)), png.subarray(0, png.length >> 1)]));
+      const form = multipart([png]);
+      const multi = await open(s.port);
+      multi.write(Buffer.concat([Buffer.from(head('/v1/predict/batch', 'multipart/form-data; boundary=tessera-test-boundary', form.length)), form.subarray(0, form.length - 40)]));
+      const waiting = await open(s.port);
+      waiting.write(Buffer.concat([Buffer.from(head('/v1/predict', 'image/png', png.length)), png]));
+      await until('3 requests in flight', async () => (await inFlight(s.url)) === 3 && s.server.batcher.busy);
+      for (const c of [raw, multi, waiting]) c.destroy();
+      await until('no request in flight', async () => (await inFlight(s.url)) === 0);
+      // the abandoned request's answer is computed and dropped; the server still answers, and the count still balances
+      openGate();
+      const ok = await fetch(`${s.url}/v1/predict`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
+      expect(ok.status).toBe(200);
+      expect(await inFlight(s.url)).toBe(0);
+      const t0 = Date.now();
+      await s.server.close();
+      expect(Date.now() - t0).toBeLessThan(3000); // well under the grace period
+    } finally {
+      openGate();
+      await s.server.close();
+    }
+  }, 20_000);
+});
