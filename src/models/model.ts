@@ -164,6 +164,12 @@ export interface ModelFamily<C extends CommonModelArgs = CommonModelArgs> {
    */
   kwargsSchema: z.ZodObject;
   create(config: Partial<C>): ImageModel;
+  /**
+   * A tiny config of the family (a few thousand parameters, a small image) that still has every
+   * kind of layer: the registry smoke test trains a step of it, so each family costs the suite
+   * about a second whatever the size of its registered entries.
+   */
+  tinyArgs: Partial<C>;
   /** A one-line error for kwargs that validate alone but make no sense for model `name`, or undefined. */
   checkKwargs?(kwargs: Record<string, unknown>, model: ImageModel, name: string): string | undefined;
 }

@@ -32,6 +32,8 @@ export interface ModelEntry {
   pretrained: PretrainedConfig;
   /** Notes for `tessera models`, e.g. the dataset a small preset is meant for. */
   description?: string;
+  /** The reference implementation's parameter count for this entry (timm's, HF's…): the registry test checks it. */
+  params?: number;
 }
 
 const registry = new Map<string, ModelEntry>();

@@ -230,6 +230,7 @@ registerFamily<VitConfig>({
   defaults: vitDefaults,
   kwargsSchema: vitKwargsSchema,
   create: (config) => new VisionTransformer(config),
+  tinyArgs: { imgSize: 16, patchSize: 4, inChans: 3, numClasses: 5, embedDim: 24, depth: 2, numHeads: 2, mlpRatio: 2, distilled: true },
   // stem settings on a model without a conv stem would be ignored silently: an error instead
   checkKwargs(kwargs, model, name) {
     const given = ['stem_width', 'stem_strides', 'stem_norm'].filter((k) => kwargs[k.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase())] !== undefined);

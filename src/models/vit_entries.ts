@@ -14,8 +14,27 @@ const deit = (over: Partial<PretrainedConfig> = {}) => imagenet(224, { mean: IMA
 
 export const vitEntries: ModelEntry[] = [];
 function vit(name: string, config: Partial<VitConfig>, pretrained: PretrainedConfig, description?: string) {
-  vitEntries.push({ name, family: 'vit', config, pretrained, description });
+  vitEntries.push({ name, family: 'vit', config, pretrained, description, params: TIMM_PARAMS[name] });
 }
+
+/** Parameter counts of timm's models at 1,000 classes (timm 1.0, instantiated), which the registry test checks. */
+const TIMM_PARAMS: Record<string, number> = {
+  vit_tiny_patch16_224: 5_717_416,
+  vit_small_patch16_224: 22_050_664,
+  vit_base_patch16_224: 86_567_656,
+  vit_large_patch16_224: 304_326_632,
+  vit_tiny_patch16_384: 5_790_376,
+  vit_small_patch16_384: 22_196_584,
+  vit_base_patch16_384: 86_859_496,
+  vit_small_patch32_224: 22_878_952,
+  vit_base_patch32_224: 88_224_232,
+  deit_tiny_patch16_224: 5_717_416,
+  deit_small_patch16_224: 22_050_664,
+  deit_base_patch16_224: 86_567_656,
+  deit_tiny_distilled_patch16_224: 5_910_800,
+  deit_small_distilled_patch16_224: 22_436_432,
+  deit_base_distilled_patch16_224: 87_338_192,
+};
 
 //  name                              patch          dim             depth      heads                          preprocessing
 vit('vit_tiny_patch16_224', { patchSize: 16, embedDim: 192, depth: 12, numHeads: 3 }, imagenet(224));

@@ -99,6 +99,7 @@ registerFamily<ToyConfig>({
   defaults: toyDefaults,
   kwargsSchema: z.object({ hidden: z.number().int().positive(), momentum: z.number().gt(0).lt(1) }).partial().strict(),
   create: (config) => new ToyMlp(config),
+  tinyArgs: { hidden: 8 },
 });
 registerModel({
   name: 'toy_mlp_28', family: 'toy', config: { hidden: 32 },
