@@ -36,7 +36,7 @@ export function registerServeCommand(program: Command): void {
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--max-batch <n>', 'most images per model run; 1 turns dynamic batching off', positiveInt('--max-batch'), 32)
     .option('--max-wait-ms <ms>', 'longest an image waits for others to join its batch', nonNegativeNumber('--max-wait-ms'), 5)
-    .option('--body-limit <size>', 'largest request body, e.g. 10mb', byteSize, 10 * 2 ** 20)
+    .option('--body-limit <size>', 'largest request body, e.g. 10mb; a multipart body counts whole (all its files together); beyond it 413', byteSize, 10 * 2 ** 20)
     .option('--topk <k>', 'labels returned per image (requests may ask for ?topk=)', positiveInt('--topk'), 5)
     .addOption(sharedOption('threads'))
     .option('--log', 'log every request (JSON lines on stdout)')

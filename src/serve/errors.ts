@@ -29,6 +29,10 @@ const KNOWN: Record<string, [number, string]> = {
   FST_ERR_VALIDATION: [400, 'invalid_request'],
 };
 
+/** The 413 for a body over --body-limit, raw or multipart. */
+export const bodyTooLarge = (limit: number) => new HttpError(413, 'payload_too_large',
+  `the request body is over the ${limit}-byte limit (--body-limit); a multipart body counts all its files together`);
+
 export function errorBody(e: FastifyError | HttpError | Error): { status: number; body: ErrorBody } {
   if (e instanceof HttpError) return { status: e.statusCode, body: { error: e.code, message: e.message } };
   const code = (e as FastifyError).code;
@@ -45,7 +49,10 @@ export function handleError(e: FastifyError, req: FastifyRequest, reply: Fastify
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     body.message = `Content-Type ${req.headers['content-type'] ?? '(none)'} is not accepted; send ${ACCEPTED_TYPES}`;
   }
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.code === 'FST_REQ_FILE_TOO_LARGE') body.message = bodyTooLarge(req.routeOptions.bodyLimit).message;
   if (status >= 500) req.log.error(e);
+  // a body refused before its end (too large, unparseable) is not read on: the connection closes
+  if (!req.raw.complete) void reply.header('connection', 'close');
   void reply.code(status).type('application/json').send(body);
 }
 

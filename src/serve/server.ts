@@ -21,7 +21,7 @@ export interface ServeOptions {
   maxBatch?: number;
   /** Longest an image waits for others to join its batch. Default 5 ms. */
   maxWaitMs?: number;
-  /** Largest request body (and multipart file) in bytes. Default 10 MiB. */
+  /** Largest request body in bytes; a multipart body counts whole, all its files together. Default 10 MiB. */
   bodyLimit?: number;
   /** Labels returned per image unless ?topk= says otherwise. Default 5. */
   topk?: number;
@@ -131,12 +131,12 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
   }
 
   app.post<{ Querystring: PredictQuery }>('/v1/predict', { schema: { querystring: querySchema } }, async (req) => {
-    const [p] = await classify(await readImages(req, 1), req.query);
+    const [p] = await classify(await readImages(req, 1, { bodyLimit }), req.query);
     return { model: meta.model, ...p };
   });
 
   app.post<{ Querystring: PredictQuery }>('/v1/predict/batch', { schema: { querystring: querySchema } }, async (req) => {
-    const results = await classify(await readImages(req, maxImages, { json: true }), req.query);
+    const results = await classify(await readImages(req, maxImages, { json: true, bodyLimit }), req.query);
     return { model: meta.model, results };
   });
 

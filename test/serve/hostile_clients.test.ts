@@ -1,7 +1,9 @@
 /**
  * The server against clients that misbehave, over raw sockets on 127.0.0.1: a request aborted
  * mid-upload or while it waits for its answer ends its in-flight count (so close() does not wait
- * out the grace period).
+ * out the grace period), a truncated or boundary-less multipart body is the client's error (400),
+ * and --body-limit caps a multipart request as a whole: 413 as soon as the total passes it, before
+ * the client has sent the rest.
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
@@ -137,4 +139,54 @@ describe('a client that aborts', () => {
       await s.server.close();
     }
   }, 20_000);
+});
+
+describe('a malformed multipart body', () => {
+  const expectBadMultipart = (r: RawResponse) => {
+    expect(r.status).toBe(400);
+    expect(r.body.error).toBe('invalid_multipart');
+    expect(r.body.message).toMatch(/^the multipart\/form-data body is malformed: /);
+    expect(r.body.message).not.toContain('\n');
+  };
+
+  it('truncated (no closing boundary) or without a boundary: 400 invalid_multipart, one line', async () => {
+    const form = multipart([png, png]);
+    const truncated = form.subarray(0, form.length - 30);
+    expectBadMultipart(await rawPost('/v1/predict/batch', 'multipart/form-data; boundary=tessera-test-boundary', truncated));
+    const one = multipart([png]);
+    expectBadMultipart(await rawPost('/v1/predict', 'multipart/form-data; boundary=tessera-test-boundary', one.subarray(0, one.length - 30)));
+    expectBadMultipart(await rawPost('/v1/predict', 'multipart/form-data; boundary=tessera-test-boundary', one.subarray(0, 120))); // inside the part header
+    expectBadMultipart(await rawPost('/v1/predict/batch', 'multipart/form-data', form));
+    expectBadMultipart(await rawPost('/v1/predict/batch', 'multipart/form-data; boundary=not-the-one-used', form));
+    const res = await fetch(`${url}/v1/predict`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
+    expect(res.status).toBe(200);
+  }, 30_000);
+});
+
+describe('--body-limit on a multipart request', () => {
+  it('caps the whole body: many files each under the limit get 413 before the client has sent the rest', async () => {
+    // 200 files of 256 KiB (each a quarter of the limit, fewer than the 256-file cap): 50 MiB in all
+    const form = multipart(Array.from({ length: 200 }, () => randomBytes(256 * 1024)));
+    const r = await rawPost('/v1/predict/batch', 'multipart/form-data; boundary=tessera-test-boundary', form);
+    expect(r.status).toBe(413);
+    expect(r.body.error).toBe('payload_too_large');
+    expect(r.body.message).toBe(`the request body is over the ${BODY_LIMIT}-byte limit (--body-limit); a multipart body counts all its files together`);
+    // the server stopped reading: what was sent is the limit plus what the sockets' buffers hold
+    expect(r.sentWhenAnswered).toBeGreaterThan(0);
+    expect(r.sentWhenAnswered).toBeLessThan(form.length / 2);
+    // a raw body over the limit says the same
+    const raw = await rawPost('/v1/predict', 'image/png', form);
+    expect(raw.status).toBe(413);
+    expect(raw.body.message).toBe(r.body.message);
+    const ok = await fetch(`${url}/v1/predict/batch`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
+    expect(ok.status).toBe(200);
+    expect(await inFlight()).toBe(0);
+  }, 30_000);
+
+  it('a multipart body under the limit is still read whole', async () => {
+    const form = multipart(Array.from({ length: 12 }, () => png));
+    const r = await rawPost('/v1/predict/batch', 'multipart/form-data; boundary=tessera-test-boundary', form);
+    expect(r.status).toBe(200);
+    expect((r.body as { results?: unknown[] }).results).toHaveLength(12);
+  }, 30_000);
 });
