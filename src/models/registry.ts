@@ -6,6 +6,7 @@
 import type { Interpolation } from './pos_embed.js';
 import { getFamily, type CommonModelArgs, type ImageModel } from './model.js';
 import { vitEntries } from './vit_entries.js';
+import { swinEntries } from './swin.js';
 
 export interface PretrainedConfig {
   /** [C, H, W] */
@@ -71,3 +72,4 @@ export function familyOf(modelName: string): string {
 }
 
 for (const e of vitEntries) registerModel(e);
+for (const e of swinEntries) registerModel(e);

@@ -1,0 +1,440 @@
+/**
+ * Swin Transformer — "Swin Transformer: Hierarchical Vision Transformer using Shifted Windows"
+ * (Liu et al. 2021, https://arxiv.org/abs/2103.14030) — as timm ≥ 0.9 builds it
+ * (`swin_transformer.py`): patch embedding + LayerNorm, stages of window attention with a learned
+ * relative position bias, every second block on windows shifted by half a window (with timm's
+ * −100 mask between regions that the shift brought together), patch merging at the start of
+ * stages 1–3, the final norm, average pooling and `head.fc`.
+ *
+ * Parameter names are timm's, so its state dicts load with no mapping; Microsoft's original
+ * checkpoints and timm ≤ 0.6 ones (downsample at the end of stages, `head.weight`, saved index and
+ * mask buffers) are remapped on load as timm's `checkpoint_filter_fn` does.
+ *
+ * Tokens travel as [B, H, W, C] (timm's NHWC); windows as [B·nW, w·w, C].
+ */
+import { z } from 'zod';
+import type { Tensor } from '../ir/tensor.js';
+import { add, concat, gather, matmul, mean, mT, mul, pad, reshape, slice, softmax, transpose } from '../ops/index.js';
+import { Random } from '../random.js';
+import { Module, StateDictError, type StateDict } from '../nn/module.js';
+import { LayerNorm, Linear } from '../nn/layers.js';
+import { Mlp } from '../nn/transformer.js';
+import { PatchEmbed } from '../nn/patch_embed.js';
+import { truncNormal } from '../nn/init.js';
+import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
+import { adaptInputConv } from './adapt_input.js';
+import type { ModelEntry, PretrainedConfig } from './registry.js';
+import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type NoiseInput } from './model.js';
+
+export interface SwinConfig extends CommonModelArgs {
+  patchSize: number;
+  /** Channels of stage 0; stage i has embedDim · 2^i. */
+  embedDim: number;
+  /** Blocks per stage. */
+  depths: readonly number[];
+  /** Attention heads per stage. */
+  numHeads: readonly number[];
+  /** Window side; a stage whose resolution is not larger uses its resolution and no shift. */
+  windowSize: number;
+  mlpRatio: number;
+  qkvBias: boolean;
+  /** LayerNorm epsilon (PyTorch's nn.LayerNorm default, as timm's Swin uses). */
+  eps: number;
+}
+
+export const swinDefaults: SwinConfig = {
+  imgSize: 224, inChans: 3, numClasses: 1000, dropPathRate: 0.1, dropRate: 0, seed: 0,
+  patchSize: 4, embedDim: 96, depths: [2, 2, 6, 2], numHeads: [3, 6, 12, 24], windowSize: 7, mlpRatio: 4, qkvBias: true, eps: 1e-5,
+};
+
+const count = z.number().int().positive();
+export const swinKwargsSchema = z.object({
+  patchSize: count, embedDim: count, depths: z.array(count).min(1), numHeads: z.array(count).min(1), windowSize: count,
+  mlpRatio: z.number().positive(), qkvBias: z.boolean(), eps: z.number().positive(),
+}).partial().strict();
+
+// ---- window helpers --------------------------------------------------------------------------
+
+/** torch.roll along one axis: out[i] = x[(i − shift) mod n]. */
+function roll(x: Tensor, shift: number, axis: number): Tensor {
+  const n = x.shape[axis] as number;
+  const s = ((shift % n) + n) % n;
+  if (s === 0) return x;
+  return concat([slice(x, [axis], [n - s], [n]), slice(x, [axis], [0], [n - s])], axis);
+}
+
+/** [B, H, W, C] → [B·nW, w·w, C], windows in row-major order (timm's window_partition). */
+function windowPartition(x: Tensor, w: number): Tensor {
+  const [, h, wd, c] = x.shape as [unknown, number, number, number];
+  const windows = transpose(reshape(x, [-1, h / w, w, wd / w, w, c]), [0, 1, 3, 2, 4, 5]); // [B, H/w, W/w, w, w, C]
+  return reshape(windows, [-1, w * w, c]);
+}
+
+/** The inverse of windowPartition: [B·nW, w·w, C] → [B, H, W, C]. */
+function windowReverse(windows: Tensor, w: number, h: number, wd: number): Tensor {
+  const c = windows.shape[2] as number;
+  const x = transpose(reshape(windows, [-1, h / w, wd / w, w, w, c]), [0, 1, 3, 2, 4, 5]); // [B, H/w, w, W/w, w, C]
+  return reshape(x, [-1, h, wd, c]);
+}
+
+/** timm's get_relative_position_index: for each (query, key) pair of a w×w window, its row in the bias table. */
+export function relativePositionIndex(w: number): BigInt64Array {
+  const n = w * w;
+  const out = new BigInt64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const dy = Math.floor(i / w) - Math.floor(j / w) + w - 1;
+      const dx = (i % w) - (j % w) + w - 1;
+      out[i * n + j] = BigInt(dy * (2 * w - 1) + dx);
+    }
+  }
+  return out;
+}
+
+/**
+ * The shifted-window mask [nW, N, N] of a (padded) hp×wp map: 0 within a region, −100 across
+ * the 3×3 regions the cyclic shift brings into one window (timm's values, not −inf).
+ */
+export function shiftedWindowMask(hp: number, wp: number, w: number, shift: number): Float32Array {
+  const region = (i: number, size: number) => (i < size - w ? 0 : i < size - shift ? 1 : 2);
+  const label = (y: number, x: number) => region(y, hp) * 3 + region(x, wp);
+  const n = w * w;
+  const nw = (hp / w) * (wp / w);
+  const out = new Float32Array(nw * n * n);
+  for (let win = 0; win < nw; win++) {
+    const oy = Math.floor(win / (wp / w)) * w;
+    const ox = (win % (wp / w)) * w;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        const a = label(oy + Math.floor(i / w), ox + (i % w));
+        const b = label(oy + Math.floor(j / w), ox + (j % w));
+        out[(win * n + i) * n + j] = a === b ? 0 : -100;
+      }
+    }
+  }
+  return out;
+}
+
+// ---- blocks ----------------------------------------------------------------------------------
+
+/** W-MSA / SW-MSA: attention inside each window, plus a relative position bias per head. */
+export class WindowAttention extends Module {
+  readonly headDim: number;
+  readonly qkv: Linear;
+  readonly proj: Linear;
+  private readonly index: BigInt64Array;
+
+  constructor(readonly dim: number, readonly numHeads: number, readonly window: number, rng: Random, qkvBias: boolean) {
+    super();
+    if (dim % numHeads !== 0) throw new RangeError(`WindowAttention: dim ${dim} is not divisible by ${numHeads} heads`);
+    this.headDim = dim / numHeads;
+    this.addParam('relative_position_bias_table', [(2 * window - 1) ** 2, numHeads], truncNormal(0.02), rng);
+    this.qkv = this.addChild('qkv', new Linear(dim, dim * 3, rng, { bias: qkvBias }));
+    this.proj = this.addChild('proj', new Linear(dim, dim, rng));
+    this.index = relativePositionIndex(window);
+  }
+
+  /** windows [B·nW, N, C], mask [nW, N, N] or none → [B·nW, N, C]. */
+  forward(x: Tensor, mask?: { values: Float32Array; windows: number }): Tensor {
+    const g = x.graph;
+    return this.scoped(g, () => {
+      const [, n, c] = x.shape as [unknown, number, number];
+      const h = this.numHeads;
+      const d = this.headDim;
+      const qkv = transpose(reshape(this.qkv.forward(x), [-1, n, 3, h, d]), [2, 0, 3, 1, 4]); // [3, B·nW, H, N, D]
+      const part = (i: number) => reshape(slice(qkv, [0], [i], [i + 1]), [-1, h, n, d]); // [B·nW, H, N, D]
+      const [q, k, v] = [part(0), part(1), part(2)];
+      const table = this.p(g, 'relative_position_bias_table'); // [(2w−1)², H]
+      const bias = transpose(reshape(gather(table, g.constant(this.index, [n * n], 'int64'), 0), [n, n, h]), [2, 0, 1]); // [H, N, N]
+      let attn = add(matmul(mul(q, d ** -0.5), mT(k)), bias); // [B·nW, H, N, N]
+      if (mask) {
+        const nw = mask.windows;
+        const m = g.constant(mask.values, [1, nw, 1, n, n], 'float32');
+        attn = reshape(add(reshape(attn, [-1, nw, h, n, n]), m), [-1, h, n, n]);
+      }
+      const y = reshape(transpose(matmul(softmax(attn, -1), v), [0, 2, 1, 3]), [-1, n, c]); // [B·nW, N, C]
+      return this.proj.forward(y);
+    });
+  }
+}
+
+export class SwinBlock extends Module {
+  readonly norm1: LayerNorm;
+  readonly attn: WindowAttention;
+  readonly norm2: LayerNorm;
+  readonly mlp: Mlp;
+  /** Window side and shift after clamping to the stage's resolution. */
+  readonly window: number;
+  readonly shift: number;
+  private readonly mask?: { values: Float32Array; windows: number };
+
+  /**
+   * `resolution` decides the clamping (timm's, halved with floor per stage); `size` is the side of
+   * the tensor (halved with ceil: patch merging pads an odd map), which the mask covers.
+   */
+  constructor(dim: number, readonly resolution: number, size: number, heads: number, window: number, shift: number, rng: Random, c: SwinConfig) {
+    super();
+    // timm: a stage not larger than the window is one window, unshifted
+    this.window = resolution <= window ? resolution : window;
+    this.shift = resolution <= window ? 0 : shift;
+    this.norm1 = this.addChild('norm1', new LayerNorm(dim, c.eps));
+    this.attn = this.addChild('attn', new WindowAttention(dim, heads, this.window, rng, c.qkvBias));
+    this.norm2 = this.addChild('norm2', new LayerNorm(dim, c.eps));
+    this.mlp = this.addChild('mlp', new Mlp(dim, Math.trunc(dim * c.mlpRatio), rng));
+    if (this.shift > 0) {
+      const padded = Math.ceil(size / this.window) * this.window;
+      this.mask = { values: shiftedWindowMask(padded, padded, this.window, this.shift), windows: (padded / this.window) ** 2 };
+    }
+  }
+
+  /** Shift, pad to whole windows, attend per window, merge, unpad, shift back: [B, H, W, C] → same. */
+  private windowAttention(x: Tensor): Tensor {
+    const g = x.graph;
+    const [, h, w] = x.shape as [unknown, number, number, number];
+    const win = this.window;
+    const s = this.shift;
+    return this.scoped(g, () => {
+      let shifted = s ? roll(roll(x, -s, 1), -s, 2) : x;
+      // timm rolls first, then zero-pads bottom/right; the pad tokens are not masked
+      const padH = (win - (h % win)) % win;
+      const padW = (win - (w % win)) % win;
+      if (padH || padW) shifted = pad(shifted, [0, 0, 0, 0, 0, padH, padW, 0]);
+      const [hp, wp] = [h + padH, w + padW];
+      const out = this.attn.forward(windowPartition(shifted, win), this.mask); // [B·nW, N, C]
+      let merged = windowReverse(out, win, hp, wp); // [B, Hp, Wp, C]
+      if (padH || padW) merged = slice(merged, [1, 2], [0, 0], [h, w]);
+      return s ? roll(roll(merged, s, 1), s, 2) : merged;
+    });
+  }
+
+  /** x + attn(norm1(x)), then + mlp(norm2(x)); `scale` is drop-path's per-sample [B, 1, 1, 1] for each branch. */
+  forward(x: Tensor, scale?: { attn: Tensor; mlp: Tensor }): Tensor {
+    const g = x.graph;
+    const branch = (t: Tensor, k?: Tensor) => (k ? this.scoped(g, () => mul(t, k)) : t);
+    const x1 = this.scoped(g, () => add(x, branch(this.windowAttention(this.norm1.forward(x)), scale?.attn)));
+    const m = this.mlp.forward(this.norm2.forward(x1));
+    return this.scoped(g, () => add(x1, branch(m, scale?.mlp)));
+  }
+}
+
+/** Merges each 2×2 neighbourhood: [B, H, W, C] → LayerNorm(4C) → Linear(4C → 2C, no bias) → [B, H/2, W/2, 2C]. */
+export class PatchMerging extends Module {
+  readonly norm: LayerNorm;
+  readonly reduction: Linear;
+
+  constructor(readonly dim: number, outDim: number, rng: Random, eps: number) {
+    super();
+    this.norm = this.addChild('norm', new LayerNorm(4 * dim, eps));
+    this.reduction = this.addChild('reduction', new Linear(4 * dim, outDim, rng, { bias: false }));
+  }
+
+  forward(x: Tensor): Tensor {
+    const g = x.graph;
+    const merged = this.scoped(g, () => {
+      let [, h, w, c] = x.shape as [unknown, number, number, number];
+      let y = x;
+      if (h % 2 || w % 2) y = pad(y, [0, 0, 0, 0, 0, h % 2, w % 2, 0]);
+      [h, w] = [h + (h % 2), w + (w % 2)];
+      // timm's reshape(B, H/2, 2, W/2, 2, C).permute(0, 1, 3, 4, 2, 5): 4C ordered (column offset, row offset, channel)
+      return reshape(transpose(reshape(y, [-1, h / 2, 2, w / 2, 2, c]), [0, 1, 3, 4, 2, 5]), [-1, h / 2, w / 2, 4 * c]);
+    });
+    return this.reduction.forward(this.norm.forward(merged));
+  }
+}
+
+/** One stage: patch merging (stages 1…), then its blocks, alternately unshifted and shifted. */
+export class SwinStage extends Module {
+  readonly downsample?: PatchMerging;
+  readonly blocks: SwinBlock[];
+
+  constructor(inDim: number, readonly dim: number, readonly resolution: number, size: number, depth: number, heads: number, downsample: boolean, rng: Random, c: SwinConfig) {
+    super();
+    if (downsample) this.downsample = this.addChild('downsample', new PatchMerging(inDim, dim, rng, c.eps));
+    this.blocks = Array.from({ length: depth }, (_, i) =>
+      this.addChild(`blocks.${i}`, new SwinBlock(dim, resolution, size, heads, c.windowSize, i % 2 === 0 ? 0 : Math.floor(c.windowSize / 2), rng, c)));
+  }
+}
+
+// ---- model -----------------------------------------------------------------------------------
+
+/** timm's PatchEmbed with a norm and NHWC output: [B, C, H, W] → [B, H/p, W/p, D]. */
+class SwinPatchEmbed extends PatchEmbed {
+  readonly norm: LayerNorm;
+
+  constructor(c: SwinConfig, rng: Random) {
+    super(c.imgSize, c.patchSize, c.inChans, c.embedDim, rng);
+    this.norm = this.addChild('norm', new LayerNorm(c.embedDim, c.eps));
+  }
+
+  forwardNhwc(x: Tensor): Tensor {
+    const [gh, gw] = this.gridSize;
+    const tokens = this.norm.forward(this.forward(x)); // [B, N, D]
+    return this.scoped(x.graph, () => reshape(tokens, [-1, gh, gw, this.embedDim]));
+  }
+}
+
+export class SwinTransformer extends ImageModel {
+  readonly family = 'swin';
+  readonly config: SwinConfig;
+  readonly patchEmbed: SwinPatchEmbed;
+  readonly layers: SwinStage[];
+  readonly norm: LayerNorm;
+  readonly head?: Linear;
+  private readonly totalDepth: number;
+
+  constructor(config: Partial<SwinConfig> = {}) {
+    super();
+    const c = (this.config = { ...swinDefaults, ...config });
+    if (c.depths.length !== c.numHeads.length) throw new RangeError(`swin: depths [${c.depths.join(', ')}] and num_heads [${c.numHeads.join(', ')}] need one entry per stage`);
+    const rng = new Random(c.seed);
+    this.patchEmbed = this.addChild('patch_embed', new SwinPatchEmbed(c, rng));
+    // timm clamps each stage's window by the grid halved with floor; the tensor is halved with ceil
+    let [resolution, size] = [this.patchEmbed.gridSize[0], this.patchEmbed.gridSize[0]];
+    let inDim = c.embedDim;
+    this.layers = c.depths.map((depth, i) => {
+      if (i > 0) [resolution, size] = [Math.floor(resolution / 2), Math.ceil(size / 2)];
+      const dim = c.embedDim * 2 ** i;
+      const stage = this.addChild(`layers.${i}`, new SwinStage(inDim, dim, resolution, size, depth, c.numHeads[i]!, i > 0, rng, c));
+      inDim = dim;
+      return stage;
+    });
+    this.totalDepth = c.depths.reduce((a, b) => a + b, 0);
+    this.norm = this.addChild('norm', new LayerNorm(this.numFeatures, c.eps));
+    if (c.numClasses > 0) this.head = this.addChild('head.fc', new Linear(this.numFeatures, c.numClasses, rng));
+  }
+
+  get numFeatures(): number {
+    return this.config.embedDim * 2 ** (this.config.depths.length - 1);
+  }
+
+  /** drop_path [B, blocks·2] (timm's rate rising linearly over all blocks of all stages) and head_drop [B, D]. */
+  override noiseInputs(): NoiseInput[] {
+    const c = this.config;
+    const total = this.totalDepth;
+    const d = this.numFeatures;
+    const out: NoiseInput[] = [];
+    if (c.dropPathRate > 0) out.push({ name: 'drop_path', perSample: total * 2, salt: 0xd209, draw: (rng, batch) => dropPathScales(rng, c.dropPathRate, total, batch) });
+    if (c.dropRate > 0) out.push({ name: 'head_drop', perSample: d, salt: 0xd20b, draw: (rng, batch) => dropoutScales(rng, c.dropRate, batch * d) });
+    return out;
+  }
+
+  /** Images [B, C, H, W] → normalised features [B, H', W', D]. */
+  forwardFeatures(x: Tensor, { noise }: ForwardOptions = {}): Tensor {
+    const g = x.graph;
+    const dropPath = noise?.drop_path;
+    let h = this.patchEmbed.forwardNhwc(x);
+    let block = 0;
+    for (const stage of this.layers) {
+      if (stage.downsample) h = stage.downsample.forward(h);
+      for (const b of stage.blocks) {
+        const i = block++;
+        const scale = dropPath && this.scoped(g, () => ({
+          attn: reshape(slice(dropPath, [1], [2 * i], [2 * i + 1]), [-1, 1, 1, 1]), // [B, 1, 1, 1]
+          mlp: reshape(slice(dropPath, [1], [2 * i + 1], [2 * i + 2]), [-1, 1, 1, 1]),
+        }));
+        h = b.forward(h, scale);
+      }
+    }
+    return this.norm.forward(h);
+  }
+
+  /** Average over H'·W', dropout, head.fc. */
+  forwardHead(features: Tensor, { noise }: ForwardOptions = {}): { logits: Tensor; features: Tensor } {
+    const g = features.graph;
+    const pooled = this.scoped(g, () => mean(features, [1, 2])); // [B, D]
+    const headDrop = noise?.head_drop;
+    const dropped = headDrop ? this.scoped(g, () => mul(pooled, headDrop)) : pooled;
+    return { logits: this.head ? this.head.forward(dropped) : dropped, features: pooled };
+  }
+
+  /** timm's group_matcher: the stem 0, blocks numbered through the stages (a stage's downsample with its first block), then norm and head. */
+  layerGrouping(): LayerGrouping {
+    const starts = this.config.depths.map((_, i) => this.config.depths.slice(0, i).reduce((a, b) => a + b, 0));
+    const total = this.totalDepth;
+    return {
+      blocks: total,
+      layerOf(key) {
+        if (key.startsWith('patch_embed.')) return 0;
+        const m = /^layers\.(\d+)\.(?:blocks\.(\d+)|downsample)\./.exec(key);
+        if (m) return starts[Number(m[1])]! + Number(m[2] ?? 0) + 1;
+        return total + 1;
+      },
+    };
+  }
+
+  headKeys(): string[] {
+    return ['head.fc.weight', 'head.fc.bias'];
+  }
+
+  override adaptPretrained(sd: StateDict): { state: StateDict; notes: string[] } {
+    const pe = sd['patch_embed.proj.weight'];
+    if (!pe || pe.shape[1] === this.config.inChans) return { state: sd, notes: [] };
+    return {
+      state: { ...sd, 'patch_embed.proj.weight': adaptInputConv(pe.data, pe.shape, this.config.inChans) },
+      notes: [`patch embedding adapted from ${pe.shape[1]} to ${this.config.inChans} input channels`],
+    };
+  }
+
+  /** Loads timm ≥ 0.9 keys, or remaps Microsoft's / timm ≤ 0.6 layout first (see `swinCheckpointFilter`). */
+  override loadStateDict(sd: StateDict, strict = true): { missing: string[]; unexpected: string[] } {
+    return super.loadStateDict(swinCheckpointFilter(sd), strict);
+  }
+}
+
+// ---- checkpoint filter -----------------------------------------------------------------------
+
+/**
+ * Microsoft's original checkpoints and timm ≤ 0.6 put each stage's patch merging at the end of
+ * the stage before (`layers.i.downsample` → `layers.{i+1}.downsample`), call the classifier
+ * `head`, and save the index and mask buffers, which are rebuilt here from the config.
+ */
+export function swinCheckpointFilter(sd: StateDict): StateDict {
+  const oldLayout = !('head.fc.weight' in sd) && ('head.weight' in sd || Object.keys(sd).some((k) => k.endsWith('relative_position_index')));
+  const out: StateDict = {};
+  for (const [key, t] of Object.entries(sd)) {
+    if (key.endsWith('relative_position_index') || key.endsWith('attn_mask')) continue;
+    let k = key;
+    if (oldLayout) {
+      k = k.replace(/^layers\.(\d+)\.downsample\./, (_, i: string) => `layers.${Number(i) + 1}.downsample.`);
+      k = k.replace(/^head\./, 'head.fc.');
+    }
+    if (k in out) throw new StateDictError(`swin checkpoint: ${key} and another key both map to ${k}`);
+    out[k] = t;
+  }
+  return out;
+}
+
+// ---- pretrained configs and registered entries --------------------------------------------------
+
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+const imagenet = (size: number): PretrainedConfig => ({ inputSize: [3, size, size], mean: IMAGENET_MEAN, std: IMAGENET_STD, interpolation: 'bicubic', cropPct: size === 224 ? 0.9 : 1, numClasses: 1000 });
+
+export const swinEntries: ModelEntry[] = [];
+function swin(name: string, config: Partial<SwinConfig>, pretrained: PretrainedConfig, params?: number, description?: string) {
+  swinEntries.push({ name, family: 'swin', config, pretrained, params, description });
+}
+
+//   name                              patch / window             dim             depths                    heads                        timm's params
+swin('swin_tiny_patch4_window7_224', { patchSize: 4, windowSize: 7, embedDim: 96, depths: [2, 2, 6, 2], numHeads: [3, 6, 12, 24] }, imagenet(224), 28_288_354);
+swin('swin_small_patch4_window7_224', { patchSize: 4, windowSize: 7, embedDim: 96, depths: [2, 2, 18, 2], numHeads: [3, 6, 12, 24] }, imagenet(224), 49_606_258);
+swin('swin_base_patch4_window7_224', { patchSize: 4, windowSize: 7, embedDim: 128, depths: [2, 2, 18, 2], numHeads: [4, 8, 16, 32] }, imagenet(224), 87_768_224);
+swin('swin_base_patch4_window12_384', { imgSize: 384, patchSize: 4, windowSize: 12, embedDim: 128, depths: [2, 2, 18, 2], numHeads: [4, 8, 16, 32] }, imagenet(384), 87_903_584);
+// Small-image presets.
+swin('swin_nano_patch2_window7_28', { imgSize: 28, inChans: 1, numClasses: 10, patchSize: 2, windowSize: 7, embedDim: 48, depths: [2, 4], numHeads: [3, 6], mlpRatio: 2 },
+  { inputSize: [1, 28, 28], mean: [0.286], std: [0.353], interpolation: 'bilinear', cropPct: 1, numClasses: 10 }, undefined,
+  '28×28 grayscale (Fashion-MNIST, MNIST): 14×14 tokens in 7×7 shifted windows, then one 7×7 window');
+swin('swin_nano_patch2_window4_32', { imgSize: 32, inChans: 3, numClasses: 10, patchSize: 2, windowSize: 4, embedDim: 48, depths: [2, 2, 2], numHeads: [3, 6, 12], mlpRatio: 2 },
+  { inputSize: [3, 32, 32], mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616], interpolation: 'bilinear', cropPct: 1, numClasses: 10 }, undefined,
+  '32×32 RGB (CIFAR-10/100): 16×16 tokens in 4×4 shifted windows, three stages');
+
+// ---- family ---------------------------------------------------------------------------------------
+
+registerFamily<SwinConfig>({
+  name: 'swin',
+  defaults: swinDefaults,
+  kwargsSchema: swinKwargsSchema,
+  create: (config) => new SwinTransformer(config),
+  // 16×16 at patch 2: stages of 8×8 (window 4, shifted) and 4×4 (window clamped to the stage)
+  tinyArgs: { imgSize: 16, patchSize: 2, inChans: 3, numClasses: 5, embedDim: 16, depths: [2, 2], numHeads: [2, 4], windowSize: 4, mlpRatio: 2, dropPathRate: 0 },
+});
