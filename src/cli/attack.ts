@@ -13,7 +13,7 @@ import {
   compileAttackModel, defaultEps, evaluateRobustness, resolveAttack, type AdversarialExample, type AttackMethod, type Norm, type RobustnessReport,
 } from '../robust/index.js';
 import { checkClasses } from './eval.js';
-import { addPreprocessOptions, sharedOption, type PreprocessFlags } from './common_options.js';
+import { addPreprocessOptions, rebuiltOnnxCheckpointHelp, sharedOption, type PreprocessFlags } from './common_options.js';
 import { loadForInference } from './load_for_inference.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
@@ -38,7 +38,7 @@ interface AttackFlags extends PreprocessFlags {
 
 export function registerAttackCommand(program: Command): void {
   const cmd = program.command('attack').description('clean and robust accuracy under FGSM/PGD attacks in pixel space [0, 1]');
-  addPreprocessOptions(cmd)
+  addPreprocessOptions(cmd, rebuiltOnnxCheckpointHelp)
     .option('--dataset <name>', 'built-in dataset (fashion-mnist, mnist, cifar10, cifar100)', 'fashion-mnist')
     .addOption(new Option('--split <split>', 'dataset split').choices(['train', 'test']).default('test'))
     .addOption(sharedOption('dataDir'))
@@ -57,7 +57,7 @@ export function registerAttackCommand(program: Command): void {
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json', { description: 'print JSON (accuracies as numbers in [0, 1])' }))
     .action(async (f: AttackFlags) => {
-      const { model, meta, transform } = loadForInference(f);
+      const { model, meta, transform } = loadForInference(f, 'attack');
       const [c, h, w] = transform.inputSize;
       const attack = resolveAttack({
         method: f.method, norm: f.norm, eps: f.eps ?? defaultEps(c, f.norm), alpha: f.alpha, steps: f.steps, randomStart: f.randomStart,

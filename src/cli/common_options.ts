@@ -30,7 +30,7 @@ const positiveInt = { parse: Number, expected: 'a positive integer' };
 export const sharedOptions = {
   checkpoint: {
     placeholder: '<file>',
-    schema: z.string().describe('a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or an exported .onnx file'),
+    schema: z.string().describe('a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or an .onnx file from `tessera export` (run as it is, int8 too)'),
   },
   model: { placeholder: '<name>', schema: z.string().describe('architecture of a checkpoint without tessera metadata (a plain timm safetensors file)') },
   imgSize: { placeholder: '<n>', schema: count.describe('input size override (square)'), ...positiveInt },
@@ -83,9 +83,14 @@ export function sharedOption(name: SharedOptionName, use: SharedOptionUse = {}):
 /** The preprocessing flags of commands that load a model for inference (eval, predict, explain, attack). */
 export const preprocessOptionNames = ['checkpoint', 'model', 'imgSize', 'mean', 'std', 'cropPct', 'interpolation'] as const;
 
-/** --checkpoint (mandatory), --model and the preprocessing overrides, in that order. */
-export function addPreprocessOptions(cmd: Command): Command {
-  for (const name of preprocessOptionNames) cmd.addOption(sharedOption(name, { required: name === 'checkpoint' }));
+/** --checkpoint help of the commands that rebuild the model from an .onnx file's weights (modelFromOnnx). */
+export const rebuiltOnnxCheckpointHelp = 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or a float32 .onnx file from `tessera export` (the model is rebuilt from its weights)';
+
+/** --checkpoint (mandatory, with the command's own help when given), --model and the preprocessing overrides, in that order. */
+export function addPreprocessOptions(cmd: Command, checkpointHelp?: string): Command {
+  for (const name of preprocessOptionNames) {
+    cmd.addOption(sharedOption(name, name === 'checkpoint' ? { required: true, description: checkpointHelp } : {}));
+  }
   return cmd;
 }
 

@@ -1,14 +1,17 @@
 /**
  * `tessera convert --checkpoint C --to timm|hf|torchvision --out PATH`: rewrites a checkpoint in
  * another framework's layout. C is anything tessera reads: a tessera/timm .safetensors, a
- * .pth/.bin state dict, a Hugging Face or timm hub directory, or a hub id (timm/…, hf:org/name).
+ * .pth/.bin state dict, a Hugging Face or timm hub directory, a hub id (timm/…, hf:org/name), or
+ * a float32 .onnx file tessera exported (its initializers keep the timm names).
  */
 import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { exportCheckpoint, LAYOUTS } from '../checkpoint/convert.js';
 import { downloadCheckpoint, parseHubId } from '../checkpoint/hub.js';
-import { loadForeignCheckpoint, type LayoutName } from '../checkpoint/layouts.js';
+import { fromTimm, loadForeignCheckpoint, type LayoutName } from '../checkpoint/layouts.js';
+import { isOnnxPath } from '../runtime/onnx_model.js';
 import { sharedOption } from './common_options.js';
+import { modelFromOnnx } from './load_for_inference.js';
 import { positiveInt } from './parse.js';
 
 interface ConvertFlags { checkpoint: string; to: LayoutName; out: string; model?: string; numHeads?: number; json?: boolean }
@@ -16,7 +19,7 @@ interface ConvertFlags { checkpoint: string; to: LayoutName; out: string; model?
 export function registerConvertCommand(program: Command): void {
   program.command('convert')
     .description('write a checkpoint in timm, Hugging Face or torchvision layout (so it loads in Python)')
-    .requiredOption('--checkpoint <path|id>', 'a .safetensors/.pth/.bin file, a Hugging Face or timm hub directory, or a hub id (timm/NAME, hf:ORG/NAME)')
+    .requiredOption('--checkpoint <path|id>', 'a .safetensors/.pth/.bin file, a Hugging Face or timm hub directory, a hub id (timm/NAME, hf:ORG/NAME), or a float32 .onnx file tessera exported')
     .addOption(new Option('--to <layout>', 'target layout').choices([...LAYOUTS]).makeOptionMandatory())
     .requiredOption('--out <path>', 'hf: a directory; torchvision: a .pth (or .safetensors) file; timm: a .safetensors/.pth file or a directory')
     .addOption(sharedOption('model', { description: 'registered architecture, for files whose weights do not say the number of attention heads' }))
@@ -25,7 +28,7 @@ export function registerConvertCommand(program: Command): void {
     .action(async (f: ConvertFlags) => {
       const hub = existsSync(f.checkpoint) ? undefined : parseHubId(f.checkpoint);
       const src = hub ? await downloadCheckpoint(hub.repo, { revision: hub.revision }) : f.checkpoint;
-      const ckpt = loadForeignCheckpoint(src, { model: f.model, numHeads: f.numHeads });
+      const ckpt = isOnnxPath(src) ? fromOnnx(src) : loadForeignCheckpoint(src, { model: f.model, numHeads: f.numHeads });
       const result = exportCheckpoint(ckpt, f.to, f.out);
       if (f.json) {
         console.log(JSON.stringify({ from: ckpt.layout, ...result, config: ckpt.config, dropped: ckpt.dropped }));
@@ -35,4 +38,11 @@ export function registerConvertCommand(program: Command): void {
       if (ckpt.dropped.length) console.log(`not carried over (no weights of the model): ${ckpt.dropped.join(', ')}`);
       console.log(`in Python: ${result.usage}`);
     });
+}
+
+/** An exported .onnx file read as the tessera checkpoint it came from (timm keys, tessera metadata). */
+function fromOnnx(path: string) {
+  const { model, meta } = modelFromOnnx(path, 'convert');
+  const raw = new Map(model.namedState().map(([k, p]) => [k, { dtype: 'F32' as const, shape: [...p.shape], bytes: new Uint8Array(p.data.buffer, p.data.byteOffset, p.data.byteLength) }]));
+  return fromTimm(raw, path, { tessera: JSON.stringify(meta) }, undefined, {});
 }

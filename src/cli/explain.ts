@@ -12,7 +12,7 @@ import { colormapNames, gridPng, npyBytes, overlayPng, type ColormapName, type P
 import { Explainer, explainMethods, type ExplainMethod, type Explanation } from '../explain/index.js';
 import { softmaxRows } from '../nn/host_math.js';
 import { toPixels } from '../robust/attack_model.js';
-import { addPreprocessOptions, sharedOption, type PreprocessFlags } from './common_options.js';
+import { addPreprocessOptions, rebuiltOnnxCheckpointHelp, sharedOption, type PreprocessFlags } from './common_options.js';
 import { loadForInference } from './load_for_inference.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
@@ -43,7 +43,7 @@ export function registerExplainCommand(program: Command): void {
   const cmd = program.command('explain')
     .description('explain predictions: attention, rollout, grad-rollout or saliency maps as overlay PNGs and raw maps')
     .argument('<images...>', 'image files');
-  addPreprocessOptions(cmd)
+  addPreprocessOptions(cmd, rebuiltOnnxCheckpointHelp)
     .addOption(new Option('--method <m>', 'attention (last block), rollout (Abnar & Zuidema), grad-rollout (Chefer et al.), saliency (input gradient)')
       .choices([...explainMethods]).default('rollout'))
     .requiredOption('--out <dir>', 'output directory (created if missing)')
@@ -62,7 +62,7 @@ export function registerExplainCommand(program: Command): void {
     .action(async (images: string[], f: ExplainFlags) => {
       if (f.smoothgrad && f.method !== 'saliency') throw new Error(`--smoothgrad applies to --method saliency, not ${f.method}`);
       if (f.discardRatio > 0 && f.method !== 'rollout') throw new Error(`--discard-ratio applies to --method rollout, not ${f.method}`);
-      const { model, meta, transform } = loadForInference(f);
+      const { model, meta, transform } = loadForInference(f, 'explain');
       const classIndex = f.class === undefined ? undefined : parseClass(f.class, meta.classNames);
       const inputs = await Promise.all(images.map((p) => loadImageForModel(p, transform)));
       const [c, h, w] = transform.inputSize;

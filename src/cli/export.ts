@@ -8,7 +8,6 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { writeFileAtomic } from '../checkpoint/atomic.js';
-import { loadCheckpoint } from '../checkpoint/checkpoint.js';
 import { loadBuiltinDataset } from '../data/datasets/builtin.js';
 import { sliceDataset, type TensorDataset } from '../data/datasets/dataset.js';
 import { exportModel, quantizeExport, type ExportedModel } from '../export/export.js';
@@ -16,6 +15,7 @@ import { checkAgainstTessera, compareInt8, samplePixels, accuracyOn, type Export
 import { loadOnnxModel } from '../runtime/onnx_model.js';
 import { physicalCores } from '../runtime/cores.js';
 import { sharedOption } from './common_options.js';
+import { loadModelFile } from './load_for_inference.js';
 import { positiveInt } from './parse.js';
 
 interface ExportFlags {
@@ -36,7 +36,7 @@ const opsetArg = (v: string): number => {
 export function registerExportCommand(program: Command): void {
   program.command('export')
     .description('export a checkpoint as a self-contained .onnx file (dynamic batch, labels and preprocessing in its metadata)')
-    .addOption(sharedOption('checkpoint', { required: true, description: 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory)' }))
+    .addOption(sharedOption('checkpoint', { required: true, description: 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or a float32 .onnx file tessera exported (re-exported, e.g. with --quantize)' }))
     .addOption(sharedOption('model'))
     .requiredOption('--out <file>', 'the .onnx file to write')
     .option('--opset <n>', 'ONNX opset, 17 to 21', opsetArg, 17)
@@ -54,7 +54,7 @@ export function registerExportCommand(program: Command): void {
     .addOption(sharedOption('json'))
     .action(async (f: ExportFlags) => {
       if ((f.perTensor || f.exclude) && !f.quantize) throw new Error('--per-tensor and --exclude only apply with --quantize int8');
-      const { model, meta } = loadCheckpoint(f.checkpoint, { model: f.model });
+      const { model, meta } = loadModelFile(f.checkpoint, { model: f.model }, 'export');
       const datasetName = f.verify ?? f.calibrate;
       let dataset: TensorDataset | undefined;
       if (datasetName) {

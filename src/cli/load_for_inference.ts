@@ -1,10 +1,17 @@
-/** Loading a model for eval, predict, explain and attack: a checkpoint or an exported .onnx file, with the shared preprocessing overrides (common_options.ts) applied. */
-import { loadCheckpoint, type CheckpointMeta } from '../checkpoint/checkpoint.js';
+/**
+ * Loading a model for eval, predict, explain, attack, export and convert: a checkpoint or an
+ * exported .onnx file, with the shared preprocessing overrides (common_options.ts) applied.
+ * eval and predict run an .onnx file as it is; the commands that need more than its forward pass
+ * (gradients, another export or layout) rebuild the model from the file's metadata and weights.
+ */
+import { readFileSync } from 'node:fs';
+import { CheckpointError, loadCheckpoint, modelFor, type CheckpointMeta, type LoadOptions } from '../checkpoint/checkpoint.js';
 import type { ImageModel } from '../models/model.js';
 import { compileInference } from '../models/executables.js';
 import type { EvalTransform } from '../data/image/image.js';
+import { decodeModel, onnx, type TensorProto } from '../onnx/proto.js';
 import type { Executable } from '../runtime/compile.js';
-import { isOnnxPath, loadOnnxModel } from '../runtime/onnx_model.js';
+import { inspectOnnxModel, isOnnxPath, loadOnnxModel } from '../runtime/onnx_model.js';
 import { evalTransformOf } from '../export/metadata.js';
 import type { PreprocessFlags } from './common_options.js';
 
@@ -43,8 +50,53 @@ function withOverrides(f: PreprocessFlags, t: EvalTransform): EvalTransform {
   return { ...t, cropPct: f.cropPct ?? t.cropPct, interpolation: f.interpolation ?? t.interpolation, mean: f.mean ?? t.mean, std: f.std ?? t.std };
 }
 
-export function loadForInference(f: PreprocessFlags): LoadedForInference {
-  const { model, meta } = loadCheckpoint(f.checkpoint, { model: f.model });
+/** A checkpoint, or the model an exported fp32 .onnx file holds (see modelFromOnnx); `command` names what needs it in errors. */
+export function loadModelFile(path: string, opts: LoadOptions, command: string): { model: ImageModel; meta: CheckpointMeta } {
+  if (!isOnnxPath(path)) return loadCheckpoint(path, opts);
+  if (opts.model) throw new CheckpointError(`--model is for checkpoints without metadata; ${path} carries its own`);
+  return modelFromOnnx(path, command);
+}
+
+/**
+ * The model inside an .onnx file written by `tessera export`: built from the family and config in
+ * its metadata, its parameters read from the initializers, which keep their timm names. An int8
+ * export has lost the float weights, and a file from elsewhere has no config: both are refused.
+ */
+export function modelFromOnnx(path: string, command: string): { model: ImageModel; meta: CheckpointMeta } {
+  const askForCheckpoint = 'give the checkpoint it was exported from (.safetensors)';
+  const { meta: m, bytes } = inspectOnnxModel(path);
+  if (m.quantization !== 'none') throw new CheckpointError(`${path} is int8-quantised (export --quantize int8): ${command} needs the float weights; ${askForCheckpoint}, or an export without --quantize`);
+  if (!m.family || !m.config) throw new CheckpointError(`${path} has no model config in its metadata: ${command} needs the model itself, not only its forward pass; ${askForCheckpoint}`);
+  const meta: CheckpointMeta = {
+    model: m.model, family: m.family, config: m.config, classNames: m.classNames, mean: m.mean, std: m.std,
+    inputSize: m.inputSize, interpolation: m.interpolation, cropPct: m.cropPct,
+  };
+  const model = modelFor(meta, path);
+  const initializers = new Map((decodeModel(bytes).graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const absent: string[] = [];
+  for (const [key, p] of model.namedState()) {
+    const t = initializers.get(key);
+    const data = t && sameDims(t, p.shape) ? floatsOf(t) : undefined;
+    if (data?.length === p.data.length) p.data.set(data);
+    else absent.push(key);
+  }
+  if (absent.length) {
+    throw new CheckpointError(`${path}: ${absent.length} of its ${m.model}'s tensors are not float32 initializers of the file (${absent.slice(0, 3).join(', ')}${absent.length > 3 ? ', …' : ''}); ${askForCheckpoint}`);
+  }
+  return { model, meta: { ...meta, config: { ...model.config } } };
+}
+
+const sameDims = (t: TensorProto, shape: readonly number[]) => (t.dims ?? []).length === shape.length && (t.dims ?? []).every((d, i) => Number(d) === shape[i]);
+
+function floatsOf(t: TensorProto): Float32Array | undefined {
+  if (t.dataType !== onnx.TensorProto.DataType.FLOAT) return undefined;
+  // raw_data may sit at any offset of the file: copy before viewing it as floats
+  if (t.rawData?.length) return new Float32Array(new Uint8Array(t.rawData).buffer);
+  return Float32Array.from(t.floatData ?? []);
+}
+
+export function loadForInference(f: PreprocessFlags, command = 'this command'): LoadedForInference {
+  const { model, meta } = loadModelFile(f.checkpoint, { model: f.model }, command);
   const [c, h, w] = meta.inputSize;
   if (f.imgSize !== undefined && f.imgSize !== h) {
     throw new Error(`--img-size ${f.imgSize} differs from the checkpoint's ${h}×${w}; resampling position embeddings for a new size is part of fine-tuning, not evaluation`);

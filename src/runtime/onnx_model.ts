@@ -52,12 +52,15 @@ export function inspectOnnxModel(file: string | Uint8Array, source = typeof file
   } catch (e) {
     throw new OnnxMetadataError(`${source}: cannot read the model file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  if (bytes.byteLength === 0) throw new OnnxMetadataError(`${source} is empty (0 bytes), not an ONNX model`);
   let proto;
   try {
     proto = decodeModel(bytes);
   } catch (e) {
     throw new OnnxMetadataError(`${source} is not an ONNX model (${(e as Error).message})`);
   }
+  // protobuf reads many byte strings as a message with no fields: without a graph it is no model
+  if (!proto.graph) throw new OnnxMetadataError(`${source} is not an ONNX model (it has no graph)`);
   const meta = decodeMetadata(proto.metadataProps ?? [], source);
   const graph = proto.graph;
   const initializers = new Set((graph?.initializer ?? []).map((t) => t.name));
