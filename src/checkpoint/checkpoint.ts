@@ -7,7 +7,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { createFromConfig, createModel, familyOf, getModelEntry, type ModelArgs, type PretrainedConfig } from '../models/registry.js';
-import type { ImageModel } from '../models/model.js';
+import { inferFamily, type ImageModel } from '../models/model.js';
 import type { Interpolation } from '../models/pos_embed.js';
 import type { StateDict } from '../nn/module.js';
 import { toFloat32, writeSafetensors, type SafeTensor } from './safetensors.js';
@@ -28,6 +28,18 @@ export interface CheckpointMeta {
   cropPct: number;
   epoch?: number;
   metrics?: Record<string, number>;
+  /** Images on disk without a validation part that training split itself (eval scores the same held-out part). */
+  heldOut?: HeldOutSplit;
+}
+
+/** A seeded, stratified hold-out of an image dataset (see folder_dataset.ts stratifiedSplit). */
+export interface HeldOutSplit {
+  /** The dataset's resolved path when training opened it. */
+  dataset: string;
+  valSplit: number;
+  seed: number;
+  /** Images the split was drawn from: another count means the folder changed since. */
+  images: number;
 }
 
 export class CheckpointError extends Error {
@@ -87,6 +99,8 @@ export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: I
   // Hugging Face or torchvision keys: converted; timm keys without metadata need --model below
   if (!metadata.tessera && !tensors.has('patch_embed.proj.weight')) return loadForeign(path, opts);
   const state = floatState(tensors, path);
+  // a bare timm file of a family that reads its architecture from the weights (Swin…)
+  if (!metadata.tessera && !opts.model && inferFamily(state)) return loadForeign(path, opts);
   let meta: CheckpointMeta;
   if (metadata.tessera) {
     try {

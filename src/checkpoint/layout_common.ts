@@ -28,6 +28,9 @@ export interface ForeignCheckpoint {
   source: string;
   /** timm keys, float32. */
   stateDict: StateDict;
+  /** The model family; 'vit' when absent (the Hugging Face and torchvision layouts are ViTs). */
+  family?: string;
+  /** The family's config (a VitConfig for ViTs). */
   config: VitConfig;
   /** A registered or timm architecture name when the files say so. */
   modelName?: string;

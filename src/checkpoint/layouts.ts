@@ -11,7 +11,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { vitDefaults, type VitConfig } from '../models/vit.js';
-import { listModels } from '../models/registry.js';
+import { familyOf, listModels, createFromConfig, getModelEntry } from '../models/registry.js';
+import { getFamily, inferFamily } from '../models/model.js';
 import type { CheckpointMeta } from './checkpoint.js';
 import { fromHf } from './layout_hf.js';
 import { fromTorchvision } from './layout_torchvision.js';
@@ -92,6 +93,10 @@ export function fromTimm(raw: RawTensors, source: string, metadata: Record<strin
   const args = (hubConfig?.model_args ?? {}) as Record<string, any>;
   const arch = typeof hubConfig?.architecture === 'string' ? (hubConfig.architecture as string) : undefined;
   const registered = [hints.model, arch?.split('.')[0]].find((n) => n && listModels().some((e) => e.name === n));
+  // another family's weights: its registered config (a hub id names it), its own inference, or
+  // the tessera metadata; its own loader then checks every key (and remaps older layouts)
+  const otherFamily = tessera ? (tessera.family as string | undefined ?? familyOf(String(tessera.model))) : registered ? getModelEntry(registered).family : inferFamily(sd)?.family;
+  if (otherFamily && otherFamily !== 'vit') return fromTimmFamily(otherFamily, sd, source, tessera, registered, arch, hubConfig, dropped);
   let config: VitConfig;
   if (tessera?.config) {
     config = { ...vitDefaults, ...(tessera.config as Partial<VitConfig>) };
@@ -116,6 +121,36 @@ export function fromTimm(raw: RawTensors, source: string, metadata: Record<strin
   };
 }
 
+/** timm keys of a family other than ViT: the config from the metadata, the registered entry or the family's inference. */
+function fromTimmFamily(family: string, sd: ReturnType<typeof toStateDict>, source: string, tessera: Record<string, any> | undefined,
+  registered: string | undefined, arch: string | undefined, hubConfig: Record<string, any> | undefined, dropped: string[]): ForeignCheckpoint {
+  const f = getFamily(family);
+  const head = sd['head.fc.weight'] ?? sd['head.weight'];
+  const config = tessera?.config
+    ? { ...f.defaults, ...(tessera.config as object) }
+    : { ...f.defaults, ...(f.inferConfig?.(sd) ?? {}), ...(registered ? getModelEntry(registered).config : {}), ...(head ? { numClasses: head.shape[0] } : {}) };
+  const model = createFromConfig(family, config);
+  try {
+    model.loadStateDict(sd, true);
+  } catch (e) {
+    throw new LayoutError(`${source}: not a ${family} tessera can build: ${(e as Error).message}`);
+  }
+  const pc = (hubConfig?.pretrained_cfg ?? {}) as Record<string, any>;
+  const preprocessing: Partial<Preprocessing> = tessera
+    ? { inputSize: tessera.inputSize, mean: tessera.mean, std: tessera.std, interpolation: tessera.interpolation, cropPct: tessera.cropPct }
+    : {
+      inputSize: pc.input_size, mean: pc.mean, std: pc.std, cropPct: pc.crop_pct,
+      interpolation: pc.interpolation === 'bicubic' || pc.interpolation === 'bilinear' ? pc.interpolation : undefined,
+    };
+  const classNames = (tessera?.classNames ?? pc.label_names ?? hubConfig?.label_names) as string[] | undefined;
+  return {
+    layout: 'timm', source, stateDict: model.stateDict(), family, config: model.config as unknown as VitConfig, dropped, tessera,
+    modelName: (tessera?.model as string | undefined) ?? arch ?? registered,
+    classNames: Array.isArray(classNames) && classNames.length === model.numClasses ? classNames : undefined,
+    preprocessing: Object.fromEntries(Object.entries(preprocessing).filter(([, v]) => v !== undefined)),
+  };
+}
+
 /**
  * tessera checkpoint metadata for a converted checkpoint. Preprocessing the files do not state
  * falls back to the registered architecture's, then to timm's ViT defaults (mean/std 0.5,
@@ -127,8 +162,8 @@ export function foreignMeta(fc: ForeignCheckpoint): CheckpointMeta {
   const p = fc.preprocessing ?? {};
   const fit = (v: number[] | undefined) => (v && (v.length === c.inChans || v.length === 1) ? v : undefined);
   return {
-    model: fc.modelName ?? `vit_${c.embedDim}d_patch${c.patchSize}_${c.imgSize}`,
-    family: 'vit',
+    model: fc.modelName ?? `${fc.family ?? 'vit'}_${c.embedDim}d_patch${c.patchSize}_${c.imgSize}`,
+    family: fc.family ?? 'vit',
     config: c,
     classNames: fc.classNames ?? Array.from({ length: c.numClasses }, (_, i) => String(i)),
     mean: fit(p.mean) ?? fit(base?.mean) ?? Array(c.inChans).fill(0.5),

@@ -170,6 +170,11 @@ export interface ModelFamily<C extends CommonModelArgs = CommonModelArgs> {
    * about a second whatever the size of its registered entries.
    */
   tinyArgs: Partial<C>;
+  /**
+   * Reads this family's architecture from a timm-layout state dict (shapes and key counts), or
+   * returns undefined when the keys are not this family's: a bare checkpoint then needs no --model.
+   */
+  inferConfig?(sd: StateDict): Partial<C> | undefined;
   /** A one-line error for kwargs that validate alone but make no sense for model `name`, or undefined. */
   checkKwargs?(kwargs: Record<string, unknown>, model: ImageModel, name: string): string | undefined;
 }
@@ -185,6 +190,15 @@ export function getFamily(name: string): ModelFamily {
   const f = families.get(name);
   if (!f) throw new RangeError(`unknown model family "${name}"; known families: ${[...families.keys()].join(', ')}`);
   return f;
+}
+
+/** The first family other than ViT that recognises a timm-layout state dict, with its inferred config. */
+export function inferFamily(sd: StateDict): { family: string; config: Record<string, unknown> } | undefined {
+  for (const f of families.values()) {
+    const config = f.inferConfig?.(sd);
+    if (config) return { family: f.name, config: { ...f.defaults, ...config } };
+  }
+  return undefined;
 }
 
 export function listFamilies(): string[] {

@@ -404,6 +404,34 @@ export function swinCheckpointFilter(sd: StateDict): StateDict {
   return out;
 }
 
+/**
+ * A Swin's architecture from its state dict (timm's or the original layout): channels and patch
+ * from the patch embedding, blocks per stage by counting, heads and window from each stage's
+ * bias table, classes from the head. The image size is not in the weights: 224, or 384 for
+ * 12×12 windows, as the published models are.
+ */
+export function inferSwinConfig(sd: StateDict): Partial<SwinConfig> | undefined {
+  if (!('layers.0.blocks.0.attn.relative_position_bias_table' in sd)) return undefined;
+  const pe = sd['patch_embed.proj.weight'];
+  if (!pe) return undefined;
+  const [embedDim, inChans, patchSize] = pe.shape as number[];
+  const depths: number[] = [];
+  const numHeads: number[] = [];
+  for (let i = 0; `layers.${i}.blocks.0.norm1.weight` in sd; i++) {
+    let d = 0;
+    while (`layers.${i}.blocks.${d}.norm1.weight` in sd) d++;
+    depths.push(d);
+    numHeads.push(sd[`layers.${i}.blocks.0.attn.relative_position_bias_table`]!.shape[1]!);
+  }
+  const windowSize = (Math.round(Math.sqrt(sd['layers.0.blocks.0.attn.relative_position_bias_table']!.shape[0]!)) + 1) / 2;
+  const head = sd['head.fc.weight'] ?? sd['head.weight'];
+  const hidden = sd['layers.0.blocks.0.mlp.fc1.weight']!.shape[0]!;
+  return {
+    imgSize: windowSize === 12 ? 384 : 224, inChans, patchSize, embedDim, depths, numHeads, windowSize,
+    mlpRatio: hidden / embedDim!, qkvBias: 'layers.0.blocks.0.attn.qkv.bias' in sd, numClasses: head ? head.shape[0]! : 0,
+  };
+}
+
 // ---- pretrained configs and registered entries --------------------------------------------------
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
@@ -436,5 +464,6 @@ registerFamily<SwinConfig>({
   kwargsSchema: swinKwargsSchema,
   create: (config) => new SwinTransformer(config),
   // 16×16 at patch 2: stages of 8×8 (window 4, shifted) and 4×4 (window clamped to the stage)
+  inferConfig: inferSwinConfig,
   tinyArgs: { imgSize: 16, patchSize: 2, inChans: 3, numClasses: 5, embedDim: 16, depths: [2, 2], numHeads: [2, 4], windowSize: 4, mlpRatio: 2, dropPathRate: 0 },
 });

@@ -111,3 +111,35 @@ describe('Swin details', () => {
     expect(() => model.loadStateDict(sd)).toThrow(/shape mismatch for head\.fc\.bias: checkpoint \[3\] vs model \[7\].*missing keys: norm\.weight/);
   });
 });
+
+describe('Swin checkpoints in the files users hold', () => {
+  it('a bare timm safetensors file and a timm hub directory load with the architecture read from the weights', async () => {
+    const { mkdtempSync, rmSync, writeFileSync, mkdirSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { writeSafetensors } = await import('../../src/checkpoint/safetensors.js');
+    const { loadCheckpoint } = await import('../../src/checkpoint/checkpoint.js');
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-swin-'));
+    try {
+      const c = meta.small;
+      const model = deterministic(new SwinTransformer({ ...fromPy(c.config), imgSize: 224 }));
+      const file = join(dir, 'model.safetensors');
+      writeSafetensors(file, Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
+      const bare = loadCheckpoint(file);
+      expect(bare.model.family).toBe('swin');
+      expect(bare.model.config).toMatchObject({ embedDim: 16, depths: [2, 2, 2], numHeads: [2, 2, 4], windowSize: 4, numClasses: 7, patchSize: 2 });
+      const hub = join(dir, 'hub');
+      mkdirSync(hub);
+      writeFileSync(join(hub, 'config.json'), JSON.stringify({ architecture: 'swin_tiny_patch4_window7_224', pretrained_cfg: { label_names: ['a', 'b', 'c', 'd', 'e', 'f', 'g'] } }));
+      const tiny = deterministic(createModel('swin_tiny_patch4_window7_224', { numClasses: 7 }));
+      writeSafetensors(join(hub, 'model.safetensors'), Object.fromEntries(Object.entries(tiny.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
+      const fromHub = loadCheckpoint(hub);
+      expect(fromHub.meta.model).toBe('swin_tiny_patch4_window7_224');
+      expect(fromHub.meta.classNames).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+      expect(fromHub.model.numParams()).toBe(tiny.numParams());
+      expect(Array.from(fromHub.model.stateDict()['layers.2.blocks.5.mlp.fc2.weight']!.data)).toEqual(Array.from(tiny.stateDict()['layers.2.blocks.5.mlp.fc2.weight']!.data));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
