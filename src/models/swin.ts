@@ -24,7 +24,7 @@ import { truncNormal } from '../nn/init.js';
 import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
 import { adaptInputConv } from './adapt_input.js';
 import type { ModelEntry, PretrainedConfig } from './registry.js';
-import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type NoiseInput } from './model.js';
+import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type NoiseInput, type TokenGrid } from './model.js';
 
 export interface SwinConfig extends CommonModelArgs {
   patchSize: number;
@@ -136,6 +136,11 @@ export class WindowAttention extends Module {
 
   /** windows [B·nW, N, C], mask [nW, N, N] or none → [B·nW, N, C]. */
   forward(x: Tensor, mask?: { values: Float32Array; windows: number }): Tensor {
+    return this.forwardWithAttention(x, mask).out;
+  }
+
+  /** Also returns the attention probabilities [B·nW, H, N, N]. */
+  forwardWithAttention(x: Tensor, mask?: { values: Float32Array; windows: number }): { out: Tensor; attn: Tensor } {
     const g = x.graph;
     return this.scoped(g, () => {
       const [, n, c] = x.shape as [unknown, number, number];
@@ -152,8 +157,9 @@ export class WindowAttention extends Module {
         const m = g.constant(mask.values, [1, nw, 1, n, n], 'float32');
         attn = reshape(add(reshape(attn, [-1, nw, h, n, n]), m), [-1, h, n, n]);
       }
-      const y = reshape(transpose(matmul(softmax(attn, -1), v), [0, 2, 1, 3]), [-1, n, c]); // [B·nW, N, C]
-      return this.proj.forward(y);
+      const probs = softmax(attn, -1);
+      const y = reshape(transpose(matmul(probs, v), [0, 2, 1, 3]), [-1, n, c]); // [B·nW, N, C]
+      return { out: this.proj.forward(y), attn: probs };
     });
   }
 }
@@ -172,7 +178,7 @@ export class SwinBlock extends Module {
    * `resolution` decides the clamping (timm's, halved with floor per stage); `size` is the side of
    * the tensor (halved with ceil: patch merging pads an odd map), which the mask covers.
    */
-  constructor(dim: number, readonly resolution: number, size: number, heads: number, window: number, shift: number, rng: Random, c: SwinConfig) {
+  constructor(dim: number, readonly resolution: number, readonly size: number, heads: number, window: number, shift: number, rng: Random, c: SwinConfig) {
     super();
     // timm: a stage not larger than the window is one window, unshifted
     this.window = resolution <= window ? resolution : window;
@@ -187,8 +193,13 @@ export class SwinBlock extends Module {
     }
   }
 
+  /** One window over the whole (unpadded) stage: its attention is global, and drawable as a map. */
+  get global(): boolean {
+    return this.shift === 0 && this.window === this.size;
+  }
+
   /** Shift, pad to whole windows, attend per window, merge, unpad, shift back: [B, H, W, C] → same. */
-  private windowAttention(x: Tensor): Tensor {
+  private windowAttention(x: Tensor, attentions?: Tensor[]): Tensor {
     const g = x.graph;
     const [, h, w] = x.shape as [unknown, number, number, number];
     const win = this.window;
@@ -200,7 +211,8 @@ export class SwinBlock extends Module {
       const padW = (win - (w % win)) % win;
       if (padH || padW) shifted = pad(shifted, [0, 0, 0, 0, 0, padH, padW, 0]);
       const [hp, wp] = [h + padH, w + padW];
-      const out = this.attn.forward(windowPartition(shifted, win), this.mask); // [B·nW, N, C]
+      const { out, attn } = this.attn.forwardWithAttention(windowPartition(shifted, win), this.mask); // [B·nW, N, C]
+      attentions?.push(attn);
       let merged = windowReverse(out, win, hp, wp); // [B, Hp, Wp, C]
       if (padH || padW) merged = slice(merged, [1, 2], [0, 0], [h, w]);
       return s ? roll(roll(merged, s, 1), s, 2) : merged;
@@ -208,10 +220,10 @@ export class SwinBlock extends Module {
   }
 
   /** x + attn(norm1(x)), then + mlp(norm2(x)); `scale` is drop-path's per-sample [B, 1, 1, 1] for each branch. */
-  forward(x: Tensor, scale?: { attn: Tensor; mlp: Tensor }): Tensor {
+  forward(x: Tensor, scale?: { attn: Tensor; mlp: Tensor }, attentions?: Tensor[]): Tensor {
     const g = x.graph;
     const branch = (t: Tensor, k?: Tensor) => (k ? this.scoped(g, () => mul(t, k)) : t);
-    const x1 = this.scoped(g, () => add(x, branch(this.windowAttention(this.norm1.forward(x)), scale?.attn)));
+    const x1 = this.scoped(g, () => add(x, branch(this.windowAttention(this.norm1.forward(x), attentions), scale?.attn)));
     const m = this.mlp.forward(this.norm2.forward(x1));
     return this.scoped(g, () => add(x1, branch(m, scale?.mlp)));
   }
@@ -318,8 +330,22 @@ export class SwinTransformer extends ImageModel {
     return out;
   }
 
-  /** Images [B, C, H, W] → normalised features [B, H', W', D]. */
-  forwardFeatures(x: Tensor, { noise }: ForwardOptions = {}): Tensor {
+  /**
+   * The last stage, when each of its blocks attends over the whole stage in one window (as in
+   * every registered Swin: 7×7 at 224 with window 7): attention maps over that grid, rolled out
+   * over its blocks. Earlier stages attend within windows only.
+   */
+  override tokenGrid(): TokenGrid | undefined {
+    const last = this.layers[this.layers.length - 1]!;
+    if (!last.blocks.every((b) => b.global)) return undefined;
+    const r = last.blocks[0]!.resolution;
+    return { grid: [r, r], prefix: 0, pool: 'patch-mean', depth: last.blocks.length, heads: this.config.numHeads[this.layers.length - 1]! };
+  }
+
+  /** Images [B, C, H, W] → normalised features [B, H', W', D]; `attentions` collects the last stage's (see tokenGrid). */
+  forwardFeatures(x: Tensor, { noise, attentions }: ForwardOptions & { attentions?: Tensor[] } = {}): Tensor {
+    const lastStage = this.layers[this.layers.length - 1];
+    const collect = attentions && this.tokenGrid() ? attentions : undefined;
     const g = x.graph;
     const dropPath = noise?.drop_path;
     let h = this.patchEmbed.forwardNhwc(x);
@@ -332,7 +358,7 @@ export class SwinTransformer extends ImageModel {
           attn: reshape(slice(dropPath, [1], [2 * i], [2 * i + 1]), [-1, 1, 1, 1]), // [B, 1, 1, 1]
           mlp: reshape(slice(dropPath, [1], [2 * i + 1], [2 * i + 2]), [-1, 1, 1, 1]),
         }));
-        h = b.forward(h, scale);
+        h = b.forward(h, scale, stage === lastStage ? collect : undefined);
       }
     }
     return this.norm.forward(h);

@@ -143,3 +143,23 @@ describe('Swin checkpoints in the files users hold', () => {
     }
   });
 });
+
+describe('Swin attention maps', () => {
+  it('the last stage attends over the whole stage in one window: a token grid for rollout; the padded config has none', async () => {
+    expect(createModel('swin_tiny_patch4_window7_224').tokenGrid()).toEqual({ grid: [7, 7], prefix: 0, pool: 'patch-mean', depth: 2, heads: 24 });
+    expect(createModel('swin_nano_patch2_window7_28').tokenGrid()).toMatchObject({ grid: [7, 7], depth: 4 });
+    // padded: the last stage is a 3×3 map in a 2×2 window (timm's floor-halved resolution 2)
+    expect(new SwinTransformer(fromPy(meta.padded.config)).tokenGrid()).toBeUndefined();
+    const model = deterministic(new SwinTransformer(fromPy(meta.small.config)));
+    const exe = await compile((x) => {
+      const { attentions } = model.forward(x, { attention: true });
+      return Object.fromEntries(attentions!.map((a, i) => [`a${i}`, a]));
+    }, [{ name: 'x', shape: ['batch', 3, 32, 32] }]);
+    const out = await exe.run({ x: deterministicInput(2 * 3 * 32 * 32) });
+    await exe.dispose();
+    expect(Object.keys(out)).toEqual(['a0', 'a1']);
+    expect(out.a0!.shape).toEqual([2, 4, 16, 16]);
+    const rows = out.a1!.data as Float32Array;
+    for (let r = 0; r < rows.length / 16; r++) expect(rows.subarray(r * 16, r * 16 + 16).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+  });
+});
