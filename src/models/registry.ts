@@ -6,6 +6,7 @@
 import type { Interpolation } from './pos_embed.js';
 import { getFamily, type CommonModelArgs, type ImageModel } from './model.js';
 import { vitEntries } from './vit_entries.js';
+import { convitEntries } from './convit.js';
 import { swinEntries } from './swin.js';
 
 export interface PretrainedConfig {
@@ -72,4 +73,5 @@ export function familyOf(modelName: string): string {
 }
 
 for (const e of vitEntries) registerModel(e);
+for (const e of convitEntries) registerModel(e);
 for (const e of swinEntries) registerModel(e);
