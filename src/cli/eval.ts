@@ -1,11 +1,14 @@
 /** `tessera eval`: top-1/top-5, loss, per-class accuracy and the confusion matrix of a checkpoint on a dataset. */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import type { HeldOutSplit } from '../checkpoint/checkpoint.js';
 import { loadBuiltinDataset } from '../data/datasets/builtin.js';
 import { sliceDataset } from '../data/datasets/dataset.js';
 import { TensorLoader } from '../data/loader/tensor_loader.js';
 import type { BatchSource } from '../data/loader/batch_source.js';
 import { isBuiltinDataset } from '../data/datasets/builtin.js';
-import { openImageDataset, subsetSamples } from '../data/datasets/folder_dataset.js';
+import { openImageDataset, subsetSamples, type ImageDataset, type ImageSamples } from '../data/datasets/folder_dataset.js';
 import { createImageLoader } from '../data/loader/image_loader.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
 import { evaluate } from '../train/evaluate.js';
@@ -16,14 +19,14 @@ import { nonNegativeInt, positiveInt } from './parse.js';
 import { printTable } from './output.js';
 
 type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
-  dataset: string; split: 'train' | 'test'; batchSize: number; limit?: number; workers?: number; strict?: boolean;
+  dataset: string; split: 'train' | 'test' | 'all'; batchSize: number; limit?: number; workers?: number; strict?: boolean;
 };
 
 export function registerEvalCommand(program: Command): void {
   const cmd = program.command('eval').description('evaluate a checkpoint: top-1/top-5, loss, per-class accuracy, confusion matrix');
   addPreprocessOptions(cmd)
     .option('--dataset <name>', 'built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder or a CSV/JSONL manifest', 'fashion-mnist')
-    .option('--split <split>', 'train or test; for images on disk, test is the val/ folder or val rows when there are any, else every image', 'test')
+    .option('--split <split>', 'train, test or all. Images on disk: test is the val/ folder or val rows; without them, the part training held out when the folder is the one the checkpoint was trained on (recorded in it), else every image; all is every image (train + val)', 'test')
     .option('--workers <n>', 'image datasets: decoding threads (default: the core count)', nonNegativeInt('--workers'))
     .option('--strict', 'image datasets: stop at the first unreadable image instead of skipping it')
     .addOption(sharedOption('dataDir'))
@@ -32,10 +35,11 @@ export function registerEvalCommand(program: Command): void {
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json', { description: 'print JSON (accuracies as numbers in [0, 1])' }))
     .action(async (f: EvalFlags) => {
-      if (f.split !== 'train' && f.split !== 'test') throw new Error(`--split must be train or test, got "${f.split}"`);
-      const { exe, classNames, transform, close } = await openForInference(f, f.threads);
+      if (f.split !== 'train' && f.split !== 'test' && f.split !== 'all') throw new Error(`--split must be train, test or all, got "${f.split}"`);
+      if (f.split === 'all' && isBuiltinDataset(f.dataset)) throw new Error(`--split all is for images on disk; ${f.dataset} has a train and a test split`);
+      const { exe, classNames, transform, heldOut, close } = await openForInference(f, f.threads);
       try {
-        const source = isBuiltinDataset(f.dataset) ? await builtinSource(f, transform, classNames) : imageSource(f, transform, classNames);
+        const source = isBuiltinDataset(f.dataset) ? await builtinSource(f, transform, classNames) : imageSource(f, transform, classNames, heldOut);
         let summary;
         try {
           summary = await evaluate(exe, source.loader, classNames);
@@ -43,7 +47,8 @@ export function registerEvalCommand(program: Command): void {
           await source.loader.close?.();
         }
         const skipped = source.skipped();
-        if (f.json) console.log(JSON.stringify({ checkpoint: f.checkpoint, dataset: f.dataset, split: f.split, ...(skipped ? { skippedFiles: skipped } : {}), ...summary }));
+        const part = source.part ? { part: source.part } : {};
+        if (f.json) console.log(JSON.stringify({ checkpoint: f.checkpoint, dataset: f.dataset, split: f.split, ...part, ...(skipped ? { skippedFiles: skipped } : {}), ...summary }));
         else printSummary(summary, skipped);
       } finally {
         await close();
@@ -51,10 +56,15 @@ export function registerEvalCommand(program: Command): void {
     });
 }
 
-interface EvalSource { loader: BatchSource; skipped(): number }
+interface EvalSource {
+  loader: BatchSource;
+  skipped(): number;
+  /** Images on disk: which of them were scored, e.g. "/data/pets (val split 10%)". */
+  part?: string;
+}
 
 async function builtinSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[]): Promise<EvalSource> {
-  let ds = await loadBuiltinDataset(f.dataset, f.split, { dataDir: f.dataDir });
+  let ds = await loadBuiltinDataset(f.dataset, f.split === 'train' ? 'train' : 'test', { dataDir: f.dataDir });
   if (f.limit) ds = sliceDataset(ds, 0, f.limit);
   const [c, h, w] = transform.inputSize;
   if (ds.imageShape.join() !== [c, h, w].join()) {
@@ -64,14 +74,27 @@ async function builtinSource(f: EvalFlags, transform: EvalTransform, classNames:
   return { loader: new TensorLoader(ds, { batchSize: f.batchSize, shuffle: false, seed: 0, mean: transform.mean, std: transform.std }), skipped: () => 0 };
 }
 
-/** Images on disk, resized and centre-cropped with the model's eval transform; class folders must be the checkpoint's classes. */
-function imageSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[]): EvalSource {
+/**
+ * Images on disk, resized and centre-cropped with the model's eval transform; class folders must
+ * be the checkpoint's classes. Without a validation part, the folder the checkpoint was trained on
+ * is split again as training split it, so `test` scores only images the model never saw.
+ */
+function imageSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[], heldOut: HeldOutSplit | undefined): EvalSource {
   const namesKnown = !classNames.every((n, i) => n === String(i));
-  const ds = openImageDataset(f.dataset, namesKnown ? { classNames } : {});
+  const fixed = namesKnown ? { classNames } : {};
+  let ds = openImageDataset(f.dataset, fixed);
   if (!namesKnown) checkClasses(f.checkpoint, classNames, f.dataset, ds.classNames);
-  const whole = f.split === 'train' || !ds.val ? ds.train : ds.val;
-  // class folders are sorted by class: a prefix would be one class, so take a seeded subset
-  const part = f.limit ? subsetSamples(whole, f.limit, 0) : whole;
+  const split = ds.val ? undefined : splitOfTraining(ds, heldOut);
+  if (split && f.split !== 'all') ds = openImageDataset(f.dataset, { ...fixed, valSplit: split.valSplit, seed: split.seed });
+  const whole = f.split === 'all' ? everyImage(ds) : f.split === 'train' || !ds.val ? ds.train : ds.val;
+  if (f.split === 'test' && split) {
+    process.stderr.write(`scoring the ${whole.length} images training held out of ${f.dataset} (val split ${split.valSplit}, seed ${split.seed}, as ${f.checkpoint} records); --split all scores all ${split.images}\n`);
+  } else if (f.split === 'test' && !ds.val) {
+    process.stderr.write(`${f.dataset} has no validation part and ${f.checkpoint} records no hold-out of it: scoring all ${whole.length} images\n`);
+  }
+  // class folders are sorted by class: a prefix would be one class, so take a seeded subset (the
+  // run's seed for its held-out part: --limit N then picks the images --eval-limit N did)
+  const part = f.limit ? subsetSamples(whole, f.limit, split?.seed ?? 0) : whole;
   let skipped = 0;
   const loader = createImageLoader(part, {
     batchSize: f.batchSize, shuffle: false, seed: 0, train: false, transform, workers: f.workers, strict: f.strict,
@@ -80,7 +103,32 @@ function imageSource(f: EvalFlags, transform: EvalTransform, classNames: readonl
       process.stderr.write(`skipping an unreadable image: ${message}\n`);
     },
   });
-  return { loader, skipped: () => skipped };
+  return { loader, skipped: () => skipped, part: part.name };
+}
+
+/** The checkpoint's hold-out when `ds` is the folder (or manifest) it was split from. */
+function splitOfTraining(ds: ImageDataset, heldOut: HeldOutSplit | undefined): HeldOutSplit | undefined {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  if (!heldOut || real(heldOut.dataset) !== real(ds.source)) return undefined;
+  if (ds.train.length !== heldOut.images) {
+    process.stderr.write(`warning: ${ds.source} has ${ds.train.length} images but training split ${heldOut.images}: the held-out part is not the run's (it may hold training images)\n`);
+  }
+  return heldOut;
+}
+
+function everyImage(ds: ImageDataset): ImageSamples {
+  const { train, val } = ds;
+  if (!val) return train;
+  return {
+    name: `${ds.source} (train and val)`, paths: [...train.paths, ...val.paths], labels: Int32Array.from([...train.labels, ...val.labels]),
+    classNames: train.classNames, length: train.length + val.length,
+  };
 }
 
 /** Checkpoint and dataset must agree on the classes (names when the checkpoint has them). */

@@ -5,7 +5,7 @@
  * (gradients, another export or layout) rebuild the model from the file's metadata and weights.
  */
 import { readFileSync } from 'node:fs';
-import { CheckpointError, loadCheckpoint, modelFor, type CheckpointMeta, type LoadOptions } from '../checkpoint/checkpoint.js';
+import { CheckpointError, loadCheckpoint, modelFor, type CheckpointMeta, type HeldOutSplit, type LoadOptions } from '../checkpoint/checkpoint.js';
 import type { ImageModel } from '../models/model.js';
 import { compileInference } from '../models/executables.js';
 import type { EvalTransform } from '../data/image/image.js';
@@ -26,6 +26,8 @@ export interface InferenceModel {
   exe: Executable;
   classNames: string[];
   transform: EvalTransform;
+  /** The hold-out training drew from images on disk (checkpoints record it; .onnx files do not). */
+  heldOut?: HeldOutSplit;
   close(): Promise<void>;
 }
 
@@ -38,7 +40,7 @@ export async function openForInference(f: PreprocessFlags, threads?: number): Pr
   }
   const { model, meta, transform } = loadForInference(f);
   const exe = await compileInference(model, { threads });
-  return { exe, classNames: meta.classNames, transform, close: () => exe.dispose() };
+  return { exe, classNames: meta.classNames, transform, ...(meta.heldOut ? { heldOut: meta.heldOut } : {}), close: () => exe.dispose() };
 }
 
 function withOverrides(f: PreprocessFlags, t: EvalTransform): EvalTransform {

@@ -15,6 +15,7 @@ import { createImageLoader, type ImageLoader } from '../data/loader/image_loader
 import { mixupSchema, type MixupOptions } from '../data/transforms/mixup.js';
 import { TensorLoader } from '../data/loader/tensor_loader.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
+import type { HeldOutSplit } from '../checkpoint/checkpoint.js';
 import type { TrainConfig } from './config.js';
 
 export interface TrainData {
@@ -26,6 +27,8 @@ export interface TrainData {
   imageShape: readonly [number, number, number];
   /** Unreadable files skipped so far (image datasets). */
   skipped(): number;
+  /** For checkpoint metadata: the hold-out drawn from images on disk without a validation part. */
+  checkpointMeta: { heldOut?: HeldOutSplit };
   close(): Promise<void>;
 }
 
@@ -74,6 +77,7 @@ async function openTensorData(cfg: TrainConfig, pre: DataPreprocessing, log: (m:
     classNames: trainSet.classNames,
     imageShape: trainSet.imageShape,
     skipped: () => 0,
+    checkpointMeta: {},
     close: async () => {},
   };
 }
@@ -87,6 +91,8 @@ async function openImageData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: 
   if (!ds.val) throw new Error(`${cfg.dataset} has no validation folder or split column and --val-split is 0: training needs images to evaluate on (give --val-split, e.g. 0.1)`);
   if (ds.valSource === 'split' && cfg.valSplit === undefined) log(`${cfg.dataset} has no validation part: holding out 10% of each class (--val-split 0.1)`);
   if (ds.valSource !== 'split' && cfg.valSplit) log(`--val-split ${cfg.valSplit} ignored: ${cfg.dataset} has its own validation part (${ds.valSource})`);
+  const heldOut = ds.valSource === 'split'
+    ? { dataset: ds.source, valSplit: cfg.valSplit ?? 0.1, seed: cfg.seed, images: ds.train.length + ds.val.length } : undefined;
   log(`dataset ${describeDataset(ds)}`);
   let train = ds.train, val = ds.val!;
   if (cfg.classes) [train, val] = [selectSampleClasses(train, cfg.classes), selectSampleClasses(val, cfg.classes)];
@@ -113,6 +119,7 @@ async function openImageData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: 
     classNames: train.classNames,
     imageShape: trainLoader.imageShape,
     skipped: () => skippedCount,
+    checkpointMeta: heldOut ? { heldOut } : {},
     close: async () => {
       await trainLoader.close();
       await evalLoader.close();

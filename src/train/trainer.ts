@@ -127,7 +127,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
   const session = { threads: cfg.threads };
   const objective = await createObjective(methodOf(cfg), { model, cfg, transform, classes: classNames.length, session });
   const files: RunFiles = resumed ?? createRunDir(resolve(cfg.output ?? defaultRunDir(cfg)), cfg);
-  const meta: CheckpointMeta = metaFor(modelName, model, classNames, { mean: [...transform.mean], std: [...transform.std], cropPct: transform.cropPct, interpolation: transform.interpolation });
+  const meta: CheckpointMeta = { ...metaFor(modelName, model, classNames, { mean: [...transform.mean], std: [...transform.std], cropPct: transform.cropPct, interpolation: transform.interpolation }), ...data.checkpointMeta };
 
   const inference = await compileInference(model, session);
   const optimizer = buildOptimizer(cfg, model);

@@ -2,10 +2,11 @@
  * `tessera train` and `tessera eval` on an image folder, run as a user runs them: a train/ + val/
  * tree of Fashion-MNIST PNGs and JPEGs with an unreadable file in each part.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readStateDict } from '../../src/checkpoint/checkpoint.js';
 import { writeFashionFolder } from '../data/image_folder_fixture.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -74,6 +75,26 @@ describe('training on an image folder', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/tessera: .*no validation folder.*--val-split/);
   }, 60_000);
+
+  it('`eval` on the folder a run split scores its held-out part (--split all: every image); another folder is scored whole', async () => {
+    const ckpt = join(dir, 'split', 'last.safetensors');
+    const heldOut = JSON.parse(readStateDict(ckpt).metadata.tessera!).heldOut;
+    expect(heldOut).toEqual({ dataset: join(data, 'train'), valSplit: 0.1, seed: 42, images: 481 });
+    const evalOn = (folder: string, ...more: string[]) => runCli(['eval', '--checkpoint', ckpt, '--dataset', folder, '--workers', '0', '--json', ...more]);
+    const copy = join(dir, 'copy');
+    cpSync(join(data, 'train'), copy, { recursive: true });
+    const [same, limited, all, other] = await Promise.all([evalOn(join(data, 'train')), evalOn(join(data, 'train'), '--limit', '20'), evalOn(join(data, 'train'), '--split', 'all'), evalOn(copy)]);
+    for (const r of [same, limited, all, other]) expect(r.code, r.stderr).toBe(0);
+    const counted = (r: { stdout: string }) => { const o = JSON.parse(r.stdout); return o.count + (o.skippedFiles ?? 0); };
+    // 5 of each class's 48 (49 in Bag) held out
+    expect(counted(same)).toBe(50);
+    expect(same.stderr).toContain(`scoring the 50 images training held out of ${join(data, 'train')} (val split 0.1, seed 42`);
+    // --limit 20 picks the 20 that --eval-limit 20 evaluated during training
+    expect(JSON.parse(limited.stdout).top1).toBeCloseTo(metricsOf(join(dir, 'split'))[0].eval_top1, 12);
+    expect(counted(all)).toBe(481);
+    expect(counted(other)).toBe(481);
+    expect(other.stderr).toContain(`${copy} has no validation part and ${ckpt} records no hold-out of it: scoring all 481 images`);
+  }, 120_000);
 
   it('names a dataset that is neither built in nor on disk', async () => {
     const r = await runCli(['train', '--dataset', join(dir, 'nowhere'), '--output', join(dir, 'none')]);
