@@ -244,7 +244,7 @@ export class ConVit extends ImageModel {
     super();
     const c = (this.config = { ...convitDefaults, ...config });
     if (!(Number.isInteger(c.localUpToLayer) && c.localUpToLayer >= 0 && c.localUpToLayer < c.depth)) {
-      throw new RangeError(`ConViT: localUpToLayer must be an integer in [0, depth − 1] = [0, ${c.depth - 1}] (the class token joins before that block), got ${c.localUpToLayer}`);
+      throw new RangeError(`ConViT: local_up_to_layer (localUpToLayer) must be an integer in [0, depth − 1] = [0, ${c.depth - 1}] (the class token joins before that block), got ${c.localUpToLayer}`);
     }
     const d = (this.width = c.embedDim * c.numHeads);
     const rng = new Random(c.seed);

@@ -184,7 +184,7 @@ describe('ConViT family', () => {
     const schema = getFamily('convit').kwargsSchema;
     expect(schema.safeParse({ localUpToLayer: 3, localityStrength: 0.5, embedDim: 32 }).success).toBe(true);
     expect(schema.safeParse({ qkBias: true }).success).toBe(false);
-    expect(() => new ConVit({ depth: 4, localUpToLayer: 4 })).toThrow(/localUpToLayer must be an integer in \[0, depth − 1\] = \[0, 3\].*got 4/);
+    expect(() => new ConVit({ depth: 4, localUpToLayer: 4 })).toThrow(/local_up_to_layer \(localUpToLayer\) must be an integer in \[0, depth − 1\] = \[0, 3\].*got 4/);
     // no GPSA at all is a DeiT without a class slot in pos_embed
     expect(new ConVit({ imgSize: 16, patchSize: 4, embedDim: 4, numHeads: 2, depth: 1, localUpToLayer: 0 }).namedParameters().some(([k]) => k.includes('gating'))).toBe(false);
   });
