@@ -151,6 +151,14 @@ function fromTimmFamily(family: string, sd: ReturnType<typeof toStateDict>, sour
   };
 }
 
+/** A registered entry of the checkpoint's family whose architecture args all equal the inferred config (other families only). */
+function matchingEntry(fc: ForeignCheckpoint): string | undefined {
+  if (!fc.family || fc.family === 'vit') return undefined;
+  const c = fc.config as unknown as Record<string, unknown>;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  return listModels().find((e) => e.family === fc.family && Object.entries(e.config).every(([k, v]) => k === 'numClasses' || same(c[k], v)))?.name;
+}
+
 /**
  * tessera checkpoint metadata for a converted checkpoint. Preprocessing the files do not state
  * falls back to the registered architecture's, then to timm's ViT defaults (mean/std 0.5,
@@ -162,7 +170,7 @@ export function foreignMeta(fc: ForeignCheckpoint): CheckpointMeta {
   const p = fc.preprocessing ?? {};
   const fit = (v: number[] | undefined) => (v && (v.length === c.inChans || v.length === 1) ? v : undefined);
   return {
-    model: fc.modelName ?? `${fc.family ?? 'vit'}_${c.embedDim}d_patch${c.patchSize}_${c.imgSize}`,
+    model: fc.modelName ?? matchingEntry(fc) ?? `${fc.family ?? 'vit'}_${c.embedDim}d_patch${c.patchSize}_${c.imgSize}`,
     family: fc.family ?? 'vit',
     config: c,
     classNames: fc.classNames ?? Array.from({ length: c.numClasses }, (_, i) => String(i)),

@@ -133,6 +133,8 @@ describe('Swin checkpoints in the files users hold', () => {
       writeFileSync(join(hub, 'config.json'), JSON.stringify({ architecture: 'swin_tiny_patch4_window7_224', pretrained_cfg: { label_names: ['a', 'b', 'c', 'd', 'e', 'f', 'g'] } }));
       const tiny = deterministic(createModel('swin_tiny_patch4_window7_224', { numClasses: 7 }));
       writeSafetensors(join(hub, 'model.safetensors'), Object.fromEntries(Object.entries(tiny.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
+      // the bare file alone: its inferred architecture is a registered entry's
+      expect(loadCheckpoint(join(hub, 'model.safetensors')).meta.model).toBe('swin_tiny_patch4_window7_224');
       const fromHub = loadCheckpoint(hub);
       expect(fromHub.meta.model).toBe('swin_tiny_patch4_window7_224');
       expect(fromHub.meta.classNames).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g']);
