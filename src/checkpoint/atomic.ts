@@ -6,7 +6,7 @@
  * dies with its temp file created and empty), and `setFaultHook` runs a function there
  * in-process. Unset, a fault point costs one comparison.
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 export type FileStep = 'write' | 'rename' | 'link' | 'symlink' | 'remove' | 'mkdir';
@@ -53,5 +53,50 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  }
+}
+
+/** Creates a directory (and its parents); `exclusive` fails with EEXIST when it already exists. */
+export function makeDir(path: string, { exclusive = false } = {}): void {
+  faultHook?.('mkdir', path);
+  if (exclusive) mkdirSync(path);
+  else mkdirSync(path, { recursive: true });
+}
+
+/** `to` becomes a second name of the file `from` (a copy where the file system has no hard links). */
+export function linkOrCopy(from: string, to: string): void {
+  faultHook?.('link', to);
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
+}
+
+/** Points `path` at `target` (relative to path's directory) in one rename, whatever `path` was. */
+export function replaceWithSymlink(path: string, target: string): void {
+  const tmp = tempPath(path);
+  rmSync(tmp, { force: true });
+  faultHook?.('symlink', path);
+  symlinkSync(target, tmp);
+  faultHook?.('rename', path);
+  renameSync(tmp, path);
+}
+
+export function removePath(path: string): void {
+  faultHook?.('remove', path);
+  rmSync(path, { recursive: true, force: true });
+}
+
+/** Makes a directory's entries (renames, new names) durable; a no-op where directories cannot be opened. */
+export function syncDir(path: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Windows cannot fsync a directory; its renames are durable without it
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -11,6 +11,7 @@ export function registerTrainCommand(program: Command): void {
     .description('train a ViT (defaults: vit_tiny_patch4_28 on Fashion-MNIST, AdamW, cosine schedule, 10 epochs)')
     .option('--config <file>', 'JSON or YAML file of training options (keys as the flags, camelCase or kebab-case); flags override it')
     .option('--resume <run-dir>', 'continue a stopped run from its run directory, exactly where it stopped')
+    .option('--overwrite', 'replace the run already in --output (without it, training into an existing run is refused)')
     .option('--json', 'print the final result as JSON');
   addSchemaOptions(cmd, trainConfigSchema.shape);
   cmd.action(async (opts: Record<string, unknown>) => {
@@ -18,6 +19,7 @@ export function registerTrainCommand(program: Command): void {
     let cfg;
     if (opts.resume) {
       const given = Object.keys(flags).map((k) => `--${kebab(k)}`);
+      if (opts.overwrite) given.push('--overwrite');
       if (given.length) throw new Error(`--resume continues a run with its saved configuration; remove ${given.join(', ')}`);
       cfg = resolveTrainConfig(readSavedConfig(opts.resume as string), `${opts.resume}/config.json`);
     } else {
@@ -42,6 +44,7 @@ export function registerTrainCommand(program: Command): void {
     try {
       result = await train(cfg, {
         resume: opts.resume as string | undefined,
+        overwrite: opts.overwrite === true,
         signal: controller.signal,
         events: {
           log,

@@ -1,14 +1,16 @@
 /**
  * What a run keeps on disk between steps, in one place: the weights (last/best checkpoints),
  * the resumable state (optimiser moments, EMA weights, the objective's state, the position in
- * the data) and the metrics. `resume` reads back exactly what the saves wrote.
+ * the data) and the metrics. Each save is one commit of the run directory (run_dir.ts), so its
+ * files become visible together; `resume` reads back exactly what the last commit wrote.
  */
+import { linkOrCopy } from '../checkpoint/atomic.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../checkpoint/checkpoint.js';
 import type { ImageModel } from '../models/model.js';
 import type { Optimizer } from '../optim/adamw.js';
 import type { ModelEma } from './ema.js';
 import type { Objective } from './objectives/objective.js';
-import { loadState, readMetrics, saveState, writeMetrics, type EpochRecord, type Position, type RunFiles } from './run_dir.js';
+import { commitRun, loadState, readMetrics, saveState, writeMetrics, type CommitRecord, type EpochRecord, type Position, type RunFiles } from './run_dir.js';
 
 export class RunCheckpointer {
   constructor(readonly files: RunFiles, private readonly model: ImageModel, private readonly meta: CheckpointMeta,
@@ -28,20 +30,30 @@ export class RunCheckpointer {
     return { pos, metrics: readMetrics(this.files).filter((r) => r.epoch <= pos.epoch) };
   }
 
-  /** The weights and the resumable state at `pos` (after an interrupt, or at an epoch's end). */
-  saveResumable(pos: Position, meta: CheckpointMeta = { ...this.meta, epoch: pos.epoch }): void {
-    saveCheckpoint(this.files.last, this.model, meta);
+  /** After an interrupt: the weights and the resumable state at `pos`; best and the metrics stay as committed. */
+  saveResumable(pos: Position, meta: CheckpointMeta = { ...this.meta, epoch: pos.epoch }): CommitRecord {
+    return commitRun(this.files, pos, (stage) => {
+      saveCheckpoint(stage.last, this.model, meta);
+      this.saveStateTo(stage, pos);
+    }, ['best.safetensors', 'metrics.jsonl']);
+  }
+
+  /** An epoch's end: last, best when it improved (else the committed one), state and the metrics, as one commit. */
+  commitEpoch(pos: Position, metrics: EpochRecord[], epochMeta: CheckpointMeta, improved: boolean): CommitRecord {
+    return commitRun(this.files, pos, (stage) => {
+      saveCheckpoint(stage.last, this.model, epochMeta);
+      // the same bytes as last: a second name for them
+      if (improved) linkOrCopy(stage.last, stage.best);
+      this.saveStateTo(stage, pos);
+      writeMetrics(stage, metrics);
+    }, improved ? [] : ['best.safetensors']);
+  }
+
+  private saveStateTo(stage: RunFiles, pos: Position): void {
     const tensors: Record<string, Float32Array> = { ...this.optimizer.stateTensors() };
     if (this.ema) for (const [k, e] of this.ema.weights) tensors[`ema.${k}`] = e;
     for (const [k, t] of Object.entries(this.objective.stateTensors?.() ?? {})) tensors[`objective.${k}`] = t;
-    saveState(this.files, pos, tensors);
-  }
-
-  /** An epoch's end: the best checkpoint when it improved, then last, state and the metrics. */
-  commitEpoch(pos: Position, metrics: EpochRecord[], epochMeta: CheckpointMeta, improved: boolean): void {
-    if (improved) saveCheckpoint(this.files.best, this.model, epochMeta);
-    this.saveResumable(pos, epochMeta);
-    writeMetrics(this.files, metrics);
+    saveState(stage, pos, tensors);
   }
 }
 

@@ -20,7 +20,7 @@ import type { TrainConfig } from './config.js';
 import { ModelEma } from './ema.js';
 import type { ClassificationSummary } from './metrics.js';
 import { compileTrainStep, type TrainExecutable } from './step.js';
-import { createRunDir, runFiles, type EpochRecord, type Position, type RunFiles } from './run_dir.js';
+import { claimNewRunDir, createRunDir, recoverRunDir, refuseExistingRun, runFiles, type CommitRecord, type EpochRecord, type Position, type RunFiles } from './run_dir.js';
 import { writeReport } from './report.js';
 import { layerDecayScales, setTrainable } from './finetune.js';
 import { isImageDataset, openTrainData, type TrainData } from './data.js';
@@ -52,8 +52,10 @@ export interface TrainEvents {
 }
 
 export interface TrainOptions {
-  /** Run directory to continue (it holds config.json, last.safetensors, state.safetensors). */
+  /** Run directory to continue (it holds config.json and the last commit; with none yet, the run starts from the beginning). */
   resume?: string;
+  /** Replace a run already in cfg.output (otherwise that is refused). */
+  overwrite?: boolean;
   /** Aborting saves a resumable state after the current step and returns 'interrupted'. */
   signal?: AbortSignal;
   events?: TrainEvents;
@@ -73,6 +75,7 @@ export class TrainingDivergedError extends Error {
   override name = 'TrainingDivergedError';
 }
 
+/** runs/<model>-<dataset>-<timestamp>; a second run started in the same second gets `-2` (claimNewRunDir). */
 export function defaultRunDir(cfg: TrainConfig): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   return resolve('runs', `${cfg.model}-${cfg.dataset}-${stamp}`);
@@ -86,6 +89,8 @@ function buildOptimizer(cfg: TrainConfig, model: ImageModel): Optimizer {
 
 export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
   const log = opts.events?.log ?? (() => {});
+  // before the data is loaded: a refusal should not wait for it
+  if (!opts.resume && cfg.output && !opts.overwrite) refuseExistingRun(resolve(cfg.output));
   const entry = getModelEntry(cfg.model);
   const pre = entry.pretrained;
   if (cfg.imgSize !== undefined && !opts.datasets && !isImageDataset(cfg.dataset)) {
@@ -113,7 +118,9 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
   // the model is built and checked against the data before a new run directory is written, so a
   // bad --model-kwargs combination leaves nothing behind
   const resumed = opts.resume ? runFiles(resolve(opts.resume)) : undefined;
-  const { model, modelName } = resumed
+  // a run killed before its first commit has none: it starts from the beginning
+  const committed = resumed && recoverRunDir(resumed);
+  const { model, modelName } = resumed && committed
     ? { model: loadRunModel(resumed), modelName: cfg.model }
     : await buildModel(cfg, numClasses, data.imageShape, log);
   const [c, h, w] = model.inputShape;
@@ -126,7 +133,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
   }
   const session = { threads: cfg.threads };
   const objective = await createObjective(methodOf(cfg), { model, cfg, transform, classes: classNames.length, session });
-  const files: RunFiles = resumed ?? createRunDir(resolve(cfg.output ?? defaultRunDir(cfg)), cfg);
+  const files: RunFiles = resumed ?? createRunDir(cfg.output ? resolve(cfg.output) : claimNewRunDir(defaultRunDir(cfg)), cfg, opts.overwrite);
   const meta: CheckpointMeta = { ...metaFor(modelName, model, classNames, { mean: [...transform.mean], std: [...transform.std], cropPct: transform.cropPct, interpolation: transform.interpolation }), ...data.checkpointMeta };
 
   const inference = await compileInference(model, session);
@@ -142,9 +149,12 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
 
   let pos: Position = { epoch: 0, batch: 0, optimizerStep: 0, best: -Infinity };
   let metrics: EpochRecord[] = [];
-  if (resumed) {
+  let saved: CommitRecord | undefined = committed;
+  if (committed) {
     ({ pos, metrics } = checkpointer.resume());
     log(`resuming ${files.dir} at epoch ${pos.epoch + 1}, batch ${pos.batch} of ${microPerEpoch}`);
+  } else if (resumed) {
+    log(`${files.dir} has no saved epoch or interrupt yet: starting the run from the beginning`);
   }
 
   // compiled at the first epoch, and again whenever the trainable set changes
@@ -181,7 +191,8 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
         data.train.release?.(batch);
         const loss = Number(out.loss!.data[0]);
         if (!Number.isFinite(loss)) {
-          throw new TrainingDivergedError(`training diverged: the loss is ${loss} at epoch ${epoch + 1}, batch ${b + 1}; ${files.last} keeps the last good weights (try a lower --lr or --clip-grad)`);
+          const kept = saved ? `${files.last} keeps the weights ${describeCommit(saved, microPerEpoch)}` : 'nothing was saved (the first epoch had not ended)';
+          throw new TrainingDivergedError(`training diverged: the loss is ${loss} at epoch ${epoch + 1}, batch ${b + 1}; ${kept} (try a lower --lr or --clip-grad)`);
         }
         for (const k of step.bufferUpdates) buffers.get(k)!.data.set(out[`buffer/${k}`]!.data as Float32Array);
         // mean over the whole optimiser batch: weight each micro-batch by its share
@@ -200,7 +211,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
           if (opts.signal?.aborted) {
             pos = { ...pos, epoch, batch: b + 1, lossSum, lossCount };
             checkpointer.saveResumable(pos);
-            log(`interrupted: state saved to ${files.dir}`);
+            log(`interrupted at epoch ${epoch + 1}, batch ${b + 1} of ${microPerEpoch}: saved to ${files.dir}`);
             return { runDir: files.dir, status: 'interrupted', metrics, model };
           }
         }
@@ -222,7 +233,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
       const improved = !Number.isFinite(pos.best) || (objective.best.mode === 'max' ? score > pos.best : score < pos.best);
       pos = { epoch: epoch + 1, batch: 0, optimizerStep: pos.optimizerStep, best: improved ? score : pos.best, lossSum: 0, lossCount: 0 };
       const summaryMetrics = final ? { top1: final.top1, top5: final.top5, loss: final.loss } : evaluation.record;
-      checkpointer.commitEpoch(pos, metrics, { ...meta, epoch: epoch + 1, metrics: summaryMetrics }, improved);
+      saved = checkpointer.commitEpoch(pos, metrics, { ...meta, epoch: epoch + 1, metrics: summaryMetrics }, improved);
       try {
         await writeReport(files.dir, { runName: files.dir, model: cfg.model, classNames, metrics, confusion: final?.confusion ?? [], config: cfg });
       } catch (e) {
@@ -238,6 +249,9 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
   }
   return { runDir: files.dir, status: 'completed', metrics, final, model };
 }
+
+const describeCommit = (c: CommitRecord, batches: number) =>
+  (c.batch ? `saved at epoch ${c.epoch + 1}, batch ${c.batch} of ${batches} (an interrupt)` : `of the end of epoch ${c.epoch}`);
 
 /** Images per second and the run's ETA, reported after every micro-batch. */
 class Progress {
