@@ -9,7 +9,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { imageAugmentSchema } from '../data/transforms/transform_config.js';
-import { getFamily } from '../models/model.js';
+import { getFamily, listFamilies } from '../models/model.js';
 import { familyOf } from '../models/registry.js';
 import { mixupSchema } from '../data/transforms/mixup.js';
 
@@ -30,10 +30,16 @@ const imageAugmentKeys = Object.fromEntries(Object.entries(imageOnly).map(([k, s
  */
 export type ModelKwargs = Record<string, unknown>;
 const modelKwargsSchema = z.record(z.string(), z.unknown());
+/** A camelCase key as timm and the option help write it (stemStrides → stem_strides). */
+export function snake(k: string): string {
+  return k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+/** Each registered family's --model-kwargs keys, for the option's help. */
+const familyKwargKeys = () => listFamilies().map((f) => `${f}: ${Object.keys(getFamily(f).kwargsSchema.shape).map(snake).join(', ')}`).join('; ');
 
 export const trainConfigSchema = z.object({
   model: z.string().default('vit_tiny_patch4_28').describe('Registered architecture (`tessera models`).'),
-  modelKwargs: modelKwargsSchema.optional().describe("architecture overrides, as timm's --model-kwargs: key=value pairs separated by commas or spaces, e.g. embed_dim=128,depth=8,global_pool=avg; a list as [1,2,2]. The keys are the model family's (ViT: embed_dim, depth, num_heads, mlp_ratio, patch_size, qkv_bias, class_token, global_pool, no_embed_class, embed_layer, stem_width, stem_strides, stem_norm, eps)"),
+  modelKwargs: modelKwargsSchema.optional().describe(`architecture overrides, as timm's --model-kwargs: key=value pairs separated by commas or spaces, e.g. embed_dim=128,depth=8,global_pool=avg; a list as [1,2,2]. The keys are the model family's (${familyKwargKeys()})`),
   method: z.string().default('supervised').describe(`training objective: ${'supervised'} (cross-entropy on the labels; --adv switches it to adversarial training), or another registered method`),
   dataset: z.string().default('fashion-mnist').describe('a built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder (one subfolder per class, or train/ and val/) or a CSV/JSONL manifest of path,label'),
   dataDir: z.string().optional().describe('Where built-in datasets are looked for first (and downloaded to).'),
@@ -98,8 +104,6 @@ export class ConfigError extends Error {
 }
 
 const camel = (k: string) => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
-/** A camelCase key as timm and the option help write it (stemStrides → stem_strides). */
-export const snake = (k: string): string => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const camelKeys = (o: Record<string, unknown>): Record<string, unknown> =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined).map(([k, v]) => [camel(k), v]));
 
