@@ -51,9 +51,31 @@ export function handleError(e: FastifyError, req: FastifyRequest, reply: Fastify
   }
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.code === 'FST_REQ_FILE_TOO_LARGE') body.message = bodyTooLarge(req.routeOptions.bodyLimit).message;
   if (status >= 500) req.log.error(e);
-  // a body refused before its end (too large, unparseable) is not read on: the connection closes
-  if (!req.raw.complete) void reply.header('connection', 'close');
+  if (!req.raw.complete) closeAfterAnswer(req, reply);
   void reply.code(status).type('application/json').send(body);
+}
+
+/** How long the answer to a refused upload has before its connection is reset. */
+const LINGER_MS = 500;
+
+/**
+ * A body refused before its end (too large, unparseable) is not read on: the answer says
+ * `connection: close`, and the server half-closes, stops reading and resets the connection
+ * LINGER_MS later, or when the client hangs up first (Go's net/http waits 500 ms too). Closing
+ * at once resets it under the client's upload, and the client may see EPIPE instead of the
+ * answer (measured with node:http clients: 3 of 320 oversized uploads); while the server does
+ * not read, the TCP window fills and the client's writes wait instead of failing.
+ */
+function closeAfterAnswer(req: FastifyRequest, reply: FastifyReply): void {
+  void reply.header('connection', 'close');
+  const socket = req.raw.socket;
+  // node's http server ends a `connection: close` response with socket.destroySoon()
+  socket.destroySoon = () => {
+    socket.end();
+    socket.pause();
+    const reset = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    socket.once('close', () => clearTimeout(reset));
+  };
 }
 
 export function handleNotFound(req: FastifyRequest, reply: FastifyReply): void {

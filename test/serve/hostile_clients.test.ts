@@ -183,6 +183,38 @@ describe('--body-limit on a multipart request', () => {
     expect(await inFlight()).toBe(0);
   }, 30_000);
 
+  it('after the 413 the server half-closes and stops reading, and resets the connection only ~500 ms later', async () => {
+    // a reset at once can reach the client before it has read the answer (EPIPE instead of the 413)
+    const form = multipart(Array.from({ length: 160 }, () => randomBytes(64 * 1024))); // 10 MiB, more than the sockets buffer
+    const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true }); // keeps writing after the server's FIN
+    const t = { answered: 0, fin: 0, reset: 0 };
+    let text = '';
+    s.on('data', (d) => { text += d; t.answered ||= performance.now(); });
+    s.on('end', () => { t.fin = performance.now(); });
+    const done = new Promise<void>((resolve) => {
+      s.on('error', () => { t.reset ||= performance.now(); });
+      s.on('close', () => { t.reset ||= performance.now(); resolve(); });
+    });
+    s.write(head('/v1/predict/batch', 'multipart/form-data; boundary=tessera-test-boundary', form.length));
+    let sent = 0;
+    const pump = () => {
+      while (sent < form.length && !s.destroyed) {
+        const piece = form.subarray(sent, sent + 64 * 1024);
+        sent += piece.length;
+        if (!s.write(piece)) return void s.once('drain', pump);
+      }
+    };
+    pump();
+    await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
+    expect(t.reset, `no reset 5 s after the answer ${JSON.stringify(text.slice(0, 40))}, ${sent} bytes sent`).toBeGreaterThan(0);
+    expect(text).toMatch(/^HTTP\/1\.1 413 [^]*\r\nconnection: close\r\n/i);
+    expect(t.fin).toBeGreaterThan(0);
+    expect(sent).toBeLessThan(form.length); // the server stopped reading, so the upload stalled
+    expect(t.reset - t.answered).toBeGreaterThan(300);
+    expect(t.reset - t.answered).toBeLessThan(3000);
+    s.destroy();
+  }, 15_000);
+
   it('a multipart body under the limit is still read whole', async () => {
     const form = multipart(Array.from({ length: 12 }, () => png));
     const r = await rawPost('/v1/predict/batch', 'multipart/form-data; boundary=tessera-test-boundary', form);
