@@ -7,6 +7,12 @@ import * as ort from 'onnxruntime-node';
 import type { DType, HostArray } from '../ir/dtype.js';
 import { physicalCores } from './cores.js';
 
+// ORT's telemetry client matches a std::regex against /proc/self/cmdline when the first session
+// creates ORT's environment; the regex recurses per byte, so a command line over about 29 kB
+// (700 image paths given to `predict`) overflows the stack: a segmentation fault. ORT reads this
+// variable at that point; a value the user set is kept.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
 
 export interface SessionOptions {
