@@ -70,6 +70,9 @@ export function linkOrCopy(from: string, to: string): void {
     linkSync(from, to);
   } catch {
     copyFileSync(from, to);
+    const fd = openSync(to, 'r+');
+    fsyncSync(fd);
+    closeSync(fd);
   }
 }
 

@@ -140,7 +140,11 @@ export function createRunDir(dir: string, config: TrainConfig, overwrite = false
 export function commitRun(files: RunFiles, at: { epoch: number; batch: number }, write: (stage: RunFiles) => void, keep: readonly CommittedFile[]): CommitRecord {
   const id = at.batch ? `epoch-${at.epoch + 1}-batch-${at.batch}` : `epoch-${at.epoch}`;
   const stage = runFiles(join(files.commits, id));
-  if (lexists(stage.dir)) removePath(stage.dir); // an uncommitted write of the same position
+  if (lexists(stage.dir)) {
+    // positions only advance, so this is an uncommitted write of the same position, never the current commit
+    if (lstatOrUndefined(files.current) && basename(readlinkSync(files.current)) === id) throw new Error(`internal error: commit ${id} of ${files.dir} would replace itself`);
+    removePath(stage.dir);
+  }
   makeDir(stage.dir);
   write(stage);
   for (const name of keep) {

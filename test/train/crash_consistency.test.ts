@@ -4,7 +4,8 @@
  * hook copies the run directory just before each such step: the state a kill there leaves
  * (every earlier step done; a write's temp file created and still empty). Each copy is resumed.
  * A few real kills (TESSERA_FAULT_AT, SIGKILL in a child `tessera train`) check that the copies
- * are what a kill leaves and that `tessera train --resume` finishes those runs.
+ * are what a kill leaves and that `tessera train --resume` finishes those runs. About 40 points;
+ * each timeout is about 3× the part's idle time (the whole file ≈ 90 s on an idle 2-core VM).
  */
 import { spawn } from 'node:child_process';
 import { cpSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
@@ -129,7 +130,7 @@ beforeAll(async () => {
   const run = result.runDir;
   reference = { run, last: weights(join(run, 'last.safetensors')), best: weights(join(run, 'best.safetensors')), metrics: metricsOf(run) };
   expect(reference.metrics.map((m) => m.epoch)).toEqual([1, 2]);
-}, 60_000);
+}, 30_000);
 
 describe('a run killed at a file step of an epoch end or an interrupt save', () => {
   it('resumes to the uninterrupted weights and metrics from every step of both epoch ends', async () => {
@@ -137,7 +138,7 @@ describe('a run killed at a file step of an epoch end or an interrupt save', () 
     expect(points.filter((s) => s.phase === 'end of epoch 1').length).toBeGreaterThanOrEqual(4);
     expect(points.filter((s) => s.phase === 'end of epoch 2').length).toBeGreaterThanOrEqual(4);
     expect(await resumeEach(straight)).toEqual([]);
-  }, 240_000);
+  }, 120_000);
 
   it('resumes to the uninterrupted weights and metrics from every step of an interrupt save', async () => {
     const { result, steps } = await recordRun('interrupted', { epoch: 2, batch: 2 });
@@ -148,7 +149,7 @@ describe('a run killed at a file step of an epoch end or an interrupt save', () 
     const resumed = await train(resolveTrainConfig(readRunConfig(result.runDir)), { resume: result.runDir, events: quiet });
     expect(resumed.status).toBe('completed');
     expect(differences(result.runDir)).toBe('');
-  }, 120_000);
+  }, 60_000);
 
   it('leaves what the in-process copy holds when SIGKILLed there, and `tessera train --resume` finishes it', async () => {
     const end1 = straight.filter((s) => s.snapshot && s.phase === 'end of epoch 1');
@@ -164,7 +165,7 @@ describe('a run killed at a file step of an epoch end or an interrupt save', () 
       expect(r.code, r.stderr).toBe(0);
       expect(differences(out)).toBe('');
     }
-  }, 180_000);
+  }, 60_000);
 });
 
 /** Names, kinds and link targets under a run directory (contents differ in timings). */
