@@ -1,30 +1,46 @@
 /**
  * The pre-norm transformer block of ViT (Dosovitskiy et al. 2020, https://arxiv.org/abs/2010.11929),
- * laid out as timm's `vision_transformer.py`: Attention (fused qkv) → Mlp → Block.
+ * laid out as timm's `vision_transformer.py`: Attention (fused qkv) → Mlp → Block. How the heads'
+ * q, k, v become their output is the attention mechanism's (src/nn/attention/: softmax by default,
+ * performer, linear, sparse, axial); the keys stay attn.qkv and attn.proj whichever it is.
  */
 import type { Tensor } from '../ir/tensor.js';
-import { gelu, matmul, mT, mul, reshape, slice, softmax, transpose, add } from '../ops/index.js';
+import { gelu, mul, reshape, slice, transpose, add } from '../ops/index.js';
 import type { Random } from '../random.js';
 import { Module } from './module.js';
 import { LayerNorm, Linear } from './layers.js';
+import { attentionConfigOf, createMechanism, mechanismChildName, type AttentionConfig, type AttentionMechanism, type TokenLayout } from './attention/index.js';
 
-export interface AttentionOptions { qkvBias?: boolean }
+/** The mechanism and its options; `layout` (the token grid) for axial and sparse, `seed` for Performer's features. */
+export type MechanismOptions = Partial<AttentionConfig> & { layout?: TokenLayout; seed?: number };
+
+export interface AttentionOptions { qkvBias?: boolean; mechanism?: MechanismOptions }
 
 export class Attention extends Module {
   readonly headDim: number;
   readonly qkv: Linear;
   readonly proj: Linear;
+  readonly mechanism: AttentionMechanism;
 
-  constructor(readonly dim: number, readonly numHeads: number, rng: Random, { qkvBias = true }: AttentionOptions = {}) {
+  constructor(readonly dim: number, readonly numHeads: number, rng: Random, { qkvBias = true, mechanism = {} }: AttentionOptions = {}) {
     super();
     if (dim % numHeads !== 0) throw new RangeError(`Attention: dim ${dim} is not divisible by ${numHeads} heads`);
     this.headDim = dim / numHeads;
     this.qkv = this.addChild('qkv', new Linear(dim, dim * 3, rng, { bias: qkvBias }));
     this.proj = this.addChild('proj', new Linear(dim, dim, rng));
+    const { layout, seed = 0, ...config } = mechanism;
+    const m = createMechanism({ headDim: this.headDim, numHeads, layout, seed }, config);
+    this.mechanism = this.addChild(mechanismChildName[attentionConfigOf(config).attnType], m);
   }
 
-  /** Returns the output and the attention probabilities [B, H, N, N]. */
-  forwardWithAttention(x: Tensor): { out: Tensor; attn: Tensor } {
+  /**
+   * Returns the output and the attention probabilities [B, H, N, N]: always for unchunked softmax
+   * attention; for the other mechanisms only when `withAttention` (the output is then computed
+   * through that matrix, O(N²)).
+   */
+  forwardWithAttention(x: Tensor): { out: Tensor; attn: Tensor };
+  forwardWithAttention(x: Tensor, withAttention: boolean): { out: Tensor; attn?: Tensor };
+  forwardWithAttention(x: Tensor, withAttention = true): { out: Tensor; attn?: Tensor } {
     return this.scoped(x.graph, () => {
       const [, n, c] = x.shape as [unknown, number, number];
       const h = this.numHeads;
@@ -35,14 +51,14 @@ export class Attention extends Module {
       const qkv = transpose(reshape(this.qkv.forward(x), [-1, n, 3, h, d]), [2, 0, 3, 1, 4]); // [3, B, H, N, D]
       const part = (i: number) => reshape(slice(qkv, [0], [i], [i + 1]), [-1, h, n, d]); // [B, H, N, D]
       const [q, k, v] = [part(0), part(1), part(2)];
-      const attn = softmax(matmul(mul(q, d ** -0.5), mT(k)), -1); // [B, H, N, N]
-      const y = reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [-1, n, c]); // [B, N, C]
+      const { out, attn } = this.mechanism.attendWithMatrix(q, k, v, withAttention); // [B, H, N, D]
+      const y = reshape(transpose(out, [0, 2, 1, 3]), [-1, n, c]); // [B, N, C]
       return { out: this.proj.forward(y), attn };
     });
   }
 
   forward(x: Tensor): Tensor {
-    return this.forwardWithAttention(x).out;
+    return this.forwardWithAttention(x, false).out;
   }
 }
 
@@ -61,7 +77,7 @@ export class Mlp extends Module {
   }
 }
 
-export interface BlockOptions { mlpRatio?: number; qkvBias?: boolean; eps?: number }
+export interface BlockOptions { mlpRatio?: number; qkvBias?: boolean; eps?: number; attention?: MechanismOptions }
 
 export class Block extends Module {
   readonly norm1: LayerNorm;
@@ -69,20 +85,23 @@ export class Block extends Module {
   readonly norm2: LayerNorm;
   readonly mlp: Mlp;
 
-  constructor(dim: number, numHeads: number, rng: Random, { mlpRatio = 4, qkvBias = true, eps = 1e-6 }: BlockOptions = {}) {
+  constructor(dim: number, numHeads: number, rng: Random, { mlpRatio = 4, qkvBias = true, eps = 1e-6, attention }: BlockOptions = {}) {
     super();
     this.norm1 = this.addChild('norm1', new LayerNorm(dim, eps));
-    this.attn = this.addChild('attn', new Attention(dim, numHeads, rng, { qkvBias }));
+    this.attn = this.addChild('attn', new Attention(dim, numHeads, rng, { qkvBias, mechanism: attention }));
     this.norm2 = this.addChild('norm2', new LayerNorm(dim, eps));
     this.mlp = this.addChild('mlp', new Mlp(dim, Math.round(dim * mlpRatio), rng));
   }
 
   /**
    * x + attn(norm1(x)), then + mlp(norm2(x)). `residualScale` multiplies each branch: drop-path
-   * passes a per-sample keep mask divided by the keep probability [B, 1, 1].
+   * passes a per-sample keep mask divided by the keep probability [B, 1, 1]. The attention
+   * probabilities come as Attention.forwardWithAttention gives them.
    */
-  forwardWithAttention(x: Tensor, residualScale?: { attn: Tensor; mlp: Tensor }): { out: Tensor; attn: Tensor } {
-    const { out: a, attn } = this.attn.forwardWithAttention(this.norm1.forward(x));
+  forwardWithAttention(x: Tensor, residualScale?: { attn: Tensor; mlp: Tensor }): { out: Tensor; attn: Tensor };
+  forwardWithAttention(x: Tensor, residualScale: { attn: Tensor; mlp: Tensor } | undefined, withAttention: boolean): { out: Tensor; attn?: Tensor };
+  forwardWithAttention(x: Tensor, residualScale?: { attn: Tensor; mlp: Tensor }, withAttention = true): { out: Tensor; attn?: Tensor } {
+    const { out: a, attn } = this.attn.forwardWithAttention(this.norm1.forward(x), withAttention);
     const g = x.graph;
     const scale = (t: Tensor, s?: Tensor) => (s ? this.scoped(g, () => mul(t, s)) : t);
     const x1 = this.scoped(g, () => add(x, scale(a, residualScale?.attn)));
@@ -91,6 +110,6 @@ export class Block extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.forwardWithAttention(x).out;
+    return this.forwardWithAttention(x, undefined, false).out;
   }
 }
