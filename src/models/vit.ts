@@ -16,13 +16,15 @@ import { Identity, LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
 import { ConvStemEmbed, type StemNorm } from '../nn/conv_stem.js';
 import { Block } from '../nn/transformer.js';
+import { attentionConfigOf, attentionDefaults, attentionKwargsShape, checkAttentionKwargs, fitMechanismState, type AttentionConfig } from '../nn/attention/index.js';
 import { normal, truncNormal } from '../nn/init.js';
 import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
 import { resamplePosEmbed } from './pos_embed.js';
 import { adaptInputConv } from './adapt_input.js';
 import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type ModelOutput, type NoiseInput, type TokenGrid } from './model.js';
 
-export interface VitConfig extends CommonModelArgs {
+/** The attention options (attn_type and its mechanism's keys) are AttentionConfig's, src/nn/attention/index.ts. */
+export interface VitConfig extends CommonModelArgs, AttentionConfig {
   patchSize: number;
   embedDim: number;
   depth: number;
@@ -55,6 +57,7 @@ export const vitDefaults: VitConfig = {
   imgSize: 224, patchSize: 16, inChans: 3, numClasses: 1000, embedDim: 768, depth: 12, numHeads: 12,
   mlpRatio: 4, qkvBias: true, classToken: true, globalPool: 'token', distilled: false, noEmbedClass: false,
   dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24, stemStrides: [], stemNorm: 'none',
+  ...attentionDefaults,
 };
 
 /** The architecture keys of --model-kwargs (the common args have options of their own). */
@@ -63,6 +66,7 @@ export const vitKwargsSchema = z.object({
   embedDim: count, depth: count, numHeads: count, mlpRatio: z.number().positive(), patchSize: count,
   qkvBias: z.boolean(), classToken: z.boolean(), globalPool: z.enum(['token', 'avg']), noEmbedClass: z.boolean(),
   embedLayer: z.enum(['patch', 'conv']), stemWidth: count, stemStrides: z.array(z.number().refine((v) => v === 1 || v === 2, 'each stride must be 1 or 2')).min(1), stemNorm: z.enum(['none', 'group']), eps: z.number().positive(),
+  ...attentionKwargsShape,
 }).partial().strict();
 
 /** Salts of the training step's noise streams (kept from the first trainer, so old seeds reproduce). */
@@ -97,8 +101,9 @@ export class VisionTransformer extends ImageModel {
     this.addParam('pos_embed', [1, posTokens, c.embedDim], truncNormal(0.02), rng);
     // DeiT adds its distillation token after the base model's parameters (timm's key order)
     if (c.distilled) this.addParam('dist_token', [1, 1, c.embedDim], truncNormal(0.02), rng);
+    const attention = { ...attentionConfigOf(c), layout: { prefix: this.numPrefixTokens, grid: this.patchEmbed.gridSize }, seed: c.seed };
     this.blocks = Array.from({ length: c.depth }, (_, i) =>
-      this.addChild(`blocks.${i}`, new Block(c.embedDim, c.numHeads, rng, { mlpRatio: c.mlpRatio, qkvBias: c.qkvBias, eps: c.eps })));
+      this.addChild(`blocks.${i}`, new Block(c.embedDim, c.numHeads, rng, { mlpRatio: c.mlpRatio, qkvBias: c.qkvBias, eps: c.eps, attention })));
     // timm: with avg pooling the final norm moves after the pooling (fc_norm)
     const useFcNorm = c.globalPool === 'avg';
     this.norm = useFcNorm ? new Identity() : this.addChild('norm', new LayerNorm(c.embedDim, c.eps));
@@ -149,13 +154,18 @@ export class VisionTransformer extends ImageModel {
     return { grid: [...this.patchEmbed.gridSize] as [number, number], prefix: this.numPrefixTokens, pool: c.globalPool === 'avg' ? 'patch-mean' : 'cls', depth: c.depth, heads: c.numHeads };
   }
 
-  /** timm's adapt_input_conv for another channel count; pos_embed is resampled on load. */
+  /**
+   * timm's adapt_input_conv for another channel count; pos_embed is resampled on load; the
+   * weights of another attention mechanism keep this model's own mechanism state.
+   */
   override adaptPretrained(sd: StateDict): { state: StateDict; notes: string[] } {
+    const fitted = fitMechanismState(this, sd);
+    sd = fitted.state;
     const pe = sd['patch_embed.proj.weight'];
-    if (!pe || pe.shape[1] === this.config.inChans) return { state: sd, notes: [] };
+    if (!pe || pe.shape[1] === this.config.inChans) return fitted;
     return {
       state: { ...sd, 'patch_embed.proj.weight': adaptInputConv(pe.data, pe.shape, this.config.inChans) },
-      notes: [`patch embedding adapted from ${pe.shape[1]} to ${this.config.inChans} input channels`],
+      notes: [...fitted.notes, `patch embedding adapted from ${pe.shape[1]} to ${this.config.inChans} input channels`],
     };
   }
 
@@ -178,9 +188,9 @@ export class VisionTransformer extends ImageModel {
         attn: reshape(slice(dropPath, [1], [2 * i], [2 * i + 1]), [-1, 1, 1]), // [B, 1, 1]
         mlp: reshape(slice(dropPath, [1], [2 * i + 1], [2 * i + 2]), [-1, 1, 1]),
       }));
-      const out = block.forwardWithAttention(tokens, scale);
+      const out = block.forwardWithAttention(tokens, scale, attentions !== undefined);
       tokens = out.out;
-      attentions?.push(out.attn);
+      if (out.attn) attentions?.push(out.attn);
     });
     return this.norm instanceof LayerNorm ? this.norm.forward(tokens) : tokens;
   }
@@ -210,6 +220,7 @@ export class VisionTransformer extends ImageModel {
    * antialiased, as timm does) when `resamplePos` is set.
    */
   override loadStateDict(sd: StateDict, strict = true, { resamplePos = false } = {}): { missing: string[]; unexpected: string[] } {
+    sd = fitMechanismState(this, sd).state; // a checkpoint of another attention mechanism
     const pe = sd.pos_embed;
     const own = this.namedParameters().find(([k]) => k === 'pos_embed')![1];
     if (pe && resamplePos && pe.data.length !== own.data.length) {
@@ -238,6 +249,6 @@ registerFamily<VitConfig>({
     if (given.length && c.embedLayer !== 'conv') {
       return `${given.join(', ')} configure a convolutional stem, but ${name} has embed_layer=${c.embedLayer}; add embed_layer=conv or pick a conv-stem model`;
     }
-    return undefined;
+    return checkAttentionKwargs(kwargs, c.attnType);
   },
 });
