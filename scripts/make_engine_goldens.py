@@ -8,11 +8,20 @@ PyTorch in float64:
 * ``mlp``   - a 2-layer MLP (Linear -> exact GELU -> Linear) with a mean
               cross-entropy loss, its logits, loss and gradients,
 * ``block`` - one pre-norm ViT transformer block in timm's parameter layout,
-              its output and gradients for a random cotangent.
+              its output and gradients for a random cotangent,
+* ``bn_net`` - conv -> BatchNorm2d -> SiLU -> depthwise conv (stride 2) ->
+              BatchNorm2d (momentum None) -> SiLU: two training steps (outputs,
+              loss, input and parameter gradients, running statistics after
+              each step, an SGD update between them), then eval outputs.
 
 Run from the repository root:
 
     /usr/bin/python3 scripts/make_engine_goldens.py
+
+Re-running keeps the committed values of every case already in the file and
+appends the new ones: the inputs are drawn identically, but float64 results
+differ in their last bits between BLAS builds and thread counts, and tests
+should not churn. Delete the file to regenerate everything.
 
 Only torch and the standard library are used.
 """
@@ -430,16 +439,125 @@ def add_group_norm_cases():
                  lambda x, w, b, g=groups: F.group_norm(x, g, w, b, eps=1e-5))
 
 
+def add_vision_cases():
+    """Grouped/depthwise convolution, SiLU, bilinear resize, roll and training-mode
+    BatchNorm; drawn after every earlier case so those keep their values."""
+    for name, xs, ws, st, pd, g in [
+            ("conv2d_depthwise_s1_p1", [2, 4, 6, 6], [4, 1, 3, 3], [1, 1], [1, 1], 4),
+            ("conv2d_depthwise_s2_p1_mult2", [2, 3, 9, 8], [6, 1, 3, 3], [2, 2], [1, 1], 3),
+            ("conv2d_depthwise_5x5_s2_p2", [1, 3, 9, 8], [3, 1, 5, 5], [2, 2], [2, 2], 3),
+            ("conv2d_grouped_g3_s1_p1", [1, 6, 5, 5], [9, 2, 3, 3], [1, 1], [1, 1], 3)]:
+        attrs = {"stride": st, "padding": pd, "dilation": [1, 1], "groups": g}
+        add_case(name, "conv2d", attrs, [randn(*xs), randn(*ws), randn(ws[0])],
+                 lambda x, w, b, st=st, pd=pd, g=g: F.conv2d(x, w, b, stride=st, padding=pd, groups=g))
+    add_case("silu_2x3x4", "silu", {}, [randn(2, 3, 4) * 2], F.silu)
+    for name, xs, size, ac in [
+            ("resize_bilinear_up_half_pixel", [2, 3, 5, 6], [8, 9], False),
+            ("resize_bilinear_down_half_pixel", [2, 2, 9, 7], [4, 5], False),
+            ("resize_bilinear_up_align_corners", [2, 2, 4, 5], [7, 9], True),
+            ("resize_bilinear_mixed_align_corners", [1, 2, 6, 4], [3, 8], True),
+            ("resize_bilinear_to_one_row_half_pixel", [1, 2, 5, 3], [1, 3], False),
+            ("resize_bilinear_to_one_row_align_corners", [1, 2, 5, 4], [1, 6], True)]:
+        add_case(name, "resize_bilinear", {"size": size, "align_corners": ac}, [randn(*xs)],
+                 lambda x, size=size, ac=ac: F.interpolate(x, size=size, mode="bilinear", align_corners=ac))
+    add_case("roll_two_axes", "roll", {"shifts": [2, -1], "axes": [1, 2]}, [randn(2, 5, 4)],
+             lambda x: torch.roll(x, shifts=(2, -1), dims=(1, 2)))
+    add_case("batch_norm_train", "batch_norm", {"eps": 1e-5},
+             [randn(4, 3, 5, 5) * 2 + 1, 1 + 0.1 * randn(3), 0.1 * randn(3)],
+             lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, eps=1e-5))
+
+
+def bn_net_forward(x, p, bufs, train):
+    """stem: conv 3x3 -> bn (momentum 0.1) -> SiLU; dw: depthwise 3x3 stride 2 -> bn (momentum None) -> SiLU."""
+    h = F.conv2d(x, p["stem.conv.weight"], None, padding=1)
+    h = F.silu(batch_norm(h, p, bufs, "stem.bn", train, 0.1))
+    h = F.conv2d(h, p["dw.conv.weight"], None, stride=2, padding=1, groups=h.shape[1])
+    return F.silu(batch_norm(h, p, bufs, "dw.bn", train, None))
+
+
+def batch_norm(x, p, bufs, key, train, momentum):
+    """torch.nn.BatchNorm2d's forward, on the state dict's tensors (updates bufs in place in training)."""
+    bn = torch.nn.BatchNorm2d(x.shape[1], eps=1e-5, momentum=momentum).to(DT)
+    bn.train(train)
+    with torch.no_grad():
+        for b in ("running_mean", "running_var", "num_batches_tracked"):
+            getattr(bn, b).copy_(bufs[f"{key}.{b}"])
+    bn.weight, bn.bias = None, None  # the affine comes from p, so its gradient reaches p
+    y = bn(x) * p[f"{key}.weight"].view(1, -1, 1, 1) + p[f"{key}.bias"].view(1, -1, 1, 1)
+    for b in ("running_mean", "running_var", "num_batches_tracked"):
+        bufs[f"{key}.{b}"] = getattr(bn, b).detach().clone()
+    return y
+
+
+def make_bn_net():
+    c = 8
+    params = {
+        "stem.conv.weight": randn(c, 3, 3, 3) * 0.4,
+        "stem.bn.weight": 1 + 0.2 * randn(c),
+        "stem.bn.bias": 0.2 * randn(c),
+        "dw.conv.weight": randn(c, 1, 3, 3) * 0.4,
+        "dw.bn.weight": 1 + 0.2 * randn(c),
+        "dw.bn.bias": 0.2 * randn(c),
+    }
+    bufs = {}
+    for key, tracked in (("stem.bn", 5), ("dw.bn", 3)):
+        bufs[f"{key}.running_mean"] = 0.3 * randn(c)
+        bufs[f"{key}.running_var"] = 0.5 + randn(c).abs()
+        bufs[f"{key}.num_batches_tracked"] = torch.tensor(tracked, dtype=torch.int64)
+    lr = 0.1
+    doc = {"lr": lr, "params": {k: enc(v) for k, v in params.items()},
+           "buffers": {k: enc(v) for k, v in bufs.items()}, "steps": []}
+    for _ in range(2):
+        x = randn(3, 3, 6, 6)
+        cot = randn(3, c, 3, 3)
+        p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        xr = x.clone().requires_grad_(True)
+        y = bn_net_forward(xr, p, bufs, True)
+        loss = (y * cot).sum()
+        keys = list(p.keys())
+        grads = torch.autograd.grad(loss, [p[k] for k in keys] + [xr])
+        doc["steps"].append({
+            "x": enc(x), "cotangent": enc(cot, with_dtype=False), "output": enc(y), "loss": float(loss.item()),
+            "grads": {k: enc(g, with_dtype=False) for k, g in zip(keys, grads[:-1])},
+            "grad_x": enc(grads[-1], with_dtype=False),
+            "buffers": {k: enc(v) for k, v in bufs.items()},
+        })
+        params = {k: (v - lr * g).detach() for (k, v), g in zip(params.items(), grads[:-1])}
+    x = randn(2, 3, 6, 6)
+    with torch.no_grad():
+        y = bn_net_forward(x, params, dict(bufs), False)
+    doc["eval"] = {"x": enc(x), "output": enc(y)}
+    return doc
+
+
+def keep_committed(doc):
+    """Every case already in the file keeps its committed values (see the module docstring)."""
+    if not os.path.exists(OUT_PATH):
+        return doc
+    with open(OUT_PATH) as fh:
+        old = json.load(fh)
+    committed = {c["name"]: c for c in old.get("ops", [])}
+    doc["ops"] = [committed.get(c["name"], c) for c in doc["ops"]]
+    for key in doc:
+        if key not in ("generator", "torch_version", "ops") and key in old:
+            doc[key] = old[key]
+    doc["torch_version"] = old.get("torch_version", doc["torch_version"])
+    return doc
+
+
 def main():
     mlp, block = make_mlp(), make_block()
     add_group_norm_cases()
-    doc = {
+    add_vision_cases()
+    bn_net = make_bn_net()
+    doc = keep_committed({
         "generator": "scripts/make_engine_goldens.py",
         "torch_version": torch.__version__,
         "ops": CASES,
         "mlp": mlp,
         "block": block,
-    }
+        "bn_net": bn_net,
+    })
     os.makedirs(os.path.dirname(OUT_PATH), exist_ok=True)
     with open(OUT_PATH, "w") as fh:
         json.dump(doc, fh, allow_nan=False, separators=(",", ":"))

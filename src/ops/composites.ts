@@ -2,7 +2,7 @@
 import type { DType } from '../ir/dtype.js';
 import { Tensor } from '../ir/tensor.js';
 import { fail } from './apply.js';
-import { add, cast, equal, erf, mul, neg, sub } from './elementwise.js';
+import { add, cast, equal, erf, mul, neg, sigmoid, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { reshape, unsqueeze } from './movement.js';
 import { layerNorm, logSoftmax } from './nn.js';
@@ -10,6 +10,14 @@ import { layerNorm, logSoftmax } from './nn.js';
 /** GELU written out from primitives; the `gelu` primitive's hand-written VJP is tested against it. */
 export function geluDecomposed(x: Tensor): Tensor {
   return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
+}
+
+/**
+ * SiLU (swish), x·σ(x), as MobileNet / MobileViT / EfficientNet use it. ONNX before opset 24 has no
+ * SiLU node; ORT fuses this Mul(x, Sigmoid(x)) pattern in inference graphs.
+ */
+export function silu(x: Tensor): Tensor {
+  return mul(x, sigmoid(x));
 }
 
 /** One-hot rows for integer `labels` [...] → [..., numClasses]. */

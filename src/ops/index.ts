@@ -3,6 +3,7 @@ export * from './elementwise.js';
 export * from './reduce.js';
 export * from './movement.js';
 export * from './linalg.js';
+export * from './conv.js';
 export * from './nn.js';
 export * from './composites.js';
 export { apply, type TensorLike } from './apply.js';

@@ -271,3 +271,20 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
   if (pads.every((p) => p === 0)) return x;
   return apply('pad', [x], { pads, value });
 }
+
+/**
+ * torch.roll: shifts x cyclically by `shifts[k]` along `axes[k]`, out[i] = x[(i − shift) mod n],
+ * as a slice and a concatenation per axis (their VJPs give the reverse roll).
+ */
+export function roll(x: Tensor, shifts: number | readonly number[], axes: number | readonly number[]): Tensor {
+  const s = typeof shifts === 'number' ? [shifts] : shifts;
+  const a = typeof axes === 'number' ? [axes] : axes;
+  if (s.length !== a.length) fail(`roll: ${s.length} shifts for ${a.length} axes`);
+  return a.reduce((t, axis, k) => {
+    const ax = normAxis(axis, t.rank, 'roll');
+    const n = staticDim(t.shape[ax]!, `roll: axis ${axis}`);
+    const shift = ((s[k]! % n) + n) % n;
+    if (shift === 0) return t;
+    return concat([slice(t, [ax], [n - shift], [n]), slice(t, [ax], [0], [n - shift])], ax);
+  }, x);
+}

@@ -2,109 +2,27 @@
 import { onnxDTypeCode, type DType } from '../ir/dtype.js';
 import { dimEquals, formatShape, normAxis, type Dim } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
-import type { RuleTable } from './prim.js';
+import type { EmitContext, RuleTable } from './prim.js';
 import { apply, fail } from './apply.js';
 import { add, div, erf, exp, mul, sqrt, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
-import { concat, pad, reshape, slice, transpose } from './movement.js';
+import { reshape } from './movement.js';
 import { matmul } from './linalg.js';
 
 type Pair = readonly [number, number];
-export interface ConvAttrs { readonly stride: Pair; readonly padding: Pair; readonly dilation: Pair; readonly groups: number }
-export interface ConvTransposeAttrs extends ConvAttrs { readonly outputPadding: Pair }
 
 export interface NnAttrs {
-  conv2d: ConvAttrs;
-  convTranspose2d: ConvTransposeAttrs;
-  avgPool2d: { readonly kernel: Pair; readonly stride: Pair; readonly padding: Pair };
   softmax: { readonly axis: number };
   logSoftmax: { readonly axis: number };
   layerNorm: { readonly eps: number };
+  batchNorm: { readonly eps: number };
+  resizeBilinear: { readonly size: Pair; readonly alignCorners: boolean };
   gelu: Record<string, never>;
   argmax: { readonly axis: number; readonly keepdims: boolean };
   dimSize: { readonly axis: number; readonly dtype: DType };
 }
 
-const staticOf = (d: Dim, what: string): number => (typeof d === 'number' ? d : fail(`${what} must be static`));
-const mulDim = (d: Dim, k: number): Dim => (typeof d === 'number' ? d * k : { batch: d.batch * k });
-
-function convOut(size: number, k: number, { stride, padding, dilation }: ConvAttrs, i: 0 | 1): number {
-  return Math.floor((size + 2 * padding[i] - dilation[i] * (k - 1) - 1) / stride[i]) + 1;
-}
-function convTransposeOut(size: number, k: number, a: ConvTransposeAttrs, i: 0 | 1): number {
-  return a.stride[i] * (size - 1) + a.outputPadding[i] + a.dilation[i] * (k - 1) + 1 - 2 * a.padding[i];
-}
-
-const convOnnxAttrs = ({ stride, padding, dilation, groups }: ConvAttrs) => ({
-  strides: { ints: stride },
-  pads: { ints: [padding[0], padding[1], padding[0], padding[1]] },
-  dilations: { ints: dilation },
-  group: { i: groups },
-});
-
 export const nnRules: RuleTable<keyof NnAttrs> = {
-  conv2d: {
-    // x [N, C, H, W], w [O, C/groups, kh, kw], optional bias [O]
-    infer: ([x, w, b], attrs) => {
-      if (x!.shape.length !== 4 || w!.shape.length !== 4) fail('expected x [N, C, H, W] and weight [O, C/groups, kh, kw]');
-      if (x!.dtype !== w!.dtype) fail(`dtype mismatch: ${x!.dtype} vs ${w!.dtype}`);
-      const [n, c, h, wd] = x!.shape as [Dim, Dim, Dim, Dim];
-      const [o, ci, kh, kw] = w!.shape as [Dim, Dim, Dim, Dim];
-      if (!dimEquals(mulDim(ci, attrs.groups), c)) fail(`input has ${String(c)} channels but weight expects ${String(ci)} x ${attrs.groups} groups`);
-      if (b && !(b.shape.length === 1 && dimEquals(b.shape[0]!, o))) fail(`bias must have shape [${String(o)}]`);
-      const oh = convOut(staticOf(h, 'height'), staticOf(kh, 'kernel height'), attrs, 0);
-      const ow = convOut(staticOf(wd, 'width'), staticOf(kw, 'kernel width'), attrs, 1);
-      if (oh < 1 || ow < 1) fail('the kernel is larger than the padded input');
-      return { dtype: x!.dtype, shape: [n, o, oh, ow] };
-    },
-    vjp: ({ g, inputs: [x, w, b], attrs, needs }) => [
-      needs[0] ? convInputGrad(g, x!, w!, attrs) : null,
-      needs[1] ? convWeightGrad(g, x!, w!, attrs) : null,
-      b && needs[2] ? sum(g, [0, 2, 3]) : null,
-    ],
-    emit: (ctx, { inputs, out, attrs }) => void ctx.op('Conv', inputs, convOnnxAttrs(attrs), out),
-  },
-  convTranspose2d: {
-    // x [N, C, H, W], w [C, O/groups, kh, kw]
-    infer: ([x, w], attrs) => {
-      if (x!.shape.length !== 4 || w!.shape.length !== 4) fail('expected x [N, C, H, W] and weight [C, O/groups, kh, kw]');
-      const [n, c, h, wd] = x!.shape as [Dim, Dim, Dim, Dim];
-      const [ci, o, kh, kw] = w!.shape as [Dim, Dim, Dim, Dim];
-      if (!dimEquals(c, ci)) fail(`input has ${String(c)} channels, weight ${String(ci)}`);
-      const oh = convTransposeOut(staticOf(h, 'height'), staticOf(kh, 'kernel height'), attrs, 0);
-      const ow = convTransposeOut(staticOf(wd, 'width'), staticOf(kw, 'kernel width'), attrs, 1);
-      return { dtype: x!.dtype, shape: [n, mulDim(o, attrs.groups), oh, ow] };
-    },
-    // the adjoint of a transposed convolution is the convolution
-    vjp: ({ g, inputs: [, w], attrs, needs }) => {
-      if (needs[1]) fail('convTranspose2d: the gradient with respect to the weight is not supported');
-      const { outputPadding: _, ...conv } = attrs;
-      return [needs[0] ? conv2d(g, w!, undefined, conv) : null, null];
-    },
-    emit: (ctx, { inputs, out, attrs }) =>
-      void ctx.op('ConvTranspose', inputs, { ...convOnnxAttrs(attrs), output_padding: { ints: attrs.outputPadding } }, out),
-  },
-  avgPool2d: {
-    infer: ([x], { kernel, stride, padding }) => {
-      if (x!.shape.length !== 4) fail('expected x [N, C, H, W]');
-      const a = { stride, padding, dilation: [1, 1] as Pair, groups: 1 };
-      const [n, c, h, w] = x!.shape as [Dim, Dim, Dim, Dim];
-      return { dtype: x!.dtype, shape: [n, c, convOut(staticOf(h, 'height'), kernel[0], a, 0), convOut(staticOf(w, 'width'), kernel[1], a, 1)] };
-    },
-    // every window spreads its cotangent evenly: a depthwise transposed convolution with 1/(kh·kw)
-    vjp: ({ g, inputs: [x], attrs: { kernel, stride, padding } }) => {
-      const c = staticOf(x!.shape[1]!, 'channels');
-      const k = kernel[0] * kernel[1];
-      const data = x!.dtype === 'float64' ? new Float64Array(c * k).fill(1 / k) : new Float32Array(c * k).fill(1 / k);
-      const w = x!.graph.constant(data, [c, 1, kernel[0], kernel[1]], x!.dtype);
-      const conv = { stride, padding, dilation: [1, 1] as Pair, groups: c };
-      return [convTranspose2d(g, w, { ...conv, outputPadding: fitOutputPadding(x!, g, kernel, conv) })];
-    },
-    emit: (ctx, { inputs, out, attrs: { kernel, stride, padding } }) => void ctx.op('AveragePool', inputs, {
-      kernel_shape: { ints: kernel }, strides: { ints: stride },
-      pads: { ints: [padding[0], padding[1], padding[0], padding[1]] }, count_include_pad: { i: 1 },
-    }, out),
-  },
   softmax: {
     infer: ([x]) => x!,
     // dx = y ⊙ (g − Σ g⊙y)
@@ -139,6 +57,81 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
     emit: (ctx, { inputs, out, attrs }) => {
       if (ctx.opset < 17) fail(`layerNorm needs ONNX opset 17 or newer, got ${ctx.opset}`);
       ctx.op('LayerNormalization', inputs, { axis: { i: -1 }, epsilon: { f: attrs.eps } }, out);
+    },
+  },
+  batchNorm: {
+    // x [N, C, ...], scale [C], bias [C]; each channel normalised with the batch's own statistics
+    // over every axis but 1 (training-mode BatchNorm: the biased variance, as PyTorch normalises)
+    infer: ([x, scale, bias]) => {
+      if (x!.shape.length < 2) fail(`expected x [N, C, ...], got ${formatShape(x!.shape)}`);
+      const c = x!.shape[1]!;
+      for (const [name, p] of [['scale', scale], ['bias', bias]] as const) {
+        if (p!.shape.length !== 1 || !dimEquals(p!.shape[0]!, c)) fail(`${name} must have shape [${String(c)}], got ${formatShape(p!.shape)}`);
+        if (p!.dtype !== x!.dtype) fail(`${name} dtype ${p!.dtype} differs from input ${x!.dtype}`);
+      }
+      return x!;
+    },
+    // x̂ = (x − μ) r, r = 1/√(σ² + ε), means over the M values of a channel:
+    // dx = γr (g − mean(g) − x̂ mean(g⊙x̂)) = γr g − γr Σg/M − (x − μ) γr³ Σ g⊙(x − μ)/M;  dγ = r Σ g⊙(x − μ);  dβ = Σ g
+    vjp: ({ g, inputs: [x, scale], attrs: { eps }, needs }) => {
+      const axes = statAxes(x!);
+      const { centered, variance } = batchStatistics(x!);
+      const rstd = div(1, sqrt(add(variance, eps)));
+      const gsum = sum(g, axes, true);
+      const gc = sum(mul(g, centered), axes, true);
+      const count = valuesPerChannel(x!);
+      let dx: Tensor | null = null;
+      if (needs[0]) {
+        const k = mul(rstd, channelView(scale!, x!.rank)); // γr [1, C, 1, 1]
+        const shift = div(mul(k, gsum), count);
+        const slope = div(mul(mul(k, mul(rstd, rstd)), gc), count);
+        dx = sub(sub(mul(g, k), shift), mul(centered, slope));
+      }
+      const c = x!.shape[1]!;
+      return [dx, needs[1] ? reshape(mul(gc, rstd), [c]) : null, needs[2] ? reshape(gsum, [c]) : null];
+    },
+    // the statistics as batchStatistics traces them (ReduceMean, Sub, Mul, ReduceMean), so ORT's
+    // common-subexpression pass shares them with the VJP and with a running-statistics update
+    emit: (ctx, { inputs: [x, scale, bias], out, attrs: { eps }, inTypes }) => {
+      const { rank, dtype } = { rank: inTypes[0]!.shape.length, dtype: inTypes[0]!.dtype };
+      const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
+      const reduceMean = (t: string) => emitMeanKeepdims(ctx, t, axes);
+      const centered = ctx.op('Sub', [x!, reduceMean(x!)]);
+      const variance = reduceMean(ctx.op('Mul', [centered, centered]));
+      const rstd = ctx.op('Div', [ctx.scalar(1, dtype), ctx.op('Sqrt', [ctx.op('Add', [variance, ctx.scalar(eps, dtype)])])]);
+      const view = ctx.int64s([-1, ...new Array<number>(rank - 2).fill(1)]);
+      const k = ctx.op('Mul', [rstd, ctx.op('Reshape', [scale!, view])]);
+      ctx.op('Add', [ctx.op('Mul', [centered, k]), ctx.op('Reshape', [bias!, view])], {}, out);
+    },
+  },
+  resizeBilinear: {
+    // x [N, C, H, W] → [N, C, h, w], torch's F.interpolate(mode='bilinear', antialias=False)
+    infer: ([x], { size }) => {
+      if (x!.shape.length !== 4) fail(`expected x [N, C, H, W], got ${formatShape(x!.shape)}`);
+      if (x!.dtype !== 'float32' && x!.dtype !== 'float64') fail(`expected a float tensor, got ${x!.dtype}`);
+      if (typeof x!.shape[2] !== 'number' || typeof x!.shape[3] !== 'number') fail('height and width must be static');
+      if (!size.every((d) => Number.isInteger(d) && d >= 1)) fail(`size must be two positive integers, got [${size.join(', ')}]`);
+      return { dtype: x!.dtype, shape: [x!.shape[0]!, x!.shape[1]!, size[0], size[1]] };
+    },
+    // y = A_h x A_wᵀ with the interpolation matrices A, so dx = A_hᵀ g A_w: exact, two matrix products
+    vjp: ({ g, inputs: [x], attrs: { size, alignCorners } }) => {
+      const [h, w] = [x!.shape[2] as number, x!.shape[3] as number];
+      const matrix = (from: number, to: number, transposed: boolean) => {
+        const a = interpolationMatrix(from, to, alignCorners);
+        const data = transposed ? transposeHost(a, to, from) : a;
+        return x!.graph.constant(x!.dtype === 'float64' ? data : Float32Array.from(data), transposed ? [from, to] : [to, from], x!.dtype);
+      };
+      // an axis whose size is unchanged interpolates to the identity in both modes
+      const rows = w === size[1] ? g : matmul(g, matrix(w, size[1], false)); // [N, C, h, W]
+      return [h === size[0] ? rows : matmul(matrix(h, size[0], true), rows)]; // [N, C, H, W]
+    },
+    emit: (ctx, { inputs: [x], out, attrs: { size, alignCorners } }) => {
+      if (ctx.opset < 13) fail(`resizeBilinear needs ONNX opset 13 or newer, got ${ctx.opset}`);
+      const sizes = ctx.op('Concat', [ctx.op('Shape', [x!], { start: { i: 0 }, end: { i: 2 } }), ctx.int64s(size)], { axis: { i: 0 } });
+      ctx.op('Resize', [x!, '', '', sizes], {
+        mode: { s: 'linear' },
+        coordinate_transformation_mode: { s: alignCorners ? 'align_corners' : 'half_pixel' },
+      }, out);
     },
   },
   gelu: {
@@ -182,110 +175,76 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
   },
 };
 
-// ---- convolution gradients -----------------------------------------------------------------
+// ---- batch statistics and interpolation -------------------------------------------------------
 
-function fitOutputPadding(x: Tensor, g: Tensor, kernel: Pair, a: ConvAttrs): Pair {
-  const fit = (i: 0 | 1) => {
-    const size = x.shape[2 + i] as number;
-    const full = a.stride[i] * ((g.shape[2 + i] as number) - 1) + a.dilation[i] * (kernel[i] - 1) + 1 - 2 * a.padding[i];
-    return size - full;
-  };
-  return [fit(0), fit(1)];
+const statAxes = (x: Tensor): number[] => [0, ...Array.from({ length: x.rank - 2 }, (_, i) => i + 2)];
+
+/** A per-channel [C] tensor viewed as [C, 1, …] to broadcast over x's axes after the channel axis. */
+const channelView = (t: Tensor, rank: number): Tensor => reshape(t, [t.shape[0]!, ...new Array<Dim>(rank - 2).fill(1)]);
+
+/** M, the values a channel's statistics are taken over: N·H·W (a run-time value when N is the batch). */
+function valuesPerChannel(x: Tensor): Tensor | number {
+  const rest = x.shape.slice(2).reduce<number>((a, d) => a * (d as number), 1);
+  const n = x.shape[0]!;
+  return typeof n === 'number' ? n * rest : mul(dimSize(x, 0, x.dtype), n.batch * rest);
 }
 
-/** dx: the transposed convolution of the cotangent with the same weight. */
-function convInputGrad(g: Tensor, x: Tensor, w: Tensor, attrs: ConvAttrs): Tensor {
-  const kernel: Pair = [w.shape[2] as number, w.shape[3] as number];
-  return convTranspose2d(g, w, { ...attrs, outputPadding: fitOutputPadding(x, g, kernel, attrs) });
-}
-
-/**
- * dw[o, i, p, q] = Σ_{n,y,x} g[n, o, y, x] · xpad[n, i, y·s + p·d, x·s + q·d]: itself a convolution
- * in which the image channels play the batch, the batch plays the channels, and stride and
- * dilation swap roles.
- */
-function convWeightGrad(g: Tensor, x: Tensor, w: Tensor, { stride, padding, dilation, groups }: ConvAttrs): Tensor {
-  const [, c, h, wd] = x.shape;
-  const pointwise = w.shape[2] === 1 && w.shape[3] === 1 && groups === 1 && [...stride, ...dilation].every((v) => v === 1) && padding.every((v) => v === 0);
-  if (pointwise) {
-    // a 1×1 convolution is a matrix product per image: dw = Σ_n g_n x_nᵀ (the convolution form
-    // below, with the batch as channels, was among the slowest nodes of a conv-stem ViT step)
-    const hw = (h as number) * (wd as number);
-    const perImage = matmul(reshape(g, [g.shape[0]!, g.shape[1]!, hw]), transpose(reshape(x, [x.shape[0]!, c!, hw]), [0, 2, 1])); // [N, Co, Ci]
-    return reshape(sum(perImage, [0]), [w.shape[0]!, c!, 1, 1]);
-  }
-  if (groups === 1 && dilation.every((v) => v === 1)) return convWeightGradIm2col(g, x, w, stride, padding);
-  const ci = (c as number) / groups;
-  const [kh, kw] = [w.shape[2] as number, w.shape[3] as number];
-  const xs = reshape(x, [x.shape[0]!, groups, ci, h!, wd!]); // [N, G, Ci, H, W]
-  const xt = reshape(transpose(xs, [2, 1, 0, 3, 4]), [ci, -1, h!, wd!]); // [Ci, G·N, H, W]
-  const gt = transpose(g, [1, 0, 2, 3]); // [G·Co, N, Ho, Wo]
-  const full = conv2d(xt, gt, undefined, { stride: dilation, padding, dilation: stride, groups }); // [Ci, G·Co, kh', kw']
-  return transpose(slice(full, [2, 3], [0, 0], [kh, kw]), [1, 0, 2, 3]); // [G·Co, Ci, kh, kw]
+function emitMeanKeepdims(ctx: EmitContext, t: string, axes: number[]): string {
+  // as reduce.ts emits `mean`: axes as an input from opset 18, an attribute before
+  return ctx.opset >= 18
+    ? ctx.op('ReduceMean', [t, ctx.int64s(axes)], { keepdims: { i: 1 } })
+    : ctx.op('ReduceMean', [t], { axes: { ints: axes }, keepdims: { i: 1 } });
 }
 
 /**
- * dw as one matrix product over every image and output pixel: dw[o, (i, j, c)] = Σ_{n,p} g[n, o, p]
- * · x̃[n, p, (i, j, c)], where x̃ gathers each output pixel's k×k window (im2col, built from k²
- * slices of the padded input in NHWC order). The convolution form above, with the batch as
- * channels, runs one small product per input channel; at 128 images it was 3–5× slower than this
- * (27–50 ms per 3×3 conv of a conv-stem ViT step).
+ * The batch statistics of x [N, C, ...] per channel (kept as [1, C, 1, …]): the mean, x − mean and
+ * the biased variance, traced as the batchNorm primitive emits them.
  */
-function convWeightGradIm2col(g: Tensor, x: Tensor, w: Tensor, stride: Pair, padding: Pair): Tensor {
-  const [o, c, kh, kw] = w.shape as [number, number, number, number];
-  const [ho, wo] = [g.shape[2] as number, g.shape[3] as number];
-  const [h, wd] = [x.shape[2] as number, x.shape[3] as number];
-  // the slices below take s·ho rows from offset i < k: pad the far edge so the last one fits
-  const extraH = Math.max(0, kh - 1 + stride[0] * ho - (h + 2 * padding[0]));
-  const extraW = Math.max(0, kw - 1 + stride[1] * wo - (wd + 2 * padding[1]));
-  const nhwc = pad(transpose(x, [0, 2, 3, 1]), [0, padding[0], padding[1], 0, 0, padding[0] + extraH, padding[1] + extraW, 0]); // [N, Hp, Wp, C]
-  // rows i, i+s, …, i+s(count−1) along `axis`: a step-1 slice of s·count rows, regrouped by s, keeping the first of each group
-  const strided = (t: Tensor, axis: 1 | 2, start: number, count: number, s: number): Tensor => {
-    const rows = slice(t, [axis], [start], [start + s * count]);
-    if (s === 1) return rows;
-    const grouped = [...rows.shape];
-    grouped.splice(axis, 1, count, s);
-    const firsts = [...rows.shape];
-    firsts[axis] = count;
-    return reshape(slice(reshape(rows, grouped), [axis + 1], [0], [1]), firsts);
-  };
-  const windows: Tensor[] = [];
-  for (let i = 0; i < kh; i++) {
-    const rows = strided(nhwc, 1, i, ho, stride[0]);
-    for (let j = 0; j < kw; j++) windows.push(strided(rows, 2, j, wo, stride[1])); // [N, Ho, Wo, C]
+export function batchStatistics(x: Tensor): { mean: Tensor; centered: Tensor; variance: Tensor } {
+  const axes = statAxes(x);
+  const mu = mean(x, axes, true);
+  const centered = sub(x, mu);
+  return { mean: mu, centered, variance: mean(mul(centered, centered), axes, true) };
+}
+
+/**
+ * Row i holds the weights of output i over the input positions, as PyTorch's bilinear upsampling
+ * computes them: source coordinate (i + ½)·in/out − ½ clamped at 0 (align_corners false) or
+ * i·(in − 1)/(out − 1) (true); the two nearest inputs share the weight, the last input takes it all.
+ */
+export function interpolationMatrix(inSize: number, outSize: number, alignCorners: boolean): Float64Array {
+  const a = new Float64Array(outSize * inSize);
+  const scale = alignCorners ? (outSize > 1 ? (inSize - 1) / (outSize - 1) : 0) : inSize / outSize;
+  for (let i = 0; i < outSize; i++) {
+    const src = alignCorners ? i * scale : Math.max((i + 0.5) * scale - 0.5, 0);
+    const i0 = Math.min(Math.floor(src), inSize - 1);
+    const i1 = Math.min(i0 + 1, inSize - 1);
+    const lambda = src - i0;
+    a[i * inSize + i0] += 1 - lambda;
+    a[i * inSize + i1] += lambda;
   }
-  const cols = reshape(concat(windows, 3), [-1, kh * kw * c]); // [N·Ho·Wo, kh·kw·C]
-  const gt = reshape(transpose(reshape(g, [g.shape[0]!, o, ho * wo]), [1, 0, 2]), [o, -1]); // [O, N·Ho·Wo]
-  const dw = matmul(gt, cols); // [O, kh·kw·C]
-  return transpose(reshape(dw, [o, kh, kw, c]), [0, 3, 1, 2]);
+  return a;
+}
+
+function transposeHost(a: Float64Array, rows: number, cols: number): Float64Array {
+  const t = new Float64Array(a.length);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = a[i * cols + j]!;
+  return t;
 }
 
 // ---- ops ------------------------------------------------------------------------------------
-
-export interface Conv2dOptions { stride?: number | Pair; padding?: number | Pair; dilation?: number | Pair; groups?: number }
-const pair = (v: number | Pair | undefined, dflt: number): Pair => (v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : v);
-
-/** 2-D convolution, NCHW, PyTorch semantics (symmetric zero padding). */
-export function conv2d(x: Tensor, w: Tensor, bias?: Tensor, opts: Conv2dOptions = {}): Tensor {
-  const attrs: ConvAttrs = { stride: pair(opts.stride, 1), padding: pair(opts.padding, 0), dilation: pair(opts.dilation, 1), groups: opts.groups ?? 1 };
-  return apply('conv2d', bias ? [x, w, bias] : [x, w], attrs);
-}
-
-export function convTranspose2d(x: Tensor, w: Tensor, attrs: ConvTransposeAttrs): Tensor {
-  return apply('convTranspose2d', [x, w], attrs);
-}
-
-/** Average pooling with zero padding counted in the average (PyTorch's count_include_pad=True). */
-export function avgPool2d(x: Tensor, kernel: number | Pair, stride?: number | Pair, padding: number | Pair = 0): Tensor {
-  const k = pair(kernel, 1);
-  return apply('avgPool2d', [x], { kernel: k, stride: stride === undefined ? k : pair(stride, 1), padding: pair(padding, 0) });
-}
 
 export const softmax = (x: Tensor, axis = -1): Tensor => apply('softmax', [x], { axis: normAxis(axis, x.rank, 'softmax') });
 export const logSoftmax = (x: Tensor, axis = -1): Tensor => apply('logSoftmax', [x], { axis: normAxis(axis, x.rank, 'logSoftmax') });
 
 /** LayerNorm over the last axis (ONNX LayerNormalization). */
 export const layerNorm = (x: Tensor, scale: Tensor, bias: Tensor, eps = 1e-5): Tensor => apply('layerNorm', [x, scale, bias], { eps });
+
+/** Training-mode BatchNorm of x [N, C, ...] with the batch's statistics (see `BatchNorm2d` for the running ones). */
+export const batchNorm = (x: Tensor, scale: Tensor, bias: Tensor, eps = 1e-5): Tensor => apply('batchNorm', [x, scale, bias], { eps });
+
+/** Bilinear resize of x [N, C, H, W] to `size` [h, w], torch's F.interpolate(mode='bilinear', align_corners). */
+export const resizeBilinear = (x: Tensor, size: Pair, alignCorners = false): Tensor => apply('resizeBilinear', [x], { size, alignCorners });
 
 /** Exact (erf) GELU, x·Φ(x). */
 export const gelu = (x: Tensor): Tensor => apply('gelu', [x], {});

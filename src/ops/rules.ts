@@ -4,12 +4,13 @@ import { elementwiseRules } from './elementwise.js';
 import { reduceRules } from './reduce.js';
 import { movementRules } from './movement.js';
 import { linalgRules } from './linalg.js';
+import { convRules } from './conv.js';
 import { nnRules } from './nn.js';
 
 let table: RuleTable<Prim> | undefined;
 
 export function ruleFor<P extends Prim>(prim: P): Rule<PrimAttrs[P]> {
-  table ??= { ...elementwiseRules, ...reduceRules, ...movementRules, ...linalgRules, ...nnRules };
+  table ??= { ...elementwiseRules, ...reduceRules, ...movementRules, ...linalgRules, ...convRules, ...nnRules };
   return table[prim] as Rule<PrimAttrs[P]>;
 }
 

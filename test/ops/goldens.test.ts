@@ -51,6 +51,10 @@ const OPS: Record<string, (xs: Tensor[], a: Record<string, any>) => Tensor> = {
   layer_norm: ([x, w, b], { eps }) => ops.layerNorm(x!, w!, b!, eps),
   group_norm: ([x, w, b], { groups, eps }) => ops.groupNorm(x!, groups, w!, b!, eps),
   gelu: ([x]) => ops.gelu(x!),
+  silu: ([x]) => ops.silu(x!),
+  resize_bilinear: ([x], { size, align_corners }) => ops.resizeBilinear(x!, size, align_corners),
+  roll: ([x], { shifts, axes }) => ops.roll(x!, shifts, axes),
+  batch_norm: ([x, w, b], { eps }) => ops.batchNorm(x!, w!, b!, eps),
   argmax: ([x], { axis, keepdims }) => ops.argmax(x!, axis, keepdims),
   cross_entropy: ([l, y], { smoothing }) => ops.crossEntropy(l!, y!, { smoothing }),
 };

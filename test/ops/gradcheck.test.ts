@@ -1,8 +1,8 @@
 /**
  * Every differentiable primitive against a central finite difference of its VJP, in a random
  * direction. float64 where ORT has double kernels; the rows marked f32 (Erf, Conv,
- * ConvTranspose, AveragePool have float kernels only) use float32: step 1e-2, tolerance 2e-2
- * relative. float64 rows: step 1e-6, tolerance 1e-6 relative.
+ * ConvTranspose, AveragePool, Resize have float kernels only) use float32: step 1e-2, tolerance
+ * 2e-2 relative. float64 rows: step 1e-6, tolerance 1e-6 relative.
  */
 import { describe, expect, it } from 'vitest';
 import { allPrims, ruleFor } from '../../src/ops/rules.js';
@@ -88,6 +88,49 @@ describe('hand-written VJPs against their decompositions', () => {
     expect(relError(out.fused!.data as Float64Array, out.manual!.data as Float64Array)).toBeLessThan(1e-12);
     for (let i = 0; i < 3; i++) expect(relError(out[`f${i}`]!.data as Float64Array, out[`m${i}`]!.data as Float64Array)).toBeLessThan(1e-10);
     await exe.dispose();
+  });
+});
+
+describe('primitives against their decompositions', () => {
+  it('batchNorm matches its decomposition in value and gradient', async () => {
+    const { compile } = await import('../../src/runtime/compile.js');
+    const ops = await import('../../src/ops/index.js');
+    const { grad } = await import('../../src/autodiff/grad.js');
+    const exe = await compile((x, s, b) => {
+      const fused = ops.batchNorm(x, s, b, 1e-5);
+      const { centered, variance } = ops.batchStatistics(x);
+      const manual = ops.add(ops.mul(ops.div(centered, ops.sqrt(ops.add(variance, 1e-5))), ops.reshape(s, [3, 1, 1])), ops.reshape(b, [3, 1, 1]));
+      const w = x.graph.constant(Float64Array.from({ length: 72 }, (_, i) => Math.cos(i)), [4, 3, 2, 3], 'float64');
+      const gf = grad(ops.sum(ops.mul(fused, w)), [x, s, b]);
+      const gm = grad(ops.sum(ops.mul(manual, w)), [x, s, b]);
+      return { fused, manual, ...Object.fromEntries(gf.map((g, i) => [`f${i}`, g])), ...Object.fromEntries(gm.map((g, i) => [`m${i}`, g])) };
+    }, [{ name: 'x', shape: [4, 3, 2, 3], dtype: 'float64' }, { name: 's', shape: [3], dtype: 'float64' }, { name: 'b', shape: [3], dtype: 'float64' }]);
+    const out = await exe.run({
+      x: Float64Array.from({ length: 72 }, (_, i) => 3 * Math.sin(i * 1.3) + 1),
+      s: Float64Array.from([1.2, 0.7, -0.4]),
+      b: Float64Array.from([0.1, -0.2, 0.3]),
+    });
+    const { relError } = await import('../helpers/random.js');
+    expect(relError(out.fused!.data as Float64Array, out.manual!.data as Float64Array)).toBeLessThan(1e-12);
+    for (let i = 0; i < 3; i++) expect(relError(out[`f${i}`]!.data as Float64Array, out[`m${i}`]!.data as Float64Array)).toBeLessThan(1e-10);
+    await exe.dispose();
+  });
+
+  it("resizeBilinear's Resize node matches the interpolation matrices its VJP transposes", async () => {
+    const { compile } = await import('../../src/runtime/compile.js');
+    const ops = await import('../../src/ops/index.js');
+    const { relError } = await import('../helpers/random.js');
+    for (const [size, alignCorners] of [[[9, 4], false], [[3, 11], false], [[7, 2], true], [[1, 1], true]] as const) {
+      const [h, w] = [5, 6];
+      const exe = await compile((x) => {
+        const ah = x.graph.constant(Float32Array.from(ops.interpolationMatrix(h, size[0], alignCorners)), [size[0], h], 'float32');
+        const awT = x.graph.constant(Float32Array.from(ops.interpolationMatrix(w, size[1], alignCorners)), [size[1], w], 'float32');
+        return { resized: ops.resizeBilinear(x, size, alignCorners), matrices: ops.matmul(ops.matmul(ah, x), ops.mT(awT)) };
+      }, [{ name: 'x', shape: ['batch', 2, h, w] }]);
+      const out = await exe.run({ x: Float32Array.from({ length: 3 * 2 * h * w }, (_, i) => Math.sin(i * 0.7) * 3) });
+      expect(relError(out.resized!.data as Float32Array, out.matrices!.data as Float32Array), `${size} ${alignCorners}`).toBeLessThan(1e-6);
+      await exe.dispose();
+    }
   });
 });
 
