@@ -95,3 +95,5 @@ export class Identity extends Module {
     return x;
   }
 }
+
+export { BatchNorm2d, type BatchNormOptions } from './batch_norm.js';
