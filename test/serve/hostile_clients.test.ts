@@ -160,7 +160,7 @@ describe('a malformed multipart body', () => {
     expectBadMultipart(await rawPost('/v1/predict/batch', 'multipart/form-data; boundary=not-the-one-used', form));
     const res = await fetch(`${url}/v1/predict`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
     expect(res.status).toBe(200);
-  }, 30_000);
+  }, 15_000);
 });
 
 describe('--body-limit on a multipart request', () => {
@@ -181,7 +181,7 @@ describe('--body-limit on a multipart request', () => {
     const ok = await fetch(`${url}/v1/predict/batch`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
     expect(ok.status).toBe(200);
     expect(await inFlight()).toBe(0);
-  }, 30_000);
+  }, 15_000);
 
   it('after the 413 the server half-closes and stops reading, and resets the connection only ~500 ms later', async () => {
     // a reset at once can reach the client before it has read the answer (EPIPE instead of the 413)
@@ -220,5 +220,5 @@ describe('--body-limit on a multipart request', () => {
     const r = await rawPost('/v1/predict/batch', 'multipart/form-data; boundary=tessera-test-boundary', form);
     expect(r.status).toBe(200);
     expect((r.body as { results?: unknown[] }).results).toHaveLength(12);
-  }, 30_000);
+  }, 15_000);
 });
