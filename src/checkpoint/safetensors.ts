@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
+import { oneLine, quote, quoteName } from '../quote.js';
 
 export type SafeDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 export const DTYPE_BYTES: Record<SafeDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
@@ -33,7 +34,7 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n)));
   } catch (e) {
-    return fail(`header is not valid JSON (${(e as Error).message})`);
+    return fail(`header is not valid JSON (${oneLine((e as Error).message)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
   const dataStart = 8 + n;
@@ -45,31 +46,32 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
     if (name === '__metadata__') {
       if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) fail('__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(entry as object)) {
-        if (typeof v !== 'string') fail(`__metadata__.${k} must be a string`);
+        if (typeof v !== 'string') fail(`__metadata__.${quoteName(k)} must be a string`);
         metadata[k] = v as string;
       }
       continue;
     }
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) fail(`tensor "${name}" is described by ${JSON.stringify(entry)}, expected { dtype, shape, data_offsets }`);
+    const q = quote(name, 200); // names and values from the file, quoted on one line
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) fail(`tensor ${q} is described by ${quote(entry)}, expected { dtype, shape, data_offsets }`);
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = e.dtype as SafeDType;
-    if (!(typeof dtype === 'string' && Object.hasOwn(BYTES, dtype))) fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(e.dtype)}`);
+    if (!(typeof dtype === 'string' && Object.hasOwn(BYTES, dtype))) fail(`tensor ${q} has unsupported dtype ${quote(e.dtype)}`);
     const shape = e.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}" has an invalid shape`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor ${q} has an invalid shape`);
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}" has invalid data_offsets`);
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor ${q} has invalid data_offsets`);
     const [begin, end] = off as [number, number];
-    if (begin > end || end > dataLen) fail(`tensor "${name}" data_offsets [${begin}, ${end}] fall outside the ${dataLen} data bytes`);
+    if (begin > end || end > dataLen) fail(`tensor ${q} data_offsets [${begin}, ${end}] fall outside the ${dataLen} data bytes`);
     const count = (shape as number[]).reduce((a, b) => a * b, 1);
     if (count * BYTES[dtype] !== end - begin) {
-      fail(`tensor "${name}": ${dtype}[${(shape as number[]).join(', ')}] needs ${count * BYTES[dtype]} bytes, offsets give ${end - begin}`);
+      fail(`tensor ${q}: ${dtype}[${(shape as number[]).join(', ')}] needs ${count * BYTES[dtype]} bytes, offsets give ${end - begin}`);
     }
     spans.push([begin, end, name]);
     tensors.set(name, { dtype, shape: shape as number[], bytes: buf.subarray(dataStart + begin, dataStart + end) });
   }
   spans.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < spans.length; i++) {
-    if (spans[i]![0] < spans[i - 1]![1]) fail(`tensors "${spans[i - 1]![2]}" and "${spans[i]![2]}" overlap`);
+    if (spans[i]![0] < spans[i - 1]![1]) fail(`tensors ${quote(spans[i - 1]![2], 200)} and ${quote(spans[i]![2], 200)} overlap`);
   }
   return { tensors, metadata };
 }
