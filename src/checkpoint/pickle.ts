@@ -9,6 +9,7 @@
  * remaining bytes before anything is sliced, so a malformed stream is an error, not a huge
  * allocation.
  */
+import { quote, quoteName } from '../quote.js';
 
 export class PickleError extends Error {
   override name = 'PickleError';
@@ -102,7 +103,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
   const findGlobal = (module: string, name: string): PyGlobal => {
     const full = `${module}.${name}`;
     const g = Object.hasOwn(opts.globals, full) ? opts.globals[full] : undefined;
-    if (!g) fail(`refusing to load: the pickle references the global ${full}, which a state dict never needs${opts.describeAllowed ? ` (allowed: ${opts.describeAllowed})` : ''}; nothing was executed`);
+    if (!g) fail(`refusing to load: the pickle references the global ${quoteName(full)}, which a state dict never needs${opts.describeAllowed ? ` (allowed: ${opts.describeAllowed})` : ''}; nothing was executed`);
     return g!;
   };
   const setItems = (dict: unknown, items: unknown[]) => {
@@ -149,12 +150,12 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
         const s = line();
         if (s === '00' || s === '01') stack.push(s === '01');
         else if (/^-?\d+$/.test(s)) stack.push(int(BigInt(s)));
-        else fail(`bad INT "${s}" at offset ${at}`);
+        else fail(`bad INT ${quote(s)} at offset ${at}`);
         break;
       }
       case 0x4c: { // LONG (text)
         const s = line().replace(/L$/, '');
-        if (!/^-?\d{1,40}$/.test(s)) fail(`bad LONG "${s}" at offset ${at}`);
+        if (!/^-?\d{1,40}$/.test(s)) fail(`bad LONG ${quote(s)} at offset ${at}`);
         stack.push(int(BigInt(s)));
         break;
       }

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { PickleError, PickleWriter, PyDict, pyGlobal, unpickle, type PyGlobal } from './pickle.js';
 import { DTYPE_BYTES as ELEMENT_BYTES, type SafeDType, type SafeTensor } from './safetensors.js';
 import { ZipError, ZipReader, isZip, writeZip } from './torch_zip.js';
+import { quote, quoteName } from '../quote.js';
 
 export class TorchFileError extends Error {
   override name = 'TorchFileError';
@@ -43,7 +44,7 @@ const dims = (v: unknown, what: string): number[] => {
 function rebuildTensor(args: unknown[]): TensorRef {
   const [storage, offset, size, stride] = args;
   if (!(storage instanceof StorageRef)) throw new Error('the first argument is not a storage');
-  if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new Error(`bad storage offset ${String(offset)}`);
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw new Error(`bad storage offset ${quote(offset)}`);
   const s = dims(size, 'size');
   const st = dims(stride, 'stride');
   if (s.length !== st.length) throw new Error(`size [${s.join(', ')}] and stride [${st.join(', ')}] differ in rank`);
@@ -66,7 +67,7 @@ const GLOBALS: Record<string, PyGlobal> = {
     const dtype = args[6];
     const name = typeof dtype === 'object' && dtype !== null ? (dtype as PyGlobal).name?.replace(/^torch\./, '') : undefined;
     const d = name ? TORCH_DTYPES[name] : undefined;
-    if (!d) throw new Error(`unsupported dtype ${String(name)}`);
+    if (!d) throw new Error(`unsupported dtype ${quote(name)}`);
     const s = t.storage;
     const typed = new StorageRef(d, s.key, s.numel / ELEMENT_BYTES[d], s.viewOffset);
     typed.bytes = s.bytes;
@@ -81,22 +82,25 @@ const GLOBALS: Record<string, PyGlobal> = {
 const ALLOWED = 'collections.OrderedDict, torch._utils._rebuild_tensor(_v2/_v3), torch._utils._rebuild_parameter, torch.*Storage, torch dtypes';
 
 function storageFromPid(pid: unknown, storages: Map<string, StorageRef>): StorageRef {
-  if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw new PickleError(`unexpected persistent id ${JSON.stringify(pid)}`);
+  if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw new PickleError(`unexpected persistent id ${quote(pid)}`);
   const [, type, key, , numel, view] = pid as [string, PyGlobal, unknown, unknown, unknown, unknown];
   const typeName = type?.name?.replace(/^torch\./, '') ?? '';
   const dtype = typeName === 'UntypedStorage' ? 'U8' : STORAGE_DTYPES[typeName];
-  if (!dtype) throw new PickleError(`unsupported storage type ${typeName}`);
-  if (typeof key !== 'string' || !/^\w+$/.test(key)) throw new PickleError(`bad storage key ${JSON.stringify(key)}`);
-  if (!Number.isSafeInteger(numel) || (numel as number) < 0) throw new PickleError(`bad storage size ${String(numel)}`);
+  if (!dtype) throw new PickleError(`unsupported storage type ${quoteName(typeName)}`);
+  if (typeof key !== 'string' || !/^\w+$/.test(key)) throw new PickleError(`bad storage key ${quote(key)}`);
+  if (!Number.isSafeInteger(numel) || (numel as number) < 0) throw new PickleError(`bad storage size ${quote(numel)}`);
   let root = storages.get(key);
   if (!root) storages.set(key, (root = new StorageRef(dtype, key, numel as number)));
   // legacy views: (view_key, offset, size) into the root storage
-  if (Array.isArray(view)) return new StorageRef(dtype, key, view[2] as number, view[1] as number);
+  if (Array.isArray(view)) {
+    if (!view.slice(1, 3).every((n) => Number.isSafeInteger(n) && n >= 0) || view.length < 3) throw new PickleError(`bad storage view ${quote(view)}`);
+    return new StorageRef(dtype, key, view[2] as number, view[1] as number);
+  }
   return root;
 }
 
-/** Every tensor's bytes as a contiguous little-endian array. */
-function materialise(t: TensorRef, storages: Map<string, StorageRef>, where: string): SafeTensor {
+/** Every tensor's bytes as a contiguous little-endian array, at most `room` bytes. */
+function materialise(t: TensorRef, storages: Map<string, StorageRef>, where: string, room: number): SafeTensor {
   const root = storages.get(t.storage.key)!;
   const { dtype } = t.storage;
   const el = ELEMENT_BYTES[dtype];
@@ -108,8 +112,8 @@ function materialise(t: TensorRef, storages: Map<string, StorageRef>, where: str
   if (count > 0 && base + extent * el > bytes.byteLength) {
     throw new TorchFileError(`${where}: size [${t.size.join(', ')}], stride [${t.stride.join(', ')}] at offset ${t.offset} reach past the ${bytes.byteLength}-byte storage ${t.storage.key}`);
   }
-  // a stride-0 (expanded) view could otherwise ask for far more memory than the file holds
-  if (count * el > 2 ** 32) throw new TorchFileError(`${where}: size [${t.size.join(', ')}] would need ${count * el} bytes`);
+  // a stride-0 (expanded) view, or many tensors over one storage, could otherwise ask for far more memory than the file holds
+  if (count * el > room) throw new TorchFileError(`${where}: size [${t.size.join(', ')}] would need ${count * el} bytes, more than 4× the file's storages`);
   const out = new Uint8Array(count * el);
   const contiguous = t.size.every((_, i) => t.size[i] === 1 || t.stride[i] === t.size.slice(i + 1).reduce((a, b) => a * b, 1));
   if (contiguous) {
@@ -143,11 +147,15 @@ function collect(obj: unknown, storages: Map<string, StorageRef>, source: string
   const dict = findStateDict(obj, source);
   const out = new Map<string, SafeTensor>();
   const strip = [...dict.keys()].every((k) => typeof k === 'string' && k.startsWith('module.'));
+  // the copies may take a few times the storages (views of one storage are copied apart), never what sizes claim
+  let room = 4 * [...storages.values()].reduce((n, s) => n + (s.bytes?.byteLength ?? 0), 0) + 2 ** 20;
   for (const [k, v] of dict) {
-    if (typeof k !== 'string') throw new TorchFileError(`${source}: state dict key ${String(k)} is not a string`);
-    if (!(v instanceof TensorRef)) throw new TorchFileError(`${source}: "${k}" is not a tensor; expected a state dict of tensors`);
+    if (typeof k !== 'string') throw new TorchFileError(`${source}: state dict key ${quote(k)} is not a string`);
+    if (!(v instanceof TensorRef)) throw new TorchFileError(`${source}: ${quote(k)} is not a tensor; expected a state dict of tensors`);
     const name = strip ? k.slice('module.'.length) : k;
-    out.set(name, materialise(v, storages, `${source}: ${name}`));
+    const t = materialise(v, storages, `${source}: ${quoteName(name)}`, room);
+    room -= t.bytes.byteLength;
+    out.set(name, t);
   }
   return out;
 }
@@ -193,10 +201,10 @@ function readLegacyFormat(buf: Uint8Array, source: string): Map<string, SafeTens
   let pos = r.end;
   for (const key of keys) {
     const s = storages.get(String(key));
-    if (!s || pos + 8 > buf.byteLength) throw new TorchFileError(`${source}: storage ${String(key)} is missing or truncated`);
+    if (!s || pos + 8 > buf.byteLength) throw new TorchFileError(`${source}: storage ${quoteName(String(key))} is missing or truncated`);
     const numel = Number(view.getBigInt64(pos, true));
     const n = numel * ELEMENT_BYTES[s.dtype];
-    if (numel !== s.numel || pos + 8 + n > buf.byteLength) throw new TorchFileError(`${source}: storage ${String(key)} is truncated or has the wrong size`);
+    if (numel !== s.numel || pos + 8 + n > buf.byteLength) throw new TorchFileError(`${source}: storage ${quoteName(String(key))} is truncated or has the wrong size`);
     s.bytes = buf.subarray(pos + 8, pos + 8 + n);
     pos += 8 + n;
   }
