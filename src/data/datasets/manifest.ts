@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
+import { oneLine, quote } from '../../quote.js';
 
 export interface ManifestRow { path: string; label: string; split?: string; line: number }
 
@@ -33,7 +34,7 @@ function readJsonl(text: string, file: string): ManifestRow[] {
     try {
       obj = JSON.parse(line);
     } catch (e) {
-      throw new DatasetError(`manifest ${file}, line ${i + 1}: not valid JSON (${(e as Error).message})`);
+      throw new DatasetError(`manifest ${file}, line ${i + 1}: not valid JSON (${oneLine((e as Error).message)})`);
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new DatasetError(`manifest ${file}, line ${i + 1}: expected an object like {"path": "a.jpg", "label": "cat"}`);
     const o = obj as Record<string, unknown>;
@@ -79,13 +80,13 @@ function readCsv(text: string, file: string): ManifestRow[] {
   if (head.some((h) => PATH_KEYS.includes(h)) || head.some((h) => LABEL_KEYS.includes(h))) {
     const find = (keys: string[]) => head.findIndex((h) => keys.includes(h));
     cols = { path: find(PATH_KEYS), label: find(LABEL_KEYS), split: head.indexOf('split') };
-    if (cols.path < 0 || cols.label < 0) throw new DatasetError(`manifest ${file}: the header (${records[0]!.fields.join(',')}) needs a "path" and a "label" column`);
+    if (cols.path < 0 || cols.label < 0) throw new DatasetError(`manifest ${file}: the header (${oneLine(records[0]!.fields.join(','), 200)}) needs a "path" and a "label" column`);
     body = records.slice(1);
   }
   return body.map(({ fields, line }) => {
     const path = fields[cols.path]?.trim() ?? '';
     const label = fields[cols.label]?.trim() ?? '';
-    if (!path || !label) throw new DatasetError(`manifest ${file}, line ${line}: expected path,label, got "${fields.join(',')}"`);
+    if (!path || !label) throw new DatasetError(`manifest ${file}, line ${line}: expected path,label, got ${quote(fields.join(','))}`);
     const split = cols.split >= 0 ? fields[cols.split]?.trim() || undefined : undefined;
     return { path, label, split, line };
   });
