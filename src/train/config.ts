@@ -12,6 +12,7 @@ import { imageAugmentSchema } from '../data/transforms/transform_config.js';
 import { getFamily, listFamilies } from '../models/model.js';
 import { familyOf } from '../models/registry.js';
 import { mixupSchema } from '../data/transforms/mixup.js';
+import { oneLine, quote, quoteName } from '../quote.js';
 
 const prob = z.number().min(0).max(1);
 const positive = z.number().positive();
@@ -129,7 +130,7 @@ function checkModelKwargs(model: string, kwargs: Record<string, unknown>, source
   const first = r.error.issues[0]!;
   const at = first.path[1] === undefined ? '' : `[${String(first.path[1])}]`;
   const bad = first.code === 'unrecognized_keys'
-    ? `unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map(snake).join(', ')}`
+    ? `unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => quoteName(snake(k))).join(', ')}`
     : `${snake(String(first.path[0] ?? ''))}${at}: ${first.message}`;
   return fail(new ConfigError(`${source}: ${keyName('modelKwargs')} ${bad}; known keys: ${Object.keys(schema.shape).map(snake).join(', ')}`));
 }
@@ -138,10 +139,10 @@ const fail = (e: Error): never => { throw e; };
 
 function configError(first: z.core.$ZodIssue, normalised: Record<string, unknown>, source: string, keyName: (k: string) => string): ConfigError {
   if (first.code === 'unrecognized_keys') {
-    return new ConfigError(`${source}: unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => `"${k}"`).join(', ')}; known keys: ${Object.keys(trainConfigSchema.shape).join(', ')}`);
+    return new ConfigError(`${source}: unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => quote(k)).join(', ')}; known keys: ${Object.keys(trainConfigSchema.shape).join(', ')}`);
   }
   const key = String(first.path[0]);
-  const got = JSON.stringify(normalised[key]);
+  const got = quote(normalised[key]); // a YAML alias inside its own anchor is a cycle; values may be long
   const what = first.message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected number to be /, 'must be ')
     .replace(/^expected array to have ([<>]=?)(\d+) items?$/, (_, op: string, n: string) => `needs ${op.startsWith('>') ? 'at least' : 'at most'} ${n} values`);
   return new ConfigError(`${source}: ${keyName(key)} ${what}, got ${got}`);
@@ -158,9 +159,10 @@ export function readConfigFile(path: string): Record<string, unknown> {
   const ext = extname(path).toLowerCase();
   let value: unknown;
   try {
-    value = ext === '.json' ? JSON.parse(text) : ext === '.yaml' || ext === '.yml' ? parseYaml(text) : undefined;
+    // logLevel 'error': YAML's warnings (an unresolved tag) would print as multi-line process warnings
+    value = ext === '.json' ? JSON.parse(text) : ext === '.yaml' || ext === '.yml' ? parseYaml(text, { logLevel: 'error' }) : undefined;
   } catch (e) {
-    throw new ConfigError(`config file ${path} is not valid ${ext.slice(1).toUpperCase()}: ${(e as Error).message.split('\n')[0]}`);
+    throw new ConfigError(`config file ${path} is not valid ${ext.slice(1).toUpperCase()}: ${oneLine((e as Error).message.split('\n')[0]!)}`);
   }
   if (value === undefined) throw new ConfigError(`config file ${path}: expected a .json, .yaml or .yml file`);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`config file ${path}: expected a mapping of keys to values`);
