@@ -12,6 +12,7 @@ import { ATTENTION_MAP_NAME, decodeMetadata, OnnxMetadataError, type OnnxModelMe
 import { normalizePixelsOnHost, pixelsFromNormalized } from './host_pixels.js';
 import type { Executable, Feed } from './compile.js';
 import { openSession, type HostTensor, type SessionOptions } from './session.js';
+import { quote } from '../quote.js';
 
 /** An exported model's file, checked and described, without an ORT session. */
 export interface OnnxModelFile {
@@ -68,12 +69,12 @@ export function inspectOnnxModel(file: string | Uint8Array, source = typeof file
   const outputs = graph?.output ?? [];
   const extra = outputs.slice(1).map((o) => o.name);
   if (inputs.length !== 1 || outputs.length < 1 || outputs.length > 2 || (extra.length === 1 && extra[0] !== ATTENTION_MAP_NAME)) {
-    throw new OnnxMetadataError(`${source}: expected one image input and a logits output (optionally followed by "${ATTENTION_MAP_NAME}"), found ${inputs.length} input(s) and ${outputs.length} output(s)${outputs.length ? ` (${outputs.map((o) => `"${o.name}"`).join(', ')})` : ''}`);
+    throw new OnnxMetadataError(`${source}: expected one image input and a logits output (optionally followed by "${ATTENTION_MAP_NAME}"), found ${inputs.length} input(s) and ${outputs.length} output(s)${outputs.length ? ` (${outputs.slice(0, 4).map((o) => quote(o.name ?? '', 60)).join(', ')}${outputs.length > 4 ? ', …' : ''})` : ''}`);
   }
   const input = inputs[0]!;
   const expectedType = meta.inputFormat === 'uint8_nhwc' ? 'uint8' : 'float32';
   const actualType = dtypeFromCode(input.type?.tensorType?.elemType ?? 0);
-  if (actualType !== expectedType) throw new OnnxMetadataError(`${source}: input "${input.name}" is ${actualType}, but input_format ${meta.inputFormat} needs ${expectedType}`);
+  if (actualType !== expectedType) throw new OnnxMetadataError(`${source}: input ${quote(input.name ?? '', 60)} is ${actualType}, but input_format ${meta.inputFormat} needs ${expectedType}`);
   const mapDims = outputs[1]?.type?.tensorType?.shape?.dim ?? [];
   const attentionSize = mapDims.length === 2 && mapDims[1]!.dimValue != null ? Number(mapDims[1]!.dimValue) : undefined;
   if (extra.length === 1 && !(attentionSize! > 0)) throw new OnnxMetadataError(`${source}: output "${ATTENTION_MAP_NAME}" should have shape [batch, patches]`);

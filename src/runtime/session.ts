@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import type { DType, HostArray } from '../ir/dtype.js';
 import { physicalCores } from './cores.js';
+import { oneLine } from '../quote.js';
 
 // ORT's telemetry client matches a std::regex against /proc/self/cmdline when the first session
 // creates ORT's environment; the regex recurses per byte, so a command line over about 29 kB
@@ -87,7 +88,9 @@ export async function openSession(bytes: Uint8Array, options: SessionOptions = {
         logSeverityLevel: 3,
       }).catch((e: unknown) => {
         cache.delete(key);
-        throw new Error(`ONNX Runtime could not load the model on provider "${opts.executionProvider}": ${(e as Error).message}`);
+        // ORT's message names its C++ frames over several lines; the last error code's text is the reason
+        const reason = oneLine((e as Error).message.replace(/^[^]*\[ONNXRuntimeError\] : \d+ : \w+ : /, ''), 500);
+        throw new Error(`ONNX Runtime could not load the model on provider "${opts.executionProvider}": ${reason}`);
       }),
     };
     if (!opts.profilePrefix) cache.set(key, entry);
