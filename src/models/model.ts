@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import type { Tensor } from '../ir/tensor.js';
 import type { Random } from '../random.js';
 import { Module, type StateDict } from '../nn/module.js';
+import { redrawScheduledBuffers } from '../nn/attention/mechanism.js';
 
 /** The arguments every family's config accepts, whatever else it has. */
 export interface CommonModelArgs {
@@ -123,6 +124,15 @@ export abstract class ImageModel extends Module {
     const attentions: Tensor[] | undefined = opts.attention ? [] : undefined;
     const features = this.forwardFeatures(x, { ...opts, attentions });
     return { ...this.forwardHead(features, opts), attentions };
+  }
+
+  /**
+   * Host-side state a training step of optimiser step `step` needs first: buffers on a schedule
+   * (Performer's random features, redrawn every so many steps from the model seed) are brought to
+   * that step's draw. Eval and export never call it, so such buffers stay as saved there.
+   */
+  beforeTrainStep(step: number): void {
+    redrawScheduledBuffers(this, step);
   }
 
   /** The host-drawn noise a training step of this model needs (none by default). */

@@ -187,6 +187,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
         const feeds: Record<string, Feed> = { ...(await objective.feeds(batch, micro)) };
         feeds.x = { data: feeds.x as Float32Array, shape: [batch.size, c, h, w] };
         for (const n of step.noise) feeds[n.name] = n.draw(new Random(mixSeed(cfg.seed, micro, n.salt)), batch.size);
+        model.beforeTrainStep(pos.optimizerStep);
         const out = await step.exe.run(feeds);
         data.train.release?.(batch);
         const loss = Number(out.loss!.data[0]);
