@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { imageAugmentSchema } from '../data/transforms/transform_config.js';
+import { SMALL_INPUT_SIDE, imageAugmentSchema } from '../data/transforms/transform_config.js';
 import { getFamily, listFamilies } from '../models/model.js';
 import { familyOf } from '../models/registry.js';
 import { mixupSchema } from '../data/transforms/mixup.js';
@@ -20,8 +20,16 @@ const count = z.number().int().positive();
 
 // timm's image augmentation flags that the tensor datasets' augmentation (crop padding, flip,
 // erasing, shared above) does not have: they apply to image folders and manifests
-const { hflip: _hflip, reprob: _reprob, remode: _remode, ...imageOnly } = imageAugmentSchema.shape;
-const imageAugmentKeys = Object.fromEntries(Object.entries(imageOnly).map(([k, s]) => [k, s.describe(`image datasets: ${s.description}`)])) as typeof imageOnly;
+const { hflip: _hflip, reprob: _reprob, remode: _remode, scale, ratio, colorJitter, ...imageOnly } = imageAugmentSchema.shape;
+// no fixed default for these three: the data picks timm's or, for a small model input, none (sizeAwareAugment)
+const sizeAware = (s: { description?: string }, photo: string, small: string) =>
+  `image datasets: ${s.description}; default ${photo}, or ${small} when the model input is at most ${SMALL_INPUT_SIDE} px`;
+const imageAugmentKeys = {
+  ...Object.fromEntries(Object.entries(imageOnly).map(([k, s]) => [k, s.describe(`image datasets: ${s.description}`)])) as typeof imageOnly,
+  scale: scale.unwrap().optional().describe(sizeAware(scale, '0.08,1', '1,1')),
+  ratio: ratio.unwrap().optional().describe(sizeAware(ratio, '0.75,1.333', '1,1')),
+  colorJitter: colorJitter.unwrap().optional().describe(sizeAware(colorJitter, '0.4', '0')),
+};
 
 /**
  * Architecture overrides on top of the registered model (timm's --model-kwargs): checked against

@@ -14,7 +14,7 @@ import { describeDataset, openImageDataset, selectSampleClasses, subsetSamples }
 import { createImageLoader, type ImageLoader } from '../data/loader/image_loader.js';
 import { mixupSchema, type MixupOptions } from '../data/transforms/mixup.js';
 import { TensorLoader } from '../data/loader/tensor_loader.js';
-import type { EvalTransform } from '../data/transforms/transform_config.js';
+import { sizeAwareAugment, type EvalTransform } from '../data/transforms/transform_config.js';
 import type { HeldOutSplit } from '../checkpoint/checkpoint.js';
 import type { TrainConfig } from './config.js';
 
@@ -105,11 +105,13 @@ async function openImageData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: 
     skippedCount++;
     log(`skipping an unreadable image (${skippedCount} so far; --strict stops instead): ${message}`);
   };
+  const chosen = sizeAwareAugment(pre.transform.inputSize);
   const transform = {
     ...pre.transform,
-    scale: cfg.scale, ratio: cfg.ratio, hflip: cfg.hflip, vflip: cfg.vflip, colorJitter: cfg.colorJitter, aa: cfg.aa,
-    reprob: cfg.reprob, remode: cfg.remode, trainInterpolation: cfg.trainInterpolation,
+    scale: cfg.scale ?? chosen.scale, ratio: cfg.ratio ?? chosen.ratio, hflip: cfg.hflip, vflip: cfg.vflip, colorJitter: cfg.colorJitter ?? chosen.colorJitter,
+    aa: cfg.aa, reprob: cfg.reprob, remode: cfg.remode, trainInterpolation: cfg.trainInterpolation,
   };
+  log(describeAugment(transform, chosen.small && (cfg.scale === undefined || cfg.ratio === undefined || cfg.colorJitter === undefined)));
   const common = { seed: cfg.seed, transform, workers: cfg.workers, strict: cfg.strict, onSkip };
   const trainLoader: ImageLoader = createImageLoader(train, { ...common, batchSize: cfg.batchSize, shuffle: true, train: true, mixup: mixupOf(cfg), smoothing: cfg.smoothing });
   const evalLoader: ImageLoader = createImageLoader(val, { ...common, batchSize: cfg.evalBatchSize, shuffle: false, train: false });
@@ -125,4 +127,20 @@ async function openImageData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: 
       await evalLoader.close();
     },
   };
+}
+
+/** The training augmentation as one line, e.g. `augmentation: RandomResizedCrop scale 1,1 ratio 1,1, hflip 0.5, colour jitter 0 (…)`. */
+function describeAugment(t: { inputSize: readonly number[]; scale: readonly number[]; ratio: readonly number[]; hflip: number; vflip: number;
+  colorJitter: number | readonly number[]; aa?: string; reprob: number }, smallDefaults: boolean): string {
+  const list = (v: number | readonly number[]) => (typeof v === 'number' ? [v] : v).map((x) => +x.toFixed(3)).join(',');
+  const parts = [`RandomResizedCrop scale ${list(t.scale)} ratio ${list(t.ratio)}`, `hflip ${t.hflip}`];
+  if (t.vflip) parts.push(`vflip ${t.vflip}`);
+  // timm skips ColorJitter when RandAugment is on
+  parts.push(t.aa ? `RandAugment ${t.aa}` : `colour jitter ${list(t.colorJitter)}`);
+  if (t.reprob) parts.push(`random erasing ${t.reprob}`);
+  const [, h, w] = t.inputSize;
+  const why = smallDefaults
+    ? ` (the model input ${h}×${w} is small: no zoom, aspect change or colour jitter by default; timm's photo defaults are --scale 0.08,1 --ratio 0.75,1.333 --color-jitter 0.4)`
+    : '';
+  return `augmentation: ${parts.join(', ')}${why}`;
 }

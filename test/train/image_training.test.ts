@@ -36,6 +36,8 @@ describe('training on an image folder', () => {
     const r = await runCli(['train', '--dataset', data, '--epochs', '6', '--batch-size', '32', '--lr', '2e-3', '--warmup-epochs', '0.5',
       '--scale', '1,1', '--ratio', '1,1', '--color-jitter', '0', '--workers', '1', '--output', run, '--json']);
     expect(r.stderr).toContain('481 training and 121 validation (folder) images, 10 classes');
+    // the chosen augmentation is printed; every size-aware key was given, so no note
+    expect(r.stderr).toContain('augmentation: RandomResizedCrop scale 1,1 ratio 1,1, hflip 0.5, colour jitter 0\n');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/skipping an unreadable image.*broken\.jpg/);
     expect(r.stderr).toMatch(/skipping an unreadable image.*broken\.png/);
@@ -71,6 +73,9 @@ describe('training on an image folder', () => {
     expect(r.stderr).toContain('holding out 10% of each class');
     // 48 per class (49 in Bag with the broken file) → 5 held out per class
     expect(r.stderr).toMatch(/431 training and 50 validation \(split\) images/);
+    // no augmentation flags: 28×28 inputs get no zoom and no jitter instead of timm's photo defaults, and the log says so
+    expect(r.stderr).toContain("augmentation: RandomResizedCrop scale 1,1 ratio 1,1, hflip 0.5, colour jitter 0 (the model input 28×28 is small: no zoom, aspect change or colour jitter by default; timm's photo defaults are --scale 0.08,1 --ratio 0.75,1.333 --color-jitter 0.4)");
+    expect(JSON.parse(readFileSync(join(dir, 'split', 'config.json'), 'utf8')).scale).toBeUndefined();
     const refused = await runCli(['train', '--dataset', join(data, 'train'), '--val-split', '0', '--output', join(dir, 'nosplit')]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/tessera: .*no validation folder.*--val-split/);

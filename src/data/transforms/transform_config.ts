@@ -40,6 +40,19 @@ export const imageAugmentSchema = z.object({
 }).strict();
 
 export type ImageAugment = z.infer<typeof imageAugmentSchema>;
+
+/** Model inputs up to this side are "small": a crop of 8% of the area would be a few pixels. */
+export const SMALL_INPUT_SIDE = 64;
+
+/**
+ * The RandomResizedCrop and colour-jitter defaults for a model input: timm's, made for photos, or
+ * for small inputs (28×28 Fashion-MNIST PNGs) no zoom, no aspect change and no jitter, which
+ * reached 50.4% held-out top-1 where timm's reached 30.3% (3 epochs on 2.7k images, issue #22).
+ */
+export function sizeAwareAugment([, h, w]: readonly [number, number, number]): Pick<ImageAugment, 'scale' | 'ratio' | 'colorJitter'> & { small: boolean } {
+  const small = Math.max(h, w) <= SMALL_INPUT_SIDE;
+  return small ? { small, scale: [1, 1], ratio: [1, 1], colorJitter: 0 } : { small, scale: [0.08, 1], ratio: [3 / 4, 4 / 3], colorJitter: 0.4 };
+}
 export type ImageAugmentOptions = z.input<typeof imageAugmentSchema>;
 
 /** The model's preprocessing plus (optional) augmentation flags, as createImageLoader takes them. */
