@@ -40,9 +40,8 @@ import { LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
 import { Attention, Mlp } from '../nn/transformer.js';
 import { ones, truncNormal, type Initializer } from '../nn/init.js';
-import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
 import { resamplePosEmbed } from './pos_embed.js';
-import { adaptInputConv } from './adapt_input.js';
+import { adaptPatchEmbed, blockLayerGrouping, dropNoiseInputs } from './family_parts.js';
 import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type NoiseInput, type TokenGrid } from './model.js';
 import type { ModelEntry, PretrainedConfig } from './registry.js';
 
@@ -80,10 +79,6 @@ export const convitKwargsSchema = z.object({
 }).partial().strict();
 
 const LN_EPS = 1e-6;
-/** Salts of the step's noise streams: ViT's values, so a ConViT run draws as a ViT run of the same seed. */
-const DROP_PATH_SALT = 0xd209;
-const HEAD_DROP_SALT = 0xd20b;
-
 // ---- relative positions and the locality init ---------------------------------------------------
 
 /**
@@ -264,29 +259,12 @@ export class ConVit extends ImageModel {
 
   /** drop_path [B, depth·2] (attention and MLP branch of each block, timm's linear rule) and head_drop [B, D]. */
   override noiseInputs(): NoiseInput[] {
-    const c = this.config;
-    const out: NoiseInput[] = [];
-    if (c.dropPathRate > 0) {
-      out.push({ name: 'drop_path', perSample: c.depth * 2, salt: DROP_PATH_SALT, draw: (rng, batch) => dropPathScales(rng, c.dropPathRate, c.depth, batch) });
-    }
-    if (c.dropRate > 0) {
-      out.push({ name: 'head_drop', perSample: this.width, salt: HEAD_DROP_SALT, draw: (rng, batch) => dropoutScales(rng, c.dropRate, batch * this.width) });
-    }
-    return out;
+    return dropNoiseInputs(this.config, this.config.depth, this.width);
   }
 
   /** timm's group_matcher: cls_token, pos_embed and patch_embed 0, block i → i + 1, norm and head → depth + 1. */
   layerGrouping(): LayerGrouping {
-    const depth = this.config.depth;
-    return {
-      blocks: depth,
-      layerOf(key) {
-        const m = /^blocks\.(\d+)\./.exec(key);
-        if (m) return Number(m[1]) + 1;
-        if (/^(cls_token|pos_embed|patch_embed\.)/.test(key)) return 0;
-        return depth + 1;
-      },
-    };
+    return blockLayerGrouping(this.config.depth, /^(cls_token|pos_embed|patch_embed\.)/);
   }
 
   headKeys(): string[] {
@@ -301,12 +279,7 @@ export class ConVit extends ImageModel {
 
   /** timm's adapt_input_conv for another channel count; pos_embed is resampled on load. */
   override adaptPretrained(sd: StateDict): { state: StateDict; notes: string[] } {
-    const pe = sd['patch_embed.proj.weight'];
-    if (!pe || pe.shape[1] === this.config.inChans) return { state: sd, notes: [] };
-    return {
-      state: { ...sd, 'patch_embed.proj.weight': adaptInputConv(pe.data, pe.shape, this.config.inChans) },
-      notes: [`patch embedding adapted from ${pe.shape[1]} to ${this.config.inChans} input channels`],
-    };
+    return adaptPatchEmbed(sd, this.config.inChans);
   }
 
   /** Images [B, C, H, W] → tokens [B, 1 + N, D] after the final norm. */

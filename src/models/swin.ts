@@ -21,8 +21,7 @@ import { LayerNorm, Linear } from '../nn/layers.js';
 import { Mlp } from '../nn/transformer.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
 import { truncNormal } from '../nn/init.js';
-import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
-import { adaptInputConv } from './adapt_input.js';
+import { adaptPatchEmbed, dropNoiseInputs } from './family_parts.js';
 import type { ModelEntry, PretrainedConfig } from './registry.js';
 import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type NoiseInput, type TokenGrid } from './model.js';
 
@@ -321,13 +320,7 @@ export class SwinTransformer extends ImageModel {
 
   /** drop_path [B, blocks·2] (timm's rate rising linearly over all blocks of all stages) and head_drop [B, D]. */
   override noiseInputs(): NoiseInput[] {
-    const c = this.config;
-    const total = this.totalDepth;
-    const d = this.numFeatures;
-    const out: NoiseInput[] = [];
-    if (c.dropPathRate > 0) out.push({ name: 'drop_path', perSample: total * 2, salt: 0xd209, draw: (rng, batch) => dropPathScales(rng, c.dropPathRate, total, batch) });
-    if (c.dropRate > 0) out.push({ name: 'head_drop', perSample: d, salt: 0xd20b, draw: (rng, batch) => dropoutScales(rng, c.dropRate, batch * d) });
-    return out;
+    return dropNoiseInputs(this.config, this.totalDepth, this.numFeatures);
   }
 
   /**
@@ -393,12 +386,7 @@ export class SwinTransformer extends ImageModel {
   }
 
   override adaptPretrained(sd: StateDict): { state: StateDict; notes: string[] } {
-    const pe = sd['patch_embed.proj.weight'];
-    if (!pe || pe.shape[1] === this.config.inChans) return { state: sd, notes: [] };
-    return {
-      state: { ...sd, 'patch_embed.proj.weight': adaptInputConv(pe.data, pe.shape, this.config.inChans) },
-      notes: [`patch embedding adapted from ${pe.shape[1]} to ${this.config.inChans} input channels`],
-    };
+    return adaptPatchEmbed(sd, this.config.inChans);
   }
 
   /** Loads timm ≥ 0.9 keys, or remaps Microsoft's / timm ≤ 0.6 layout first (see `swinCheckpointFilter`). */

@@ -18,9 +18,8 @@ import { ConvStemEmbed, type StemNorm } from '../nn/conv_stem.js';
 import { Block } from '../nn/transformer.js';
 import { attentionConfigOf, attentionDefaults, attentionKwargsShape, checkAttentionKwargs, fitMechanismState, type AttentionConfig } from '../nn/attention/index.js';
 import { normal, truncNormal } from '../nn/init.js';
-import { dropPathScales, dropoutScales } from '../nn/drop_path.js';
 import { resamplePosEmbed } from './pos_embed.js';
-import { adaptInputConv } from './adapt_input.js';
+import { adaptPatchEmbed, blockLayerGrouping, dropNoiseInputs } from './family_parts.js';
 import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type ModelOutput, type NoiseInput, type TokenGrid } from './model.js';
 
 /** The attention options (attn_type and its mechanism's keys) are AttentionConfig's, src/nn/attention/index.ts. */
@@ -69,10 +68,6 @@ export const vitKwargsSchema = z.object({
   ...attentionKwargsShape,
 }).partial().strict();
 
-/** Salts of the training step's noise streams (kept from the first trainer, so old seeds reproduce). */
-const DROP_PATH_SALT = 0xd209;
-const HEAD_DROP_SALT = 0xd20b;
-
 export type VitOutput = ModelOutput;
 
 export class VisionTransformer extends ImageModel {
@@ -120,29 +115,12 @@ export class VisionTransformer extends ImageModel {
 
   /** drop_path [B, depth·2] (attention and MLP branch of each block) and head_drop [B, D]. */
   override noiseInputs(): NoiseInput[] {
-    const c = this.config;
-    const out: NoiseInput[] = [];
-    if (c.dropPathRate > 0) {
-      out.push({ name: 'drop_path', perSample: c.depth * 2, salt: DROP_PATH_SALT, draw: (rng, batch) => dropPathScales(rng, c.dropPathRate, c.depth, batch) });
-    }
-    if (c.dropRate > 0) {
-      out.push({ name: 'head_drop', perSample: c.embedDim, salt: HEAD_DROP_SALT, draw: (rng, batch) => dropoutScales(rng, c.dropRate, batch * c.embedDim) });
-    }
-    return out;
+    return dropNoiseInputs(this.config, this.config.depth, this.config.embedDim);
   }
 
   /** timm's layer ids: embeddings 0, block i → i + 1, everything after the blocks → depth + 1. */
   layerGrouping(): LayerGrouping {
-    const depth = this.config.depth;
-    return {
-      blocks: depth,
-      layerOf(key) {
-        const m = /^blocks\.(\d+)\./.exec(key);
-        if (m) return Number(m[1]) + 1;
-        if (/^(cls_token|dist_token|pos_embed|patch_embed\.)/.test(key)) return 0;
-        return depth + 1;
-      },
-    };
+    return blockLayerGrouping(this.config.depth, /^(cls_token|dist_token|pos_embed|patch_embed\.)/);
   }
 
   headKeys(): string[] {
@@ -160,13 +138,8 @@ export class VisionTransformer extends ImageModel {
    */
   override adaptPretrained(sd: StateDict): { state: StateDict; notes: string[] } {
     const fitted = fitMechanismState(this, sd);
-    sd = fitted.state;
-    const pe = sd['patch_embed.proj.weight'];
-    if (!pe || pe.shape[1] === this.config.inChans) return fitted;
-    return {
-      state: { ...sd, 'patch_embed.proj.weight': adaptInputConv(pe.data, pe.shape, this.config.inChans) },
-      notes: [...fitted.notes, `patch embedding adapted from ${pe.shape[1]} to ${this.config.inChans} input channels`],
-    };
+    const adapted = adaptPatchEmbed(fitted.state, this.config.inChans);
+    return { state: adapted.state, notes: [...fitted.notes, ...adapted.notes] };
   }
 
   /** Images [B, C, H, W] → tokens [B, prefix + N, D] after the final norm. */

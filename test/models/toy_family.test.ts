@@ -185,16 +185,22 @@ beforeAll(async () => {
 async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const [log, error, write] = [console.log, console.error, process.stderr.write.bind(process.stderr)];
-  console.log = (...a: unknown[]) => { out.push(a.join(' ')); };
+  const [log, error, write, writeOut] = [console.log, console.error, process.stderr.write.bind(process.stderr), process.stdout.write.bind(process.stdout)];
+  console.log = (...a: unknown[]) => { out.push(`${a.join(' ')}\n`); };
   console.error = (...a: unknown[]) => { err.push(a.join(' ')); };
   process.stderr.write = ((chunk: string | Uint8Array) => { err.push(String(chunk)); return true; }) as typeof process.stderr.write;
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    out.push(String(chunk));
+    const done = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+    done?.();
+    return true;
+  }) as typeof process.stdout.write;
   try {
     process.exitCode = undefined;
     const code = await main(args);
-    return { code, out: out.join('\n'), err: err.join('') };
+    return { code, out: out.join(''), err: err.join('') };
   } finally {
-    [console.log, console.error, process.stderr.write] = [log, error, write];
+    [console.log, console.error, process.stderr.write, process.stdout.write] = [log, error, write, writeOut];
     process.exitCode = undefined;
   }
 }
