@@ -105,6 +105,12 @@ export function fromTimm(raw: RawTensors, source: string, metadata: Record<strin
     config = inferTimmConfig(sd, source, { numHeads: (d, depth) => resolveHeads(d, depth, { numHeads: heads, model: registered }, source) });
   }
   checkAgainstModel(sd, config, source);
+  return { layout: 'timm', source, stateDict: sd, config, dropped, tessera, ...timmDescription(tessera, hubConfig, arch, registered, config.numClasses) };
+}
+
+/** What the files say besides the weights: the model name, class names and preprocessing (tessera metadata, else timm's hub config). */
+function timmDescription(tessera: Record<string, any> | undefined, hubConfig: Record<string, any> | undefined, arch: string | undefined,
+  registered: string | undefined, numClasses: number): Pick<ForeignCheckpoint, 'modelName' | 'classNames' | 'preprocessing'> {
   const pc = (hubConfig?.pretrained_cfg ?? {}) as Record<string, any>;
   const preprocessing: Partial<Preprocessing> = tessera
     ? { inputSize: tessera.inputSize, mean: tessera.mean, std: tessera.std, interpolation: tessera.interpolation, cropPct: tessera.cropPct }
@@ -114,9 +120,8 @@ export function fromTimm(raw: RawTensors, source: string, metadata: Record<strin
     };
   const classNames = (tessera?.classNames ?? pc.label_names ?? hubConfig?.label_names) as string[] | undefined;
   return {
-    layout: 'timm', source, stateDict: sd, config, dropped, tessera,
     modelName: (tessera?.model as string | undefined) ?? arch ?? registered,
-    classNames: Array.isArray(classNames) && classNames.length === config.numClasses ? classNames : undefined,
+    classNames: Array.isArray(classNames) && classNames.length === numClasses ? classNames : undefined,
     preprocessing: Object.fromEntries(Object.entries(preprocessing).filter(([, v]) => v !== undefined)),
   };
 }
@@ -135,19 +140,9 @@ function fromTimmFamily(family: string, sd: ReturnType<typeof toStateDict>, sour
   } catch (e) {
     throw new LayoutError(`${source}: not a ${family} tessera can build: ${(e as Error).message}`);
   }
-  const pc = (hubConfig?.pretrained_cfg ?? {}) as Record<string, any>;
-  const preprocessing: Partial<Preprocessing> = tessera
-    ? { inputSize: tessera.inputSize, mean: tessera.mean, std: tessera.std, interpolation: tessera.interpolation, cropPct: tessera.cropPct }
-    : {
-      inputSize: pc.input_size, mean: pc.mean, std: pc.std, cropPct: pc.crop_pct,
-      interpolation: pc.interpolation === 'bicubic' || pc.interpolation === 'bilinear' ? pc.interpolation : undefined,
-    };
-  const classNames = (tessera?.classNames ?? pc.label_names ?? hubConfig?.label_names) as string[] | undefined;
   return {
     layout: 'timm', source, stateDict: model.stateDict(), family, config: model.config as unknown as VitConfig, dropped, tessera,
-    modelName: (tessera?.model as string | undefined) ?? arch ?? registered,
-    classNames: Array.isArray(classNames) && classNames.length === model.numClasses ? classNames : undefined,
-    preprocessing: Object.fromEntries(Object.entries(preprocessing).filter(([, v]) => v !== undefined)),
+    ...timmDescription(tessera, hubConfig, arch, registered, model.numClasses),
   };
 }
 

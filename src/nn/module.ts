@@ -123,7 +123,7 @@ export abstract class Module {
   protected b(g: Graph, name: string): Tensor {
     const buffer = this.ownBuffers.get(name);
     if (!buffer) throw new StateDictError(`${this.path || 'model'} has no buffer "${name}"`);
-    return g.param(this.key(name), buffer, buffer.shape);
+    return g.param(this.stateKey(name), buffer, buffer.shape);
   }
 
   /** Records `value` as the new content of buffer `name` after a training step of graph `g`. */
@@ -131,14 +131,14 @@ export abstract class Module {
     const buffer = this.ownBuffers.get(name);
     if (!buffer) throw new StateDictError(`${this.path || 'model'} has no buffer "${name}"`);
     if (value.shape.length !== buffer.shape.length || value.shape.some((d, i) => d !== buffer.shape[i])) {
-      throw new StateDictError(`${this.key(name)}: an update of shape [${value.shape.join(', ')}] for a buffer of shape [${buffer.shape.join(', ')}]`);
+      throw new StateDictError(`${this.stateKey(name)}: an update of shape [${value.shape.join(', ')}] for a buffer of shape [${buffer.shape.join(', ')}]`);
     }
     let updates = bufferUpdates.get(g);
     if (!updates) bufferUpdates.set(g, (updates = new Map()));
-    updates.set(this.key(name), value);
+    updates.set(this.stateKey(name), value);
   }
 
-  private key(name: string): string {
+  private stateKey(name: string): string {
     return this.path ? `${this.path}.${name}` : name;
   }
 
