@@ -30,3 +30,15 @@ export function deterministicValues(key: string, count: number): Float32Array {
 
 /** x[i] = sin(0.05 i), as scripts/timm_vit.py's det_input. */
 export const deterministicInput = (count: number): Float32Array => Float32Array.from({ length: count }, (_, i) => Math.sin(0.05 * i));
+
+/** Overwrites every parameter of `model` with deterministicValues, as the golden scripts' fill_deterministic does. */
+export function deterministicModel<M extends { namedParameters(): [string, { size: number; data: Float32Array }][] }>(model: M): M {
+  for (const [k, p] of model.namedParameters()) p.data = deterministicValues(k, p.size);
+  return model;
+}
+
+export const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};

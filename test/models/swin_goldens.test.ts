@@ -11,7 +11,7 @@ import type { ImageModel } from '../../src/models/model.js';
 import { compile } from '../../src/runtime/compile.js';
 import { crossEntropy } from '../../src/ops/index.js';
 import type { StateDict } from '../../src/nn/module.js';
-import { deterministicInput, deterministicValues, readJsonFixture, readTensorFixture } from '../helpers/fixtures.js';
+import { deterministicInput, readJsonFixture, readTensorFixture, maxAbsDiff, deterministicModel } from '../helpers/fixtures.js';
 import { relError } from '../helpers/random.js';
 
 const meta = readJsonFixture('swin_goldens.json');
@@ -23,16 +23,7 @@ const fromPy = (c: Record<string, any>): Partial<SwinConfig> => ({
   depths: c.depths, numHeads: c.num_heads, windowSize: c.window_size, mlpRatio: c.mlp_ratio ?? 4, dropPathRate: 0,
 });
 
-function deterministic<M extends ImageModel>(model: M): M {
-  for (const [k, p] of model.namedParameters()) p.data = deterministicValues(k, p.size);
-  return model;
-}
 
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 async function logitsOf(model: ImageModel, shape: number[]): Promise<Float32Array> {
   const [, c, h, w] = shape as [number, number, number, number];
@@ -46,7 +37,7 @@ describe('Swin against PyTorch', () => {
   for (const name of ['small', 'padded']) {
     it(`${name}: keys, logits, loss and every parameter gradient`, async () => {
       const c = meta[name];
-      const model = deterministic(new SwinTransformer(fromPy(c.config)));
+      const model = deterministicModel(new SwinTransformer(fromPy(c.config)));
       expect(model.namedParameters().map(([k]) => k)).toEqual(c.keys);
       expect(model.numParams()).toBe(c.num_params);
       const [b, ch, h, w] = c.input_shape as number[];
@@ -69,7 +60,7 @@ describe('Swin against PyTorch', () => {
 
   it('swin_tiny_patch4_window7_224: timm keys, 28,288,354 parameters and matching logits', async () => {
     const c = meta.tiny224;
-    const model = deterministic(createModel('swin_tiny_patch4_window7_224'));
+    const model = deterministicModel(createModel('swin_tiny_patch4_window7_224'));
     expect(model.namedParameters().map(([k]) => k)).toEqual(c.keys);
     expect(model.numParams()).toBe(c.num_params);
     expect(maxAbsDiff(await logitsOf(model, c.input_shape), golden('tiny224.logits').data)).toBeLessThanOrEqual(1e-4);
@@ -88,7 +79,7 @@ describe('Swin details', () => {
 
   it('loads a Microsoft / timm ≤ 0.6 state dict (downsample at the end of stages, head.weight, saved buffers)', async () => {
     const c = meta.small;
-    const model = deterministic(new SwinTransformer(fromPy(c.config)));
+    const model = deterministicModel(new SwinTransformer(fromPy(c.config)));
     const old: StateDict = {};
     for (const [k, t] of Object.entries(model.stateDict())) {
       const key = k.replace(/^layers\.(\d+)\.downsample\./, (_, i: string) => `layers.${Number(i) - 1}.downsample.`).replace(/^head\.fc\./, 'head.');
@@ -122,7 +113,7 @@ describe('Swin checkpoints in the files users hold', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-swin-'));
     try {
       const c = meta.small;
-      const model = deterministic(new SwinTransformer({ ...fromPy(c.config), imgSize: 224 }));
+      const model = deterministicModel(new SwinTransformer({ ...fromPy(c.config), imgSize: 224 }));
       const file = join(dir, 'model.safetensors');
       writeSafetensors(file, Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
       const bare = loadCheckpoint(file);
@@ -131,7 +122,7 @@ describe('Swin checkpoints in the files users hold', () => {
       const hub = join(dir, 'hub');
       mkdirSync(hub);
       writeFileSync(join(hub, 'config.json'), JSON.stringify({ architecture: 'swin_tiny_patch4_window7_224', pretrained_cfg: { label_names: ['a', 'b', 'c', 'd', 'e', 'f', 'g'] } }));
-      const tiny = deterministic(createModel('swin_tiny_patch4_window7_224', { numClasses: 7 }));
+      const tiny = deterministicModel(createModel('swin_tiny_patch4_window7_224', { numClasses: 7 }));
       writeSafetensors(join(hub, 'model.safetensors'), Object.fromEntries(Object.entries(tiny.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
       // the bare file alone: its inferred architecture is a registered entry's
       expect(loadCheckpoint(join(hub, 'model.safetensors')).meta.model).toBe('swin_tiny_patch4_window7_224');
@@ -152,7 +143,7 @@ describe('Swin attention maps', () => {
     expect(createModel('swin_nano_patch2_window7_28').tokenGrid()).toMatchObject({ grid: [7, 7], depth: 4 });
     // padded: the last stage is a 3×3 map in a 2×2 window (timm's floor-halved resolution 2)
     expect(new SwinTransformer(fromPy(meta.padded.config)).tokenGrid()).toBeUndefined();
-    const model = deterministic(new SwinTransformer(fromPy(meta.small.config)));
+    const model = deterministicModel(new SwinTransformer(fromPy(meta.small.config)));
     const exe = await compile((x) => {
       const { attentions } = model.forward(x, { attention: true });
       return Object.fromEntries(attentions!.map((a, i) => [`a${i}`, a]));

@@ -11,7 +11,7 @@ import { createModel } from '../../src/models/registry.js';
 import { resamplePosEmbed } from '../../src/models/pos_embed.js';
 import { compile } from '../../src/runtime/compile.js';
 import * as ops from '../../src/ops/index.js';
-import { deterministicInput, deterministicValues, readJsonFixture, readTensorFixture } from '../helpers/fixtures.js';
+import { deterministicInput, readJsonFixture, readTensorFixture, maxAbsDiff, deterministicModel } from '../helpers/fixtures.js';
 import { relError } from '../helpers/random.js';
 
 const meta = readJsonFixture('vit_goldens.json');
@@ -27,16 +27,7 @@ function fromPy(c: Record<string, any>): Partial<VitConfig> {
   };
 }
 
-function deterministicModel<M extends ImageModel>(model: M): M {
-  for (const [k, p] of model.namedParameters()) p.data = deterministicValues(k, p.size);
-  return model;
-}
 
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 describe('ViT against PyTorch', () => {
   for (const name of ['small_token', 'small_avg', 'small_convstem', 'small_convstem_s1', 'small_convstem_gn']) {
