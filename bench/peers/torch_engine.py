@@ -1,7 +1,9 @@
 """PyTorch eager peer for bench/engine.ts: sgemm GFLOP/s and a ViT-Ti block's forward+backward.
 
-Run by the TypeScript bench as `/usr/bin/python3 bench/peers/torch_engine.py THREADS REPEATS`; prints JSON.
-Shapes must match bench/engine.ts.
+Run by the TypeScript bench as `/usr/bin/python3 bench/peers/torch_engine.py THREADS REPEATS` (with
+PYTHONPATH set to a PyTorch 2.x install for the 2.x column); prints JSON. Shapes must match
+bench/engine.ts. The block's attention is F.scaled_dot_product_attention where the release has
+it (as timm uses it), else the softmax(q k^T) v product.
 """
 import json
 import sys
@@ -11,6 +13,7 @@ import torch
 from peer_timing import timed
 
 threads, repeats = int(sys.argv[1]), int(sys.argv[2])
+SDPA = hasattr(torch.nn.functional, "scaled_dot_product_attention")
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -40,8 +43,11 @@ class Block(torch.nn.Module):
         H = self.heads
         qkv = self.qkv(self.norm1(x)).reshape(B, N, 3, H, C // H).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        attn = ((q * (C // H) ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
-        x = x + self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+        if SDPA:  # timm's fused_attn, its default where PyTorch has it (>= 2.0)
+            o = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        else:
+            o = ((q * (C // H) ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1) @ v
+        x = x + self.proj(o.transpose(1, 2).reshape(B, N, C))
         return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.norm2(x))))
 
 
@@ -59,6 +65,7 @@ def fwd_bwd():
 print(json.dumps({
     "torch": torch.__version__,
     "threads": torch.get_num_threads(),
+    "attention": "sdpa" if SDPA else "math",
     "matmul": matmul,
     "block_fwd_bwd_seconds": timed(fwd_bwd, repeats),
 }))

@@ -1,32 +1,47 @@
-"""PyTorch eager peer for the ViT model benchmark (vit_tiny_patch16_224).
+"""PyTorch peer for the ViT model benchmark (vit_tiny_patch16_224 by default).
 
 Usage:
 
-    /usr/bin/python3 bench/peers/torch_vit.py MODE THREADS BATCH REPEATS [PATH|-] [CONFIG_JSON]
+    python3 bench/peers/torch_vit.py MODE THREADS BATCH REPEATS [PATH|-] [CONFIG_JSON] [FLAGS]
+
+Run with Debian's /usr/bin/python3 (PyTorch 1.13), or with PYTHONPATH set to a PyTorch 2.x
+install (scripts/install_torch2.sh; src/bench/peers.ts sets it from TESSERA_TORCH2_PATH).
 
 CONFIG_JSON is a tessera model config (camelCase keys: imgSize, patchSize, inChans, numClasses,
 embedDim, depth, numHeads, mlpRatio, qkvBias, globalPool, classToken, distilled); missing keys
 take vit_tiny_patch16_224's values.
 
 MODE:
-  infer   eval + no_grad forward of a [BATCH,3,224,224] batch; median seconds
+  infer   eval + inference_mode forward of a [BATCH,3,224,224] batch; median seconds
           per forward after 3 warmups.
   train   forward + mean cross-entropy + backward + AdamW(lr=1e-3,
           weight_decay=0.05).step() + zero_grad(set_to_none=True); median
           seconds per step after 3 warmups.
-  export  torch.onnx.export of the eval model to PATH (opset 17, input
-          "input", output "logits", dynamic batch axis), checked with
-          onnx.checker.
+  export  torch.onnx.export (TorchScript exporter) of the eval model to PATH (opset 17, input
+          "input", output "logits", dynamic batch axis), checked with onnx.checker.
+
+FLAGS (each the peer at its fast paths, as a user of that release would run it):
+  --attn sdpa|math  attention as timm writes it: sdpa = F.scaled_dot_product_attention (timm's
+                    fused_attn, its default where the function exists, i.e. PyTorch >= 2.0);
+                    math = softmax(q k^T * scale) v. Default: sdpa where available.
+  --compile         torch.compile(model) (inductor, default mode); for inference with
+                    inductor's freezing (weights folded and prepacked, its CPU inference path).
+  --bf16            torch.autocast('cpu', dtype=torch.bfloat16) around the forward (and the
+                    loss); backward and AdamW outside it, on fp32 master weights.
+AdamW is fused=True where the release has a fused CPU kernel (PyTorch >= 2.4), else foreach.
 
 Prints exactly one JSON line on stdout:
-  infer/train: {"mode","seconds","images_per_second","peak_rss_mb"}
-  export:      {"mode":"export","path":PATH}
+  infer/train: {"mode","seconds","images_per_second","peak_rss_mb","torch","threads",
+                "attention","compiled","bf16","optimizer","warmup_seconds"}
+  export:      {"mode":"export","path":PATH,"torch"}
 The model is scripts/timm_vit.py (timm parameter layout), randomly initialised.
 """
+import contextlib
 import json
 import os
 import resource
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +49,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..", "..", "scripts")))
 
+import timm_vit  # noqa: E402
 from timm_vit import VisionTransformer  # noqa: E402
 from peer_timing import timed  # noqa: E402
 
@@ -41,8 +57,22 @@ from peer_timing import timed  # noqa: E402
 TINY = dict(imgSize=224, patchSize=16, inChans=3, numClasses=1000, embedDim=192, depth=12,
             numHeads=3, mlpRatio=4.0, qkvBias=True, globalPool="token", classToken=True, distilled=False)
 
+HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
-def build_model(config_json):
+
+def _sdpa_attention_forward(self, x):
+    """timm's Attention.forward with fused_attn (q_norm/k_norm are Identity, no dropout)."""
+    B, N, C = x.shape
+    qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    x = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0)
+    x = x.transpose(1, 2).reshape(B, N, C)
+    return self.proj(x)
+
+
+def build_model(config_json, attention="math"):
+    if attention == "sdpa":
+        timm_vit.Attention.forward = _sdpa_attention_forward
     c = dict(TINY, **(json.loads(config_json) if config_json else {}))
     model = VisionTransformer(
         img_size=c["imgSize"], patch_size=c["patchSize"], in_chans=c["inChans"], num_classes=c["numClasses"],
@@ -52,48 +82,96 @@ def build_model(config_json):
     return model, (c["inChans"], c["imgSize"], c["imgSize"]), c["numClasses"]
 
 
+def make_adamw(params):
+    try:
+        return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05, fused=True), "AdamW(fused)"
+    except (TypeError, RuntimeError, ValueError):
+        return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05), "AdamW(foreach)" if hasattr(torch, "_foreach_add") else "AdamW"
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def parse_flags(rest):
+    flags = {"attn": "sdpa" if HAS_SDPA else "math", "compile": False, "bf16": False}
+    positional = []
+    i = 0
+    while i < len(rest):
+        a = rest[i]
+        if a == "--attn":
+            flags["attn"] = rest[i + 1]
+            i += 2
+            continue
+        if a == "--compile":
+            flags["compile"] = True
+        elif a == "--bf16":
+            flags["bf16"] = True
+        elif a.startswith("--"):
+            raise SystemExit(f"unknown flag {a}")
+        else:
+            positional.append(a)
+        i += 1
+    if flags["attn"] not in ("sdpa", "math"):
+        raise SystemExit(f"--attn must be sdpa or math, got {flags['attn']!r}")
+    if flags["attn"] == "sdpa" and not HAS_SDPA:
+        raise SystemExit(f"--attn sdpa needs PyTorch >= 2.0 (this is {torch.__version__})")
+    if flags["compile"] and not hasattr(torch, "compile"):
+        raise SystemExit(f"--compile needs PyTorch >= 2.0 (this is {torch.__version__})")
+    return positional, flags
+
+
 def main(argv):
-    if len(argv) < 5:
+    positional, flags = parse_flags(argv[1:])
+    if len(positional) < 4:
         sys.stderr.write(__doc__)
         return 2
-    mode, threads, batch, repeats = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+    mode, threads, batch, repeats = positional[0], int(positional[1]), int(positional[2]), int(positional[3])
+    path = positional[4] if len(positional) > 4 else "-"
+    config = positional[5] if len(positional) > 5 else None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model, image_shape, num_classes = build_model(argv[6] if len(argv) > 6 else None)
+    model, image_shape, num_classes = build_model(config, flags["attn"])
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if flags["bf16"] else contextlib.nullcontext
+    optimizer = None
 
     if mode == "infer":
         model.eval()
         x = torch.randn(batch, *image_shape)
+        if flags["compile"]:
+            import torch._inductor.config as inductor_config
+
+            inductor_config.freezing = True
+            run = torch.compile(model)
+        else:
+            run = model
 
         def step():
-            with torch.no_grad():
-                model(x)
+            with torch.inference_mode(), autocast():
+                run(x)
 
-        seconds = timed(step, repeats)
     elif mode == "train":
         model.train()
         x = torch.randn(batch, *image_shape)
         y = torch.randint(0, num_classes, (batch,))
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+        opt, optimizer = make_adamw(model.parameters())
+        run = torch.compile(model) if flags["compile"] else model
 
         def step():
-            loss = F.cross_entropy(model(x), y)
+            with autocast():
+                loss = F.cross_entropy(run(x), y)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        seconds = timed(step, repeats)
     elif mode == "export":
-        if len(argv) < 6:
+        if path == "-":
             sys.stderr.write("export needs PATH\n")
             return 2
-        path = argv[5]
         model.eval()
         x = torch.randn(batch, *image_shape)
+        major_minor = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+        kwargs = {"dynamo": False} if major_minor >= (2, 5) else {}
         torch.onnx.export(
             model, (x,), path,
             opset_version=17,
@@ -101,22 +179,33 @@ def main(argv):
             output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
             do_constant_folding=True,
+            **kwargs,
         )
         import onnx
 
         onnx.checker.check_model(onnx.load(path))
-        print(json.dumps({"mode": "export", "path": path}))
+        print(json.dumps({"mode": "export", "path": path, "torch": torch.__version__}))
         return 0
     else:
         sys.stderr.write(f"unknown mode {mode!r}\n")
         return 2
 
+    t0 = time.perf_counter()
+    step()  # the first call compiles, when compiling
+    warmup_seconds = time.perf_counter() - t0
+    seconds = timed(step, repeats)
     print(json.dumps({
         "mode": mode,
         "seconds": seconds,
         "images_per_second": batch / seconds,
         "peak_rss_mb": peak_rss_mb(),
         "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "attention": flags["attn"],
+        "compiled": flags["compile"],
+        "bf16": flags["bf16"],
+        "optimizer": optimizer,
+        "warmup_seconds": warmup_seconds,
     }))
     return 0
 

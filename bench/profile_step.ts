@@ -1,0 +1,144 @@
+/**
+ * Per-op profile of tessera's training step (or inference) from ONNX Runtime's profiler
+ * (`enableProfiling`, through the session option `profilePrefix`).
+ *
+ *   npx tsx bench/profile_step.ts [--model vit_tiny_patch16_224] [--batch-size 32] [--steps 5]
+ *                                 [--warmup 2] [--threads N] [--inference] [--top 15] [--keep DIR]
+ *
+ * Runs `warmup` untimed steps and `steps` profiled ones (the same step as `tessera bench`:
+ * forward + cross-entropy + backward in one ORT run, then AdamW on the host), and prints, per
+ * step: ORT's run time, the host AdamW time, and a Markdown table of kernel time by op type
+ * (sum of ORT's per-node `kernel_time` events), followed by the most expensive single nodes.
+ * `--keep DIR` keeps ORT's chrome-trace JSON there (open it in chrome://tracing or Perfetto).
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createModel } from '../src/models/registry.js';
+import { compile, type Executable } from '../src/runtime/compile.js';
+import { physicalCores } from '../src/runtime/cores.js';
+import { Random } from '../src/random.js';
+import { buildBenchTrainStep } from '../src/bench/train_step.js';
+import { machineDescription, ortVersion } from '../src/bench/timing.js';
+
+interface TraceEvent { cat?: string; name?: string; ts?: number; dur?: number; args?: { op_name?: string; provider?: string } }
+
+const { values: o } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'vit_tiny_patch16_224' },
+    'batch-size': { type: 'string', default: '32' },
+    steps: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '2' },
+    threads: { type: 'string' },
+    inference: { type: 'boolean', default: false },
+    top: { type: 'string', default: '15' },
+    keep: { type: 'string' },
+  },
+});
+const batch = Number(o['batch-size']);
+const steps = Number(o.steps);
+const warmup = Number(o.warmup);
+const threads = o.threads ? Number(o.threads) : physicalCores();
+const top = Number(o.top);
+for (const [k, v] of Object.entries({ 'batch-size': batch, steps, threads, top })) {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
+}
+if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup must be a whole number, got ${warmup}`);
+
+const dir = o.keep ? resolve(o.keep) : mkdtempSync(join(tmpdir(), 'tessera-profile-'));
+mkdirSync(dir, { recursive: true });
+const prefix = join(dir, `${o.inference ? 'infer' : 'train'}_${o.model}_b${batch}_t${threads}`);
+
+const model = createModel(o.model!);
+const [c, h, w] = model.inputShape;
+const rng = new Random(0);
+const x = Float32Array.from({ length: batch * c * h * w }, () => rng.uniform() * 2 - 1);
+const y = BigInt64Array.from({ length: batch }, () => BigInt(rng.int(model.numClasses)));
+
+let exe: Executable;
+let runOnce: () => Promise<{ hostMs: number }>;
+if (o.inference) {
+  exe = await compile((t) => model.forward(t).logits, [{ name: 'x', shape: ['batch', c, h, w] }], { threads, params: 'initializers', profilePrefix: prefix });
+  runOnce = async () => {
+    await exe.run({ x });
+    return { hostMs: 0 };
+  };
+} else {
+  const step = await buildBenchTrainStep(model, { threads, profilePrefix: prefix });
+  exe = step.exe;
+  runOnce = async () => {
+    const out = await exe.run({ x, y });
+    const t0 = performance.now();
+    step.optimizer.step((name) => out[`grad/${name}`]!.data as Float32Array, 1e-4);
+    return { hostMs: performance.now() - t0 };
+  };
+}
+
+for (let i = 0; i < warmup; i++) await runOnce();
+const wall: number[] = [];
+const host: number[] = [];
+for (let i = 0; i < steps; i++) {
+  const t0 = performance.now();
+  const r = await runOnce();
+  wall.push(performance.now() - t0);
+  host.push(r.hostMs);
+}
+exe.endProfiling();
+await exe.dispose();
+
+// ORT writes <prefix>_<timestamp>.json; take the newest
+const base = basename(prefix);
+const files = readdirSync(dirname(prefix)).filter((f) => f.startsWith(`${base}_`) && f.endsWith('.json'))
+  .map((f) => join(dirname(prefix), f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+if (!files.length) throw new Error(`ORT wrote no profile with prefix ${prefix}`);
+const events = JSON.parse(readFileSync(files[0]!, 'utf8')) as TraceEvent[];
+
+// keep the profiled steps only: from the start of the (warmup+1)-th model_run on
+const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts! - b.ts!);
+const measured = runs.slice(warmup);
+const from = measured[0]?.ts ?? 0;
+const nodes = events.filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time') && (e.ts ?? 0) >= from);
+const n = measured.length || steps;
+
+const byOp = new Map<string, { us: number; count: number }>();
+const byNode = new Map<string, { op: string; us: number }>();
+let totalUs = 0;
+for (const e of nodes) {
+  const op = e.args?.op_name ?? '?';
+  const a = byOp.get(op) ?? { us: 0, count: 0 };
+  a.us += e.dur ?? 0;
+  a.count += 1;
+  byOp.set(op, a);
+  const node = e.name!.slice(0, -'_kernel_time'.length);
+  const b = byNode.get(node) ?? { op, us: 0 };
+  b.us += e.dur ?? 0;
+  byNode.set(node, b);
+  totalUs += e.dur ?? 0;
+}
+
+const ms = (us: number) => (us / n / 1000).toFixed(2);
+const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / Math.max(1, xs.length);
+const runMs = mean(measured.map((e) => (e.dur ?? 0) / 1000));
+const lines = [
+  `${o.inference ? 'Inference' : 'Training step'} profile — ${o.model}, batch ${batch}, ${threads} thread(s), ${n} profiled step(s) after ${warmup} warm-up; ` +
+    `${new Date().toISOString().slice(0, 10)}, ${machineDescription()}, onnxruntime-node ${ortVersion()}`,
+  '',
+  `- wall time per step ${mean(wall).toFixed(1)} ms (profiling on, so a little slower than unprofiled)`,
+  `- ORT model_run ${runMs.toFixed(1)} ms; sum of kernel times ${(totalUs / n / 1000).toFixed(1)} ms (the rest is ORT's own overhead, feeds and fetches)`,
+  ...(o.inference ? [] : [`- host AdamW ${mean(host).toFixed(1)} ms`]),
+  '',
+  '| op type | ms / step | % of kernel time | nodes run / step |',
+  '|---|---|---|---|',
+  ...[...byOp.entries()].sort((a, b) => b[1].us - a[1].us)
+    .map(([op, a]) => `| ${op} | ${ms(a.us)} | ${((a.us / totalUs) * 100).toFixed(1)}% | ${(a.count / n).toFixed(0)} |`),
+  '',
+  `Top ${top} nodes:`,
+  '',
+  '| node | op type | ms / step |',
+  '|---|---|---|',
+  ...[...byNode.entries()].sort((a, b) => b[1].us - a[1].us).slice(0, top).map(([node, b]) => `| ${node} | ${b.op} | ${ms(b.us)} |`),
+];
+console.log(lines.join('\n'));
+if (o.keep) console.log(`\nORT profile: ${files[0]}`);
+else rmSync(dir, { recursive: true, force: true });
