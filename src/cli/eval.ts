@@ -1,7 +1,7 @@
 /** `tessera eval`: top-1/top-5, loss, per-class accuracy and the confusion matrix of a checkpoint on a dataset. */
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { HeldOutSplit } from '../checkpoint/checkpoint.js';
 import { loadBuiltinDataset } from '../data/datasets/builtin.js';
 import { sliceDataset } from '../data/datasets/dataset.js';
@@ -16,7 +16,7 @@ import type { ClassificationSummary } from '../train/metrics.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
 import { openForInference } from './load_for_inference.js';
 import { nonNegativeInt, positiveInt } from './parse.js';
-import { printTable } from './output.js';
+import { UsageError, printTable } from './output.js';
 
 type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
   dataset: string; split: 'train' | 'test' | 'all'; batchSize: number; limit?: number; workers?: number; strict?: boolean;
@@ -26,7 +26,8 @@ export function registerEvalCommand(program: Command): void {
   const cmd = program.command('eval').description('evaluate a checkpoint: top-1/top-5, loss, per-class accuracy, confusion matrix');
   addPreprocessOptions(cmd)
     .option('--dataset <name>', 'built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder or a CSV/JSONL manifest', 'fashion-mnist')
-    .option('--split <split>', 'train, test or all. Images on disk: test is the val/ folder or val rows; without them, the part training held out when the folder is the one the checkpoint was trained on (recorded in it), else every image; all is every image (train + val)', 'test')
+    .addOption(new Option('--split <split>', 'images on disk: test is the val/ folder or val rows; without them, the part training held out when the folder is the one the checkpoint was trained on (recorded in it), else every image; all is every image (train + val)')
+      .choices(['train', 'test', 'all']).default('test'))
     .option('--workers <n>', 'image datasets: decoding threads (default: the core count)', nonNegativeInt('--workers'))
     .option('--strict', 'image datasets: stop at the first unreadable image instead of skipping it')
     .addOption(sharedOption('dataDir'))
@@ -35,8 +36,7 @@ export function registerEvalCommand(program: Command): void {
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json', { description: 'print JSON (accuracies as numbers in [0, 1])' }))
     .action(async (f: EvalFlags) => {
-      if (f.split !== 'train' && f.split !== 'test' && f.split !== 'all') throw new Error(`--split must be train, test or all, got "${f.split}"`);
-      if (f.split === 'all' && isBuiltinDataset(f.dataset)) throw new Error(`--split all is for images on disk; ${f.dataset} has a train and a test split`);
+      if (f.split === 'all' && isBuiltinDataset(f.dataset)) throw new UsageError(`--split all is for images on disk; ${f.dataset} has a train and a test split`);
       const { exe, classNames, transform, heldOut, close } = await openForInference(f, f.threads);
       try {
         const source = isBuiltinDataset(f.dataset) ? await builtinSource(f, transform, classNames) : imageSource(f, transform, classNames, heldOut);

@@ -14,6 +14,7 @@ import { softmaxRows } from '../nn/host_math.js';
 import { toPixels } from '../robust/attack_model.js';
 import { addPreprocessOptions, rebuiltOnnxCheckpointHelp, sharedOption, type PreprocessFlags } from './common_options.js';
 import { loadForInference } from './load_for_inference.js';
+import { UsageError } from './output.js';
 import { nonNegativeNumber, positiveInt } from './parse.js';
 
 interface ExplainFlags extends PreprocessFlags {
@@ -60,8 +61,8 @@ export function registerExplainCommand(program: Command): void {
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json', { description: 'print a JSON summary (files, predicted and explained class per image)' }))
     .action(async (images: string[], f: ExplainFlags) => {
-      if (f.smoothgrad && f.method !== 'saliency') throw new Error(`--smoothgrad applies to --method saliency, not ${f.method}`);
-      if (f.discardRatio > 0 && f.method !== 'rollout') throw new Error(`--discard-ratio applies to --method rollout, not ${f.method}`);
+      if (f.smoothgrad && f.method !== 'saliency') throw new UsageError(`--smoothgrad applies to --method saliency, not ${f.method}`);
+      if (f.discardRatio > 0 && f.method !== 'rollout') throw new UsageError(`--discard-ratio applies to --method rollout, not ${f.method}`);
       const { model, meta, transform } = loadForInference(f, 'explain');
       const classIndex = f.class === undefined ? undefined : parseClass(f.class, meta.classNames);
       const inputs = await Promise.all(images.map((p) => loadImageForModel(p, transform)));

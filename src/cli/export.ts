@@ -16,6 +16,7 @@ import { loadOnnxModel } from '../runtime/onnx_model.js';
 import { physicalCores } from '../runtime/cores.js';
 import { sharedOption } from './common_options.js';
 import { loadModelFile } from './load_for_inference.js';
+import { UsageError } from './output.js';
 import { positiveInt } from './parse.js';
 
 interface ExportFlags {
@@ -53,7 +54,7 @@ export function registerExportCommand(program: Command): void {
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json'))
     .action(async (f: ExportFlags) => {
-      if ((f.perTensor || f.exclude) && !f.quantize) throw new Error('--per-tensor and --exclude only apply with --quantize int8');
+      if ((f.perTensor || f.exclude) && !f.quantize) throw new UsageError('--per-tensor and --exclude only apply with --quantize int8');
       const { model, meta } = loadModelFile(f.checkpoint, { model: f.model }, 'export');
       const datasetName = f.verify ?? f.calibrate;
       let dataset: TensorDataset | undefined;

@@ -1,5 +1,12 @@
-/** The `tessera` command line. One file per command; this file only wires them up. */
+/**
+ * The `tessera` command line. One file per command; this file only wires them up and maps errors
+ * to the exit status README states: 2 for a command line that is wrong in itself (the parser's
+ * checks, a refused flag value, options that do not go together), 1 for a command that failed on
+ * what it read or did, 130 after Ctrl-C (set by the command).
+ */
 import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../train/config.js';
+import { UsageError } from './output.js';
 import { registerModelsCommand } from './models.js';
 import { registerBenchCommand } from './bench.js';
 import { registerTrainCommand } from './train.js';
@@ -38,8 +45,13 @@ export async function main(argv: string[]): Promise<number> {
     // a command may set its own status (130 after Ctrl-C)
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    console.error(`tessera: ${(e as Error).message}`);
-    return 1;
+    if (!(e instanceof CommanderError)) console.error(`tessera: ${(e as Error).message}`);
+    return exitStatusOf(e);
   }
+}
+
+/** The exit status of a command that threw `e` (commander has printed its own errors already). */
+export function exitStatusOf(e: unknown): number {
+  if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+  return e instanceof UsageError || (e instanceof ConfigError && e.flag) ? 2 : 1;
 }

@@ -8,7 +8,7 @@ export function printTable(header: string[], rows: string[][]): void {
   for (const r of rows) console.log(line(r));
 }
 
-/** A user-facing error: printed as one line, exit code 2. */
+/** A command line that is wrong in itself (options that do not go together): printed as one line, exit code 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
 }

@@ -30,10 +30,9 @@ export function registerPredictCommand(program: Command): void {
     .option('--topk <k>', 'labels to show per image', positiveInt('--topk'), 5)
     .addOption(sharedOption('batchSize', { default: 64, description: 'images per model run' }))
     .addOption(sharedOption('threads'))
-    .addOption(sharedOption('json', { description: 'print a JSON array, including each image\'s raw logits (written as the images are done)' }))
+    .addOption(sharedOption('json', { description: 'print a JSON array, including each image\'s raw logits (written as the images are done)' }).conflicts('jsonl'))
     .option('--jsonl', 'print one JSON object per image and line (as --json\'s elements)')
     .action(async (args: string[], f: PredictFlags) => {
-      if (f.json && f.jsonl) throw new Error('--json and --jsonl are two output formats: give one');
       const { exe, classNames, transform, close } = await openForInference(f, f.threads);
       configureSharpForLoading();
       const out = new PredictionWriter(f.json ? 'json' : f.jsonl ? 'jsonl' : 'text');

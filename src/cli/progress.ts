@@ -1,6 +1,7 @@
 /**
- * Training progress: a live bar (epoch, step, loss, img/s, ETA) on a terminal; plain log lines,
- * about ten per epoch, when stdout is not a TTY (CI logs, pipes).
+ * Training progress: a live bar (epoch, step, loss, img/s, the run's ETA) on a terminal; plain log
+ * lines, about ten per epoch, when stdout is not a TTY (CI logs, pipes). The bar fills per epoch,
+ * the ETA is for the whole run: it says "run ETA" so that the two are not read as one.
  */
 import cliProgress from 'cli-progress';
 import type { StepInfo } from '../train/trainer.js';
@@ -24,7 +25,7 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr): Pro
   if (stream.isTTY) {
     const bar = new cliProgress.SingleBar({
       stream,
-      format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} loss {loss} lr {lr} {rate} img/s ETA {eta_run}',
+      format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} loss {loss} lr {lr} {rate} img/s run ETA {eta_run}',
       barCompleteChar: '█',
       barIncompleteChar: '░',
       hideCursor: true,
@@ -52,7 +53,7 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr): Pro
       const tenth = Math.floor((s.batch / s.batches) * 10);
       if (tenth === lastTenth && s.batch !== s.batches) return;
       lastTenth = s.batch === s.batches ? -1 : tenth;
-      stream.write(`epoch ${s.epoch}/${s.epochs} step ${s.batch}/${s.batches} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} ${s.imagesPerSecond.toFixed(0)} img/s ETA ${formatDuration(s.etaSeconds)}\n`);
+      stream.write(`epoch ${s.epoch}/${s.epochs} step ${s.batch}/${s.batches} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} ${s.imagesPerSecond.toFixed(0)} img/s run ETA ${formatDuration(s.etaSeconds)}\n`);
     },
     pause() {},
     stop() {},

@@ -5,6 +5,7 @@ import { train, type TrainResult } from '../train/trainer.js';
 import { readRunConfig as readSavedConfig } from '../train/run_dir.js';
 import { addSchemaOptions, kebab, pickSchemaValues } from './schema_options.js';
 import { createProgress, formatDuration } from './progress.js';
+import { UsageError } from './output.js';
 
 export function registerTrainCommand(program: Command): void {
   const cmd = program.command('train')
@@ -20,7 +21,7 @@ export function registerTrainCommand(program: Command): void {
     if (opts.resume) {
       const given = Object.keys(flags).map((k) => `--${kebab(k)}`);
       if (opts.overwrite) given.push('--overwrite');
-      if (given.length) throw new Error(`--resume continues a run with its saved configuration; remove ${given.join(', ')}`);
+      if (given.length) throw new UsageError(`--resume continues a run with its saved configuration; remove ${given.join(', ')}`);
       cfg = resolveTrainConfig(readSavedConfig(opts.resume as string), `${opts.resume}/config.json`);
     } else {
       const file = opts.config ? readConfigFile(opts.config as string) : {};
@@ -59,7 +60,7 @@ export function registerTrainCommand(program: Command): void {
       process.off('SIGINT', onSigint);
     }
     if (result.status === 'interrupted') {
-      process.stderr.write(`interrupted; resume with: tessera train --resume ${result.runDir}\n`);
+      process.stderr.write(`interrupted; resume with: npx tessera train --resume ${result.runDir}\n`);
       process.exitCode = 130;
       return;
     }

@@ -8,6 +8,7 @@ import { getFamily, type CommonModelArgs, type ImageModel } from './model.js';
 import { vitEntries } from './vit_entries.js';
 import { convitEntries } from './convit.js';
 import { swinEntries } from './swin.js';
+import { cvtEntries } from './cvt.js';
 import { mobilevitEntries } from './mobilevit.js';
 
 export interface PretrainedConfig {
@@ -76,4 +77,5 @@ export function familyOf(modelName: string): string {
 for (const e of vitEntries) registerModel(e);
 for (const e of convitEntries) registerModel(e);
 for (const e of swinEntries) registerModel(e);
+for (const e of cvtEntries) registerModel(e);
 for (const e of mobilevitEntries) registerModel(e);

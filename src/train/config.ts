@@ -110,7 +110,17 @@ export const trainDefaults: TrainConfig = trainConfigSchema.parse({});
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  /** The command-line flag whose value was refused, when it came from one: a usage error (exit 2). */
+  readonly flag?: string;
+
+  constructor(message: string, flag?: string) {
+    super(message);
+    this.flag = flag;
+  }
 }
+
+/** keyName's result names a flag (`--lr`) rather than a key of a file (`"lr" in run.yaml`). */
+const asFlag = (name: string) => (name.startsWith('--') ? name : undefined);
 
 const camel = (k: string) => k.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
 const camelKeys = (o: Record<string, unknown>): Record<string, unknown> =>
@@ -140,7 +150,7 @@ function checkModelKwargs(model: string, kwargs: Record<string, unknown>, source
   const bad = first.code === 'unrecognized_keys'
     ? `unknown key${first.keys.length > 1 ? 's' : ''} ${first.keys.map((k) => quoteName(snake(k))).join(', ')}`
     : `${snake(String(first.path[0] ?? ''))}${at}: ${first.message}`;
-  return fail(new ConfigError(`${source}: ${keyName('modelKwargs')} ${bad}; known keys: ${Object.keys(schema.shape).map(snake).join(', ')}`));
+  return fail(new ConfigError(`${source}: ${keyName('modelKwargs')} ${bad}; known keys: ${Object.keys(schema.shape).map(snake).join(', ')}`, asFlag(keyName('modelKwargs'))));
 }
 
 const fail = (e: Error): never => { throw e; };
@@ -153,7 +163,7 @@ function configError(first: z.core.$ZodIssue, normalised: Record<string, unknown
   const got = quote(normalised[key]); // a YAML alias inside its own anchor is a cycle; values may be long
   const what = first.message.replace(/^(Invalid input|Too small|Too big): /, '').replace(/^expected number to be /, 'must be ')
     .replace(/^expected array to have ([<>]=?)(\d+) items?$/, (_, op: string, n: string) => `needs ${op.startsWith('>') ? 'at least' : 'at most'} ${n} values`);
-  return new ConfigError(`${source}: ${keyName(key)} ${what}, got ${got}`);
+  return new ConfigError(`${source}: ${keyName(key)} ${what}, got ${got}`, asFlag(keyName(key)));
 }
 
 /** Reads a .json, .yaml or .yml config file (keys as in the schema). */

@@ -146,6 +146,9 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
     kind: cfg.sched, baseLr: cfg.lr, totalSteps: cfg.epochs * stepsPerEpoch, warmupSteps: Math.round(cfg.warmupEpochs * stepsPerEpoch),
     warmupLr: cfg.warmupLr, minLr: cfg.minLr, decaySteps: Math.max(1, Math.round(cfg.decayEpochs * stepsPerEpoch)), decayRate: cfg.decayRate,
   });
+  if (cfg.warmupEpochs > 0 && cfg.warmupEpochs >= cfg.epochs) {
+    log(`warning: --warmup-epochs ${cfg.warmupEpochs} covers all ${cfg.epochs} epoch${cfg.epochs > 1 ? 's' : ''}: the whole run is linear warm-up (from --warmup-lr ${cfg.warmupLr} to --lr ${cfg.lr}) and the ${cfg.sched} schedule never starts; give fewer (e.g. --warmup-epochs ${+(cfg.epochs / 5).toPrecision(2)})`);
+  }
 
   let pos: Position = { epoch: 0, batch: 0, optimizerStep: 0, best: -Infinity };
   let metrics: EpochRecord[] = [];

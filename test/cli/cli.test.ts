@@ -53,10 +53,14 @@ describe('tessera train', () => {
     expect(cfg).toMatchObject({ model: 'vit_tiny_patch4_28', dataset: 'fashion-mnist', epochs: 1, trainLimit: 640, lr: 0.002 });
   });
 
+  it('says that one epoch with the default one warm-up epoch is all warm-up', () => {
+    expect(trainLog).toContain('warning: --warmup-epochs 1 covers all 1 epoch: the whole run is linear warm-up (from --warmup-lr 0.000001 to --lr 0.002) and the cosine schedule never starts; give fewer (e.g. --warmup-epochs 0.2)');
+  });
+
   it('logs plain progress lines (rate, ETA) when stderr is not a terminal', () => {
     const steps = trainLog.split('\n').filter((l) => l.startsWith('epoch 1/1 step'));
     expect(steps.length).toBeGreaterThanOrEqual(5);
-    expect(steps.at(-1)).toMatch(/^epoch 1\/1 step 10\/10 loss \d+\.\d{4} lr \S+ \d+ img\/s ETA \S+$/);
+    expect(steps.at(-1)).toMatch(/^epoch 1\/1 step 10\/10 loss \d+\.\d{4} lr \S+ \d+ img\/s run ETA \S+$/);
     expect(trainLog).toMatch(/epoch 1\/1: train loss \d\.\d+, test top-1 \d+\.\d\d%/);
   });
 });
@@ -76,7 +80,7 @@ describe('Ctrl-C', () => {
       child.on('close', (c) => resolve(c ?? -1));
     });
     expect(code).toBe(130);
-    expect(stderr).toContain(`interrupted; resume with: tessera train --resume ${out}`);
+    expect(stderr).toContain(`interrupted; resume with: npx tessera train --resume ${out}`);
     expect(existsSync(join(out, 'state.safetensors'))).toBe(true);
     const r = await runCli(['train', '--resume', out, '--json'], isolated);
     expect(r.code, r.stderr).toBe(0);
@@ -234,7 +238,7 @@ describe('bad input: one line, non-zero exit, nothing written', () => {
 
   it('list flags: a colour jitter of two values, a crop scale of one', async () => {
     const jitter = await runCli(['train', '--color-jitter', '0.1,0.2', '--output', join(dir, 'never3')], isolated);
-    expect(jitter.code).toBe(1);
+    expect(jitter.code).toBe(2);
     expect(oneLine(jitter)).toEqual(['tessera: invalid option: --color-jitter needs at least 3 values, got [0.1,0.2]']);
     const scale = await runCli(['train', '--scale', '0.5', '--output', join(dir, 'never3')], isolated);
     expect(oneLine(scale)).toEqual(['tessera: invalid option: --scale needs at least 2 values, got [0.5]']);

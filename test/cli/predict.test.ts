@@ -101,9 +101,9 @@ describe('an unreadable image among readable ones', () => {
     expect(lines[1]).toBe('tessera: 1 of 3 inputs failed (named above); the other 2 images were answered');
   });
 
-  it('--json and --jsonl together are refused', async () => {
+  it('--json and --jsonl together are refused as a usage error', async () => {
     const r = await runCli(['predict', '--checkpoint', ckpt, '--json', '--jsonl', join(photos, 'a.png')]);
-    expect(r.code).toBe(1);
-    expect(stderrLines(r.stderr)).toEqual(['tessera: --json and --jsonl are two output formats: give one']);
+    expect(r.code).toBe(2);
+    expect(stderrLines(r.stderr)).toEqual(["tessera: option '--json' cannot be used with option '--jsonl' (see --help)"]);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { CommanderError } from 'commander';
 import { vi } from 'vitest';
-import { buildProgram } from '../../src/cli/main.js';
+import { buildProgram, exitStatusOf } from '../../src/cli/main.js';
 import { registerAttackCommand } from '../../src/cli/attack.js';
 import { registerExplainCommand } from '../../src/cli/explain.js';
 
@@ -26,11 +26,8 @@ export async function runCommand(args: string[]): Promise<RunResult> {
   try {
     await program.parseAsync(args, { from: 'user' });
   } catch (e) {
-    if (e instanceof CommanderError) code = e.exitCode === 0 ? 0 : 2;
-    else {
-      console.error(`tessera: ${(e as Error).message}`);
-      code = 1;
-    }
+    if (!(e instanceof CommanderError)) console.error(`tessera: ${(e as Error).message}`);
+    code = exitStatusOf(e);
   } finally {
     log.mockRestore();
     error.mockRestore();

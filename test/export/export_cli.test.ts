@@ -91,7 +91,7 @@ describe('tessera export', () => {
     const cases: [string[], number, RegExp][] = [
       [['--opset', '16'], 2, /^tessera: option '--opset <n>' argument '16' is invalid\. --opset must be an integer from 17 to 21, got "16" \(see --help\)$/],
       [['--quantize', 'int4'], 2, /^tessera: option '--quantize <kind>' argument 'int4' is invalid\. Allowed choices are int8\. \(see --help\)$/],
-      [['--per-tensor'], 1, /^tessera: --per-tensor and --exclude only apply with --quantize int8$/],
+      [['--per-tensor'], 2, /^tessera: --per-tensor and --exclude only apply with --quantize int8$/],
       [['--verify', 'cifar10', '--data-dir', dir], 1, /^tessera: /],
     ];
     for (const [extra, code, message] of cases) {

@@ -1,0 +1,542 @@
+/**
+ * CvT — "CvT: Introducing Convolutions to Vision Transformers" (Wu et al. 2021,
+ * https://arxiv.org/abs/2103.15808).
+ *
+ * Three stages, each a convolutional token embedding (an overlapping strided Conv2d, then
+ * LayerNorm over channels) followed by transformer layers whose q, k and v come from a
+ * depthwise conv + BatchNorm over the token map (k and v at stride 2, so attention is over a
+ * quarter of the tokens). No position embedding: the convolutions carry position. A class token
+ * joins in the last stage only.
+ *
+ * Layout and semantics are Hugging Face's `CvtForImageClassification` (`modeling_cvt.py`), so an
+ * HF state dict loads without any key mapping (`cvt.encoder.stages.N.…`, `layernorm`,
+ * `classifier`):
+ * - the class token skips the conv projections but goes through the linear q/k/v;
+ * - scores are scaled by embed_dim^-0.5 (the stage's width, not the head width), as HF computes it;
+ * - exact (erf) GELU; every LayerNorm at nn.LayerNorm's default eps 1e-5 (HF's modules never read
+ *   `config.layer_norm_eps`); BatchNorm at PyTorch's defaults (eps 1e-5, momentum 0.1);
+ * - the head is LayerNorm of the class token → classifier (without a class token: LayerNorm of
+ *   every token, then their mean);
+ * - init as HF's `_init_weights`: Linear and Conv2d weights trunc-normal(0.02) with zero biases,
+ *   the class token trunc-normal(0.02), norms at ones and zeros.
+ * - Drop path as HF applies it: every layer of a stage gets the stage's linspace(0, rate, depth)
+ *   at index *stage* (HF indexes its rate list by the stage, not the layer), and the second drop
+ *   path scales the layer's whole output, MLP residual included. `dropPathRate` is the last
+ *   stage's rate (HF's configs: [0, 0, 0.1]). Dropouts inside the blocks (0 in HF's configs) are
+ *   not built; `dropRate` drops the pooled features before the classifier (no HF counterpart).
+ * - Only HF's `qkv_projection_method = "dw_bn"` (HF's "avg" path does not run).
+ *
+ * Token grid: none (`tokenGrid()` is undefined). Keys and values are a stride-2 map, so each
+ * layer's attention is [T, T/4], not a square over one token set that rollout could chain, and
+ * the class token exists in the last stage only. Explainers use gradient saliency for CvT.
+ */
+import { z } from 'zod';
+import type { Tensor } from '../ir/tensor.js';
+import { BATCH } from '../ir/shape.js';
+import { add, concat, expand, gelu, matmul, mean, mT, mul, reshape, slice, softmax, transpose } from '../ops/index.js';
+import { Random } from '../random.js';
+import { Module, type StateDict } from '../nn/module.js';
+import { BatchNorm2d, Conv2d, LayerNorm, Linear } from '../nn/layers.js';
+import { truncNormal, zeros } from '../nn/init.js';
+import { dropoutScales } from '../nn/drop_path.js';
+import { adaptInputConv } from './adapt_input.js';
+import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type NoiseInput } from './model.js';
+import type { ModelEntry, PretrainedConfig } from './registry.js';
+
+/** HF's CvtConfig, camelCase; every list has one entry per stage. */
+export interface CvtConfig extends CommonModelArgs {
+  /** Kernel, stride and padding of each stage's token-embedding conv. */
+  patchSizes: number[];
+  patchStride: number[];
+  patchPadding: number[];
+  /** Token width, heads and layers per stage. */
+  embedDim: number[];
+  numHeads: number[];
+  depth: number[];
+  mlpRatio: number[];
+  /** Biases on the linear q/k/v. */
+  qkvBias: boolean[];
+  /** A class token in the last stage (HF's cls_token[-1]; earlier stages have none in HF's models). */
+  clsToken: boolean;
+  /** The depthwise q/k/v projections: kernel, and padding/stride of q and of k, v. */
+  kernelQkv: number[];
+  paddingQ: number[];
+  strideQ: number[];
+  paddingKv: number[];
+  strideKv: number[];
+}
+
+/** microsoft/cvt-13 (HF's CvtConfig defaults); dropPathRate is its last stage's 0.1. */
+export const cvtDefaults: CvtConfig = {
+  imgSize: 224, inChans: 3, numClasses: 1000, patchSizes: [7, 3, 3], patchStride: [4, 2, 2], patchPadding: [2, 1, 1],
+  embedDim: [64, 192, 384], numHeads: [1, 3, 6], depth: [1, 2, 10], mlpRatio: [4, 4, 4], qkvBias: [true, true, true], clsToken: true,
+  kernelQkv: [3, 3, 3], paddingQ: [1, 1, 1], strideQ: [1, 1, 1], paddingKv: [1, 1, 1], strideKv: [2, 2, 2],
+  dropPathRate: 0.1, dropRate: 0, seed: 0,
+};
+
+const ints = z.array(z.number().int().positive()).min(1);
+const pads = z.array(z.number().int().nonnegative()).min(1);
+/** The architecture keys of --model-kwargs (HF's CvtConfig fields, camelCase). */
+export const cvtKwargsSchema = z.object({
+  patchSizes: ints, patchStride: ints, patchPadding: pads, embedDim: ints, numHeads: ints, depth: ints,
+  mlpRatio: z.array(z.number().positive()).min(1), qkvBias: z.array(z.boolean()).min(1), clsToken: z.boolean(),
+  kernelQkv: ints, paddingQ: pads, strideQ: ints, paddingKv: pads, strideKv: ints,
+}).partial().strict();
+
+const PER_STAGE = ['patchSizes', 'patchStride', 'patchPadding', 'embedDim', 'numHeads', 'mlpRatio', 'qkvBias', 'kernelQkv', 'paddingQ', 'strideQ', 'paddingKv', 'strideKv'] as const;
+/** Salts of the step's noise streams: ViT's values, as the other families. */
+const DROP_PATH_SALT = 0xd209;
+const HEAD_DROP_SALT = 0xd20b;
+
+/** HF's per-layer drop-path rate of stage `s`: linspace(0, rate, depth)[s], the same for every layer of the stage. */
+export function cvtDropPathRate(rate: number, depth: number, s: number): number {
+  if (rate === 0 || depth <= 1) return 0; // linspace(0, r, 1) is [0]
+  return (rate * Math.min(s, depth - 1)) / (depth - 1); // past the end HF's index fails; the last value here
+}
+
+// ---- blocks -----------------------------------------------------------------------------------
+
+/** A Conv2d initialised as HF's _init_weights: trunc-normal(0.02) weight, zero bias. */
+class HfConv2d extends Conv2d {
+  constructor(inChans: number, outChans: number, kernel: number, rng: Random, opts: { stride?: number; padding?: number; groups?: number; bias?: boolean }) {
+    super(inChans, outChans, kernel, rng, opts);
+    this.addParam('weight', [outChans, inChans / (opts.groups ?? 1), kernel, kernel], truncNormal(0.02), rng); // same key order
+    if (opts.bias ?? true) this.addParam('bias', [outChans], zeros());
+  }
+}
+
+/** HF's `nn.Linear` wrapped as `<name>.dense`. */
+class Dense extends Module {
+  readonly dense: Linear;
+  constructor(inFeatures: number, outFeatures: number, rng: Random, bias = true) {
+    super();
+    this.dense = this.addChild('dense', new Linear(inFeatures, outFeatures, rng, { bias }));
+  }
+}
+
+/** Convolutional token embedding: image or map [B, C, H, W] → tokens [B, H'W', D] (conv, then LayerNorm). */
+export class ConvEmbeddings extends Module {
+  readonly projection: Conv2d;
+  readonly normalization: LayerNorm;
+
+  constructor(inChans: number, dim: number, kernel: number, stride: number, padding: number, rng: Random) {
+    super();
+    this.projection = this.addChild('projection', new HfConv2d(inChans, dim, kernel, rng, { stride, padding }));
+    this.normalization = this.addChild('normalization', new LayerNorm(dim, 1e-5));
+  }
+
+  forward(x: Tensor): { tokens: Tensor; h: number; w: number } {
+    const y = this.projection.forward(x); // [B, D, H', W']
+    const [, d, h, w] = y.shape as [unknown, number, number, number];
+    const tokens = this.scoped(x.graph, () => transpose(reshape(y, [-1, d, h * w]), [0, 2, 1])); // [B, H'W', D]
+    return { tokens: this.normalization.forward(tokens), h, w };
+  }
+}
+
+/** Depthwise conv + BatchNorm over the token map: [B, D, H, W] → tokens [B, H'W', D]. */
+export class ConvProjection extends Module {
+  readonly convolution: Conv2d;
+  readonly normalization: BatchNorm2d;
+
+  constructor(dim: number, kernel: number, padding: number, stride: number, rng: Random) {
+    super();
+    this.convolution = this.addChild('convolution', new HfConv2d(dim, dim, kernel, rng, { stride, padding, groups: dim, bias: false }));
+    this.normalization = this.addChild('normalization', new BatchNorm2d(dim));
+  }
+
+  forward(fmap: Tensor, train: boolean): Tensor {
+    const y = this.normalization.forward(this.convolution.forward(fmap), { train }); // [B, D, H', W']
+    const [, d, h, w] = y.shape as [unknown, number, number, number];
+    return this.scoped(fmap.graph, () => transpose(reshape(y, [-1, d, h * w]), [0, 2, 1])); // [B, H'W', D]
+  }
+}
+
+/** HF's wrapper level `convolution_projection_{query,key,value}.convolution_projection`. */
+class QkvProjection extends Module {
+  readonly convolutionProjection: ConvProjection;
+  constructor(...args: ConstructorParameters<typeof ConvProjection>) {
+    super();
+    this.convolutionProjection = this.addChild('convolution_projection', new ConvProjection(...args));
+  }
+}
+
+/** Convolutional projection attention: tokens [B, (1 +) HW, D] → [B, (1 +) HW, D] before `output.dense`. */
+export class CvtSelfAttention extends Module {
+  readonly convQuery: QkvProjection;
+  readonly convKey: QkvProjection;
+  readonly convValue: QkvProjection;
+  readonly projectionQuery: Linear;
+  readonly projectionKey: Linear;
+  readonly projectionValue: Linear;
+
+  constructor(readonly dim: number, readonly numHeads: number, readonly withCls: boolean, rng: Random,
+    o: { kernel: number; paddingQ: number; strideQ: number; paddingKv: number; strideKv: number; qkvBias: boolean }) {
+    super();
+    if (dim % numHeads !== 0) throw new RangeError(`CvT attention: width ${dim} is not divisible by ${numHeads} heads`);
+    this.convQuery = this.addChild('convolution_projection_query', new QkvProjection(dim, o.kernel, o.paddingQ, o.strideQ, rng));
+    this.convKey = this.addChild('convolution_projection_key', new QkvProjection(dim, o.kernel, o.paddingKv, o.strideKv, rng));
+    this.convValue = this.addChild('convolution_projection_value', new QkvProjection(dim, o.kernel, o.paddingKv, o.strideKv, rng));
+    this.projectionQuery = this.addChild('projection_query', new Linear(dim, dim, rng, { bias: o.qkvBias }));
+    this.projectionKey = this.addChild('projection_key', new Linear(dim, dim, rng, { bias: o.qkvBias }));
+    this.projectionValue = this.addChild('projection_value', new Linear(dim, dim, rng, { bias: o.qkvBias }));
+  }
+
+  forward(x: Tensor, h: number, w: number, train: boolean): Tensor {
+    const g = x.graph;
+    const d = this.dim;
+    const heads = this.numHeads;
+    const n = h * w;
+    const [cls, fmap] = this.scoped(g, () => {
+      const cls = this.withCls ? slice(x, [1], [0], [1]) : undefined; // [B, 1, D]
+      const patches = this.withCls ? slice(x, [1], [1], [1 + n]) : x; // [B, HW, D]
+      return [cls, reshape(transpose(patches, [0, 2, 1]), [-1, d, h, w])] as const; // [B, D, H, W]
+    });
+    const project = (conv: QkvProjection, linear: Linear) => {
+      const t = conv.convolutionProjection.forward(fmap, train); // [B, N', D]
+      const withCls = cls ? this.scoped(g, () => concat([cls, t], 1)) : t; // [B, 1 + N', D]
+      const y = linear.forward(withCls);
+      const len = y.shape[1] as number;
+      return this.scoped(g, () => transpose(reshape(y, [-1, len, heads, d / heads]), [0, 2, 1, 3])); // [B, h, T, d]
+    };
+    const q = project(this.convQuery, this.projectionQuery);
+    const k = project(this.convKey, this.projectionKey);
+    const v = project(this.convValue, this.projectionValue);
+    return this.scoped(g, () => {
+      const attn = softmax(mul(matmul(q, mT(k)), d ** -0.5), -1); // [B, h, Tq, Tkv], HF's scale: the stage width
+      const tq = q.shape[2] as number;
+      return reshape(transpose(matmul(attn, v), [0, 2, 1, 3]), [-1, tq, d]); // [B, Tq, D]
+    });
+  }
+}
+
+/** HF's `attention` level: `attention.attention` (the projections) and `attention.output.dense`. */
+class CvtAttention extends Module {
+  readonly attention: CvtSelfAttention;
+  readonly output: Dense;
+  constructor(dim: number, numHeads: number, withCls: boolean, rng: Random, o: ConstructorParameters<typeof CvtSelfAttention>[4]) {
+    super();
+    this.attention = this.addChild('attention', new CvtSelfAttention(dim, numHeads, withCls, rng, o));
+    this.output = this.addChild('output', new Dense(dim, dim, rng));
+  }
+}
+
+/** One layer: x + attn(layernorm_before(x)), then output(gelu(intermediate(layernorm_after(·)))) + residual. */
+export class CvtLayer extends Module {
+  readonly attention: CvtAttention;
+  readonly intermediate: Dense;
+  readonly output: Dense;
+  readonly layernormBefore: LayerNorm;
+  readonly layernormAfter: LayerNorm;
+
+  constructor(dim: number, numHeads: number, mlpRatio: number, withCls: boolean, rng: Random, o: ConstructorParameters<typeof CvtSelfAttention>[4]) {
+    super();
+    const hidden = Math.floor(dim * mlpRatio); // HF: int(embed_dim * mlp_ratio)
+    this.attention = this.addChild('attention', new CvtAttention(dim, numHeads, withCls, rng, o));
+    this.intermediate = this.addChild('intermediate', new Dense(dim, hidden, rng));
+    this.output = this.addChild('output', new Dense(hidden, dim, rng));
+    this.layernormBefore = this.addChild('layernorm_before', new LayerNorm(dim, 1e-5));
+    this.layernormAfter = this.addChild('layernorm_after', new LayerNorm(dim, 1e-5));
+  }
+
+  /** `scale`: drop path's per-sample scales [B, 1, 1] of the attention branch and of the whole output (HF's placement). */
+  forward(x: Tensor, h: number, w: number, train: boolean, scale?: { attn: Tensor; out: Tensor }): Tensor {
+    const g = x.graph;
+    const a = this.attention.output.dense.forward(this.attention.attention.forward(this.layernormBefore.forward(x), h, w, train));
+    const x1 = this.scoped(g, () => add(x, scale ? mul(a, scale.attn) : a));
+    const m = this.output.dense.forward(this.scoped(g, () => gelu(this.intermediate.dense.forward(this.layernormAfter.forward(x1)))));
+    return this.scoped(g, () => {
+      const y = add(m, x1);
+      return scale ? mul(y, scale.out) : y;
+    });
+  }
+}
+
+/** HF's `embedding.convolution_embeddings` wrapper level. */
+class CvtEmbeddings extends Module {
+  readonly convolutionEmbeddings: ConvEmbeddings;
+  constructor(...args: ConstructorParameters<typeof ConvEmbeddings>) {
+    super();
+    this.convolutionEmbeddings = this.addChild('convolution_embeddings', new ConvEmbeddings(...args));
+  }
+}
+
+/** A stage: map [B, C, H, W] → tokens [B, (1 +) H'W', D] on an H' × W' grid. */
+export class CvtStage extends Module {
+  /** The class token joins here (the last stage, when the config has one). */
+  readonly withCls: boolean;
+  readonly embedding: CvtEmbeddings;
+  readonly layers: CvtLayer[];
+
+  constructor(readonly c: CvtConfig, readonly s: number, rng: Random) {
+    super();
+    const last = s === c.depth.length - 1;
+    this.withCls = last && c.clsToken;
+    if (this.withCls) this.addParam('cls_token', [1, 1, c.embedDim[s]!], truncNormal(0.02), rng);
+    const inChans = s === 0 ? c.inChans : c.embedDim[s - 1]!;
+    this.embedding = this.addChild('embedding', new CvtEmbeddings(inChans, c.embedDim[s]!, c.patchSizes[s]!, c.patchStride[s]!, c.patchPadding[s]!, rng));
+    const o = { kernel: c.kernelQkv[s]!, paddingQ: c.paddingQ[s]!, strideQ: c.strideQ[s]!, paddingKv: c.paddingKv[s]!, strideKv: c.strideKv[s]!, qkvBias: c.qkvBias[s]! };
+    this.layers = Array.from({ length: c.depth[s]! }, (_, m) => this.addChild(`layers.${m}`, new CvtLayer(c.embedDim[s]!, c.numHeads[s]!, c.mlpRatio[s]!, this.withCls, rng, o)));
+  }
+
+  forward(x: Tensor, train: boolean, scaleOf: (m: number) => { attn: Tensor; out: Tensor } | undefined): { tokens: Tensor; h: number; w: number } {
+    const g = x.graph;
+    const e = this.embedding.convolutionEmbeddings.forward(x); // [B, HW, D]
+    let tokens = e.tokens;
+    if (this.withCls) {
+      const d = this.c.embedDim[this.s]!;
+      tokens = this.scoped(g, () => concat([expand(this.p(g, 'cls_token'), [BATCH, 1, d]), e.tokens], 1)); // [B, 1 + HW, D]
+    }
+    this.layers.forEach((layer, m) => { tokens = layer.forward(tokens, e.h, e.w, train, scaleOf(m)); });
+    return { tokens, h: e.h, w: e.w };
+  }
+}
+
+// ---- model ------------------------------------------------------------------------------------
+
+export class Cvt extends ImageModel {
+  readonly family = 'cvt';
+  readonly config: CvtConfig;
+  readonly stages: CvtStage[];
+  readonly layernorm: LayerNorm;
+  readonly classifier?: Linear;
+
+  constructor(config: Partial<CvtConfig> = {}) {
+    super();
+    const c = (this.config = { ...cvtDefaults, ...config });
+    const n = c.depth.length;
+    const wrong = PER_STAGE.filter((k) => c[k].length !== n);
+    if (wrong.length) {
+      throw new RangeError(`CvT: every per-stage list needs ${n} entries (depth has ${n}); ${wrong.map((k) => `${k} has ${c[k].length}`).join(', ')}`);
+    }
+    const rng = new Random(c.seed);
+    this.stages = Array.from({ length: n }, (_, s) => this.addChild(`cvt.encoder.stages.${s}`, new CvtStage(c, s, rng)));
+    this.layernorm = this.addChild('layernorm', new LayerNorm(this.numFeatures, 1e-5));
+    if (c.numClasses > 0) this.classifier = this.addChild('classifier', new Linear(this.numFeatures, c.numClasses, rng));
+  }
+
+  get numFeatures(): number {
+    return this.config.embedDim[this.config.embedDim.length - 1]!;
+  }
+
+  get totalDepth(): number {
+    return this.config.depth.reduce((a, b) => a + b, 0);
+  }
+
+  /** Each layer's drop-path rate, HF's rule (see the file header). */
+  layerDropPathRates(): number[] {
+    const c = this.config;
+    const n = c.depth.length;
+    return c.depth.flatMap((depth, s) => Array<number>(depth).fill(s === n - 1 ? cvtDropPathRate(c.dropPathRate, depth, s) : 0));
+  }
+
+  /** drop_path [B, layers·2] (attention branch, whole output of each layer) and head_drop [B, D]. */
+  override noiseInputs(): NoiseInput[] {
+    const c = this.config;
+    const out: NoiseInput[] = [];
+    const rates = this.layerDropPathRates();
+    if (rates.some((r) => r > 0)) {
+      out.push({
+        name: 'drop_path', perSample: rates.length * 2, salt: DROP_PATH_SALT,
+        draw: (rng, batch) => {
+          const scales = new Float32Array(batch * rates.length * 2);
+          for (let b = 0; b < batch; b++) {
+            rates.forEach((r, i) => {
+              for (let branch = 0; branch < 2; branch++) scales[(b * rates.length + i) * 2 + branch] = r === 0 ? 1 : rng.uniform() < 1 - r ? 1 / (1 - r) : 0;
+            });
+          }
+          return scales;
+        },
+      });
+    }
+    const d = this.numFeatures;
+    if (c.dropRate > 0) out.push({ name: 'head_drop', perSample: d, salt: HEAD_DROP_SALT, draw: (rng, batch) => dropoutScales(rng, c.dropRate, batch * d) });
+    return out;
+  }
+
+  /**
+   * Layer ids as the hierarchical timm families group them: stage 0's embedding is 0, layer i (in
+   * order over the stages) is i + 1, a later stage's embedding and class token go with its first
+   * layer, and the final layernorm and classifier are layers + 1.
+   */
+  layerGrouping(): LayerGrouping {
+    const starts = this.config.depth.map((_, s) => this.config.depth.slice(0, s).reduce((a, b) => a + b, 0));
+    const total = this.totalDepth;
+    return {
+      blocks: total,
+      layerOf(key) {
+        const m = /^cvt\.encoder\.stages\.(\d+)\.(?:layers\.(\d+)\.|embedding\.|cls_token$)/.exec(key);
+        if (!m) return total + 1;
+        const s = Number(m[1]);
+        if (m[2] === undefined && s === 0) return 0;
+        return starts[s]! + Number(m[2] ?? 0) + 1;
+      },
+    };
+  }
+
+  headKeys(): string[] {
+    return ['classifier.weight', 'classifier.bias'];
+  }
+
+  /** timm's adapt_input_conv for another channel count; nothing depends on the image size. */
+  override adaptPretrained(sd: StateDict): { state: StateDict; notes: string[] } {
+    const key = 'cvt.encoder.stages.0.embedding.convolution_embeddings.projection.weight';
+    const pe = sd[key];
+    if (!pe || pe.shape[1] === this.config.inChans) return { state: sd, notes: [] };
+    return {
+      state: { ...sd, [key]: adaptInputConv(pe.data, pe.shape, this.config.inChans) },
+      notes: [`token embedding adapted from ${pe.shape[1]} to ${this.config.inChans} input channels`],
+    };
+  }
+
+  /** Images [B, C, H, W] → the last stage's tokens [B, (1 +) N, D] after the final layernorm. */
+  forwardFeatures(x: Tensor, { train = false, noise }: ForwardOptions & { attentions?: Tensor[] } = {}): Tensor {
+    const g = x.graph;
+    const dropPath = noise?.drop_path;
+    let layer = 0;
+    let map = x;
+    let tokens = x;
+    this.stages.forEach((stage, s) => {
+      const first = layer;
+      const out = stage.forward(map, train, (m) => {
+        const i = first + m;
+        return dropPath && this.scoped(g, () => ({
+          attn: reshape(slice(dropPath, [1], [2 * i], [2 * i + 1]), [-1, 1, 1]), // [B, 1, 1]
+          out: reshape(slice(dropPath, [1], [2 * i + 1], [2 * i + 2]), [-1, 1, 1]),
+        }));
+      });
+      layer += stage.layers.length;
+      tokens = out.tokens;
+      if (s < this.stages.length - 1) {
+        const d = this.config.embedDim[s]!;
+        map = this.scoped(g, () => reshape(transpose(out.tokens, [0, 2, 1]), [-1, d, out.h, out.w])); // [B, D, H, W]
+      }
+    });
+    // LayerNorm is per token: normalising all of them, then taking the class token, is HF's head
+    return this.layernorm.forward(tokens);
+  }
+
+  /** Tokens [B, (1 +) N, D] → the class token (or the mean of the tokens) → logits [B, classes]. */
+  forwardHead(tokens: Tensor, { noise }: ForwardOptions = {}): { logits: Tensor; features: Tensor } {
+    const g = tokens.graph;
+    const d = this.numFeatures;
+    const features = this.scoped(g, () => (this.config.clsToken ? reshape(slice(tokens, [1], [0], [1]), [-1, d]) : mean(tokens, 1))); // [B, D]
+    const headDrop = noise?.head_drop;
+    const dropped = headDrop ? this.scoped(g, () => mul(features, headDrop)) : features;
+    return { logits: this.classifier ? this.classifier.forward(dropped) : dropped, features };
+  }
+}
+
+// ---- checkpoints ------------------------------------------------------------------------------
+
+const STAGE = 'cvt.encoder.stages';
+
+/** Whether a state dict's keys are HF's CvtForImageClassification / CvtModel layout. */
+export function isHfCvtKeys(keys: Iterable<string>): boolean {
+  for (const k of keys) if (/^(cvt\.)?encoder\.stages\.0\.embedding\.convolution_embeddings\.projection\.weight$/.test(k)) return true;
+  return false;
+}
+
+/**
+ * The architecture of an HF-layout CvT state dict from its shapes, or undefined when it is not
+ * one. Strides, paddings and heads are not in the weights: a registered entry with the same
+ * widths and depths supplies them, else HF's defaults.
+ */
+export function inferCvtConfig(sd: StateDict): Partial<CvtConfig> | undefined {
+  if (!sd[`${STAGE}.0.embedding.convolution_embeddings.projection.weight`]) return undefined;
+  const embedDim: number[] = [];
+  const patchSizes: number[] = [];
+  const depth: number[] = [];
+  const mlpRatio: number[] = [];
+  const qkvBias: boolean[] = [];
+  const kernelQkv: number[] = [];
+  let inChans = 3;
+  for (let s = 0; sd[`${STAGE}.${s}.embedding.convolution_embeddings.projection.weight`]; s++) {
+    const w = sd[`${STAGE}.${s}.embedding.convolution_embeddings.projection.weight`]!;
+    if (s === 0) inChans = w.shape[1]!;
+    embedDim.push(w.shape[0]!);
+    patchSizes.push(w.shape[2]!);
+    let m = 0;
+    while (sd[`${STAGE}.${s}.layers.${m}.layernorm_before.weight`]) m++;
+    depth.push(m);
+    const l0 = `${STAGE}.${s}.layers.0`;
+    mlpRatio.push((sd[`${l0}.intermediate.dense.weight`]?.shape[0] ?? 4 * w.shape[0]!) / w.shape[0]!);
+    qkvBias.push(`${l0}.attention.attention.projection_query.bias` in sd);
+    kernelQkv.push(sd[`${l0}.attention.attention.convolution_projection_query.convolution_projection.convolution.weight`]?.shape[2] ?? 3);
+  }
+  const n = depth.length;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const entry = cvtEntries.find((e) => same(e.config.embedDim ?? cvtDefaults.embedDim, embedDim) && same(e.config.depth ?? cvtDefaults.depth, depth));
+  const base = { ...cvtDefaults, ...entry?.config };
+  const perStage = <T>(v: T[], fill: T): T[] => (v.length === n ? v : Array<T>(n).fill(fill));
+  const cls = sd[`${STAGE}.${n - 1}.cls_token`];
+  const head = sd['classifier.weight'];
+  return {
+    inChans, embedDim, patchSizes, depth, mlpRatio, qkvBias, kernelQkv, clsToken: cls !== undefined, numClasses: head ? head.shape[0]! : 0,
+    numHeads: perStage(base.numHeads, 1), patchStride: perStage(base.patchStride, 2), patchPadding: perStage(base.patchPadding, 1),
+    paddingQ: perStage(base.paddingQ, 1), strideQ: perStage(base.strideQ, 1), paddingKv: perStage(base.paddingKv, 1), strideKv: perStage(base.strideKv, 2),
+  };
+}
+
+/** HF's config.json (CvtConfig) → this family's config; fields it does not state are left out. Throws on what tessera cannot build. */
+export function cvtConfigFromHf(json: Record<string, any>): Partial<CvtConfig> {
+  const out: Partial<CvtConfig> = {};
+  const copy: [keyof CvtConfig, string][] = [
+    ['inChans', 'num_channels'], ['patchSizes', 'patch_sizes'], ['patchStride', 'patch_stride'], ['patchPadding', 'patch_padding'],
+    ['embedDim', 'embed_dim'], ['numHeads', 'num_heads'], ['depth', 'depth'], ['mlpRatio', 'mlp_ratio'], ['qkvBias', 'qkv_bias'],
+    ['kernelQkv', 'kernel_qkv'], ['paddingQ', 'padding_q'], ['strideQ', 'stride_q'], ['paddingKv', 'padding_kv'], ['strideKv', 'stride_kv'],
+  ];
+  for (const [ours, theirs] of copy) if (json[theirs] !== undefined) (out as Record<string, unknown>)[ours] = json[theirs];
+  const cls = json.cls_token as boolean[] | undefined;
+  if (Array.isArray(cls)) {
+    if (cls.slice(0, -1).some(Boolean)) throw new RangeError(`cls_token ${JSON.stringify(cls)}: tessera's CvT has a class token in the last stage only`);
+    out.clsToken = Boolean(cls[cls.length - 1]);
+  }
+  const method = json.qkv_projection_method as string[] | undefined;
+  if (Array.isArray(method) && method.some((m) => m !== 'dw_bn')) throw new RangeError(`qkv_projection_method ${JSON.stringify(method)}: only "dw_bn" is supported`);
+  const dpr = json.drop_path_rate;
+  if (Array.isArray(dpr)) {
+    if (dpr.slice(0, -1).some((r: number) => r > 0)) throw new RangeError(`drop_path_rate ${JSON.stringify(dpr)}: tessera's CvT drops paths in the last stage only`);
+    out.dropPathRate = Number(dpr[dpr.length - 1] ?? 0);
+  }
+  const labels = json.id2label as Record<string, string> | undefined;
+  if (json.num_labels !== undefined) out.numClasses = Number(json.num_labels);
+  else if (labels) out.numClasses = Object.keys(labels).length;
+  return out;
+}
+
+// ---- pretrained configs and registered entries ------------------------------------------------
+
+/** microsoft/cvt-13 and cvt-21's preprocessor (ConvNeXt's): ImageNet mean/std, bicubic (resample 3), crop_pct 0.875, 224. */
+const imagenet: PretrainedConfig = {
+  inputSize: [3, 224, 224], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], interpolation: 'bicubic', cropPct: 0.875, numClasses: 1000,
+};
+const fashionMnist: PretrainedConfig = { inputSize: [1, 28, 28], mean: [0.286], std: [0.353], interpolation: 'bilinear', cropPct: 1, numClasses: 10 };
+
+export const cvtEntries: ModelEntry[] = [];
+function cvt(name: string, config: Partial<CvtConfig>, pretrained: PretrainedConfig, params?: number, description?: string) {
+  cvtEntries.push({ name, family: 'cvt', config, pretrained, params, description });
+}
+const each = <T>(n: number, v: T): T[] => Array<T>(n).fill(v);
+
+//   name         layers per stage      HF's parameter count (CvtForImageClassification, 1,000 classes)
+cvt('cvt_13', { depth: [1, 2, 10] }, imagenet, 19_997_480);
+cvt('cvt_21', { depth: [1, 4, 16] }, imagenet, 31_622_696);
+// Small-image preset: 28 → 14×14 (stride 2) → 7×7 → 4×4 with the class token; kv maps 7×7, 4×4, 2×2.
+cvt('cvt_nano_28', {
+  imgSize: 28, inChans: 1, numClasses: 10, patchSizes: [3, 3, 3], patchStride: [2, 2, 2], patchPadding: [1, 1, 1],
+  embedDim: [32, 64, 128], numHeads: [1, 2, 4], depth: [1, 1, 3], mlpRatio: each(3, 2), qkvBias: each(3, true),
+  kernelQkv: each(3, 3), paddingQ: each(3, 1), strideQ: each(3, 1), paddingKv: each(3, 1), strideKv: each(3, 2),
+}, fashionMnist, undefined, '28×28 grayscale (Fashion-MNIST, MNIST): three conv-embedded stages (14×14, 7×7, 4×4), stride-2 kv');
+
+registerFamily<CvtConfig>({
+  name: 'cvt',
+  defaults: cvtDefaults,
+  kwargsSchema: cvtKwargsSchema,
+  create: (config) => new Cvt(config),
+  inferConfig: inferCvtConfig,
+  // 16 → 8×8 → 4×4 (kv 4×4, 2×2), the class token and drop path in stage 1
+  tinyArgs: {
+    imgSize: 16, inChans: 3, numClasses: 5, patchSizes: [3, 3], patchStride: [2, 2], patchPadding: [1, 1], embedDim: [8, 16], numHeads: [1, 2],
+    depth: [1, 2], mlpRatio: [2, 2], qkvBias: [true, false], kernelQkv: [3, 3], paddingQ: [1, 1], strideQ: [1, 1], paddingKv: [1, 1], strideKv: [2, 2], dropPathRate: 0.2,
+  },
+});
