@@ -144,9 +144,10 @@ function convInputGrad(g: Tensor, x: Tensor, w: Tensor, attrs: ConvAttrs): Tenso
 /**
  * dx of a stride-1 grouped convolution as a convolution: the cotangent convolved with the kernel
  * rotated by 180° and with in/out channels swapped within each group, padded by d(k−1)−p. ORT runs
- * a grouped ConvTranspose as one small GEMM and col2im per image and group; for a 3×3 depthwise
- * convolution of [32, 96, 28, 28] that took 2–3× this Conv. (With stride 2, ConvTranspose touches
- * a quarter of the positions a convolution of the zero-upsampled cotangent would, and wins.)
+ * a grouped ConvTranspose as one small GEMM and col2im per image and group: for a 3×3 depthwise
+ * convolution of [32, 96, 28, 28], 11 ms of kernel time against this Conv's 2.8 ms (2 threads).
+ * With stride 2, ConvTranspose touches a quarter of the positions a convolution of the
+ * zero-upsampled cotangent would, and wins.
  * Undefined when this does not apply.
  */
 function groupedInputGrad(g: Tensor, w: Tensor, [kh, kw]: Pair, { stride, padding, dilation, groups }: ConvAttrs): Tensor | undefined {
@@ -227,11 +228,13 @@ function convWeightGradIm2col(g: Tensor, x: Tensor, w: Tensor, stride: Pair, pad
  * dw[o, p, q] = Σ_{n,y,x} g[n, o, y, x] · xpad[n, c(o), s·y + p, s·x + q], as kw convolutions that
  * MLAS runs as dot products, without im2col. Each channel's images are interleaved column by
  * column and padded above and below, X [C, Hp, W·N]; the cotangent (zero-upsampled by the stride)
- * in the same layout, shifted by q − p columns, is a kernel F_q [O, Hp − kh + 1, W·N] as wide as X.
+ * in the same layout, shifted by q minus the padding, is a kernel F_q [O, Hp − kh + 1, W·N] as wide as X.
  * A kernel spanning the input's whole width is MLAS's direct-GEMM case, and Conv(X, F_q) gives
  * dw[:, :, :, q] for every p at once. The batch-as-channels convolution of convWeightGrad expands
- * a kh·kw × N·Ho·Wo column matrix per channel instead, element by element. Batch-last layouts make each
- * Transpose a matrix transpose and each Pad a copy of whole rows.
+ * a kh·kw × N·Ho·Wo column matrix per channel instead, element by element: 18 ms of kernel time
+ * against 5.4 ms for a 3×3 of [32, 96, 28, 28] (33 against 28 ms with stride 2 on 56×56, where
+ * the zero-upsampled kernels are mostly zeros). Batch-last layouts make each Transpose a matrix
+ * transpose and each Pad a copy of whole rows.
  */
 function emitDepthwiseWeightGrad(ctx: EmitContext, args: EmitArgs<DepthwiseWeightGradAttrs>): void {
   const { inputs: [g, x], out, attrs: { kernel: [kh, kw], stride: [s0, s1], padding: [p0, p1] }, inTypes } = args;
