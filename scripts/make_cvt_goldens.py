@@ -11,6 +11,8 @@ perturbed so that no norm is an identity (see ``perturb``):
   gradient of every parameter and of the input, and every BatchNorm buffer after the step.
 * ``drop.*``: the same in training mode with drop-path scales fed in (HF's placement: the
   attention branch and the layer's whole output).
+* ``cvt_goldens.hf_pytorch_model.bin`` + ``cvt_goldens.hf_config.json``: the small model as a
+  Hugging Face directory holds it (torch.save, int64 num_batches_tracked; CvtConfig JSON).
 * ``cvt13.logits``: cvt_13 (microsoft/cvt-13's config) at batch 1, eval, and its state-dict keys.
 
 Run from the repository root:  /usr/bin/python3 scripts/make_cvt_goldens.py
@@ -98,6 +100,22 @@ def train_case(name, cfg, tensors, meta, with_drop):
                   "buffer_keys": list(buffers), "f64_max_abs_logit_diff": err}
 
 
+def write_hf_directory_files(model):
+    """The small model as a Hugging Face directory holds it: torch.save of the state dict (int64
+    num_batches_tracked) and a CvtConfig config.json; the test copies them to pytorch_model.bin and
+    config.json."""
+    torch.save(model.state_dict(), os.path.join(FIXTURES, "cvt_goldens.hf_pytorch_model.bin"))
+    cfg = {k: v for k, v in SMALL.items() if k != "num_labels"}
+    labels = [f"class_{i}" for i in range(SMALL["num_labels"])]
+    hf = {"architectures": ["CvtForImageClassification"], "model_type": "cvt", **cfg,
+          "drop_path_rate": [0.0, 0.0, 0.1], "drop_rate": [0.0, 0.0, 0.0], "attention_drop_rate": [0.0, 0.0, 0.0],
+          "qkv_projection_method": ["dw_bn", "dw_bn", "dw_bn"], "initializer_range": 0.02, "layer_norm_eps": 1e-12,
+          "id2label": {str(i): n for i, n in enumerate(labels)}, "label2id": {n: i for i, n in enumerate(labels)}}
+    with open(os.path.join(FIXTURES, "cvt_goldens.hf_config.json"), "w") as f:
+        json.dump(hf, f, indent=1)
+        f.write("\n")
+
+
 def main():
     torch.manual_seed(0)
     tensors, meta = {}, {"generator": "scripts/make_cvt_goldens.py"}
@@ -111,6 +129,7 @@ def main():
                      "num_params": sum(p.numel() for p in model.parameters()), "f64_max_abs_eval_logit_diff": err}
     train_case("train", SMALL, tensors, meta, with_drop=False)
     train_case("drop", SMALL, tensors, meta, with_drop=True)
+    write_hf_directory_files(build(SMALL))
     model = build(CVT13).eval()
     x = det_input([1, 3, 224, 224])
     with torch.no_grad():

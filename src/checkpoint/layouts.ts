@@ -16,10 +16,13 @@ import { getFamily, inferFamily } from '../models/model.js';
 import type { CheckpointMeta } from './checkpoint.js';
 import { fromHf } from './layout_hf.js';
 import { fromTorchvision } from './layout_torchvision.js';
+import { cvtConfigFromHf, cvtDefaults, inferCvtConfig, isHfCvtKeys } from '../models/cvt.js';
+import { toFloat32 } from './safetensors.js';
 import {
   LayoutError, checkAgainstModel, inferTimmConfig, readTensorFile, resolveHeads, toStateDict,
   type ForeignCheckpoint, type LayoutHints, type LayoutName, type Preprocessing, type RawTensors,
 } from './layout_common.js';
+import type { StateDict } from '../nn/module.js';
 
 export { LayoutError, readTensorFile, type ForeignCheckpoint, type LayoutHints, type LayoutName, type Preprocessing };
 
@@ -66,6 +69,7 @@ export function loadForeignCheckpoint(path: string, hints: LayoutHints = {}): Fo
     if (existsSync(join(path, 'preprocessor_config.json'))) preprocessor = readJson(join(path, 'preprocessor_config.json'));
   }
   const { tensors, metadata } = readTensorFile(file);
+  if (!metadata.tessera && isHfCvtKeys(tensors.keys())) return fromHfCvt(tensors, file, config, preprocessor, hints);
   const layout = detectLayout([...tensors.keys()], file);
   if (layout === 'hf') return fromHf(tensors, file, config ?? {}, preprocessor, hints);
   // tessera's torchvision .safetensors export records the constructor call
@@ -144,6 +148,62 @@ function fromTimmFamily(family: string, sd: ReturnType<typeof toStateDict>, sour
     layout: 'timm', source, stateDict: model.stateDict(), family, config: model.config as unknown as VitConfig, dropped, tessera,
     ...timmDescription(tessera, hubConfig, arch, registered, model.numClasses),
   };
+}
+
+/**
+ * Hugging Face's CvtForImageClassification: its keys are the CvT family's own, so nothing is
+ * renamed. The architecture is config.json's
+ * (CvtConfig), else read from the shapes; num_batches_tracked (int64 in PyTorch) is read as its
+ * value. The model is built through the family and loads strictly: wrong shapes and missing or
+ * unexpected keys fail with the list.
+ */
+function fromHfCvt(raw: RawTensors, source: string, hfConfig: Record<string, any> | undefined, preprocessor: Record<string, any> | undefined, hints: LayoutHints): ForeignCheckpoint {
+  const sd: StateDict = {};
+  for (const [k, t] of raw) {
+    if (k === '__proto__') throw new LayoutError(`${source}: invalid tensor name "__proto__"`);
+    if (t.dtype === 'I64' && k.endsWith('.num_batches_tracked')) {
+      const v = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
+      sd[k] = { data: Float32Array.of(t.bytes.byteLength >= 8 ? Number(v.getBigInt64(0, true)) : 0), shape: t.shape };
+    } else {
+      sd[k] = { data: toFloat32(t, `${source}: ${k}`), shape: t.shape };
+    }
+  }
+  let fromJson: Record<string, unknown> = {};
+  try {
+    fromJson = hfConfig ? cvtConfigFromHf(hfConfig) : {};
+  } catch (e) {
+    throw new LayoutError(`${source}: config.json: ${(e as Error).message}`);
+  }
+  const registered = hints.model && listModels().some((e) => e.name === hints.model && e.family === 'cvt') ? getModelEntry(hints.model).config : {};
+  const head = sd['classifier.weight'];
+  const p = preprocessor ?? {};
+  const size = p.crop_size?.height ?? p.size?.height ?? p.size?.shortest_edge ?? (typeof p.size === 'number' ? p.size : undefined);
+  const config = {
+    ...cvtDefaults, ...inferCvtConfig(sd), ...registered, ...fromJson, numClasses: head ? head.shape[0]! : 0, ...(typeof size === 'number' ? { imgSize: size } : {}),
+  };
+  let model;
+  try {
+    model = createFromConfig('cvt', config);
+    model.loadStateDict(sd, true);
+  } catch (e) {
+    const hint = hfConfig ? '' : ' (heads, strides and paddings are not in the weights: without config.json they are the registered CvT\'s of the same widths and depths, else cvt-13\'s)';
+    throw new LayoutError(`${source}: not a Hugging Face CvT tessera can build: ${(e as Error).message}${hint}`);
+  }
+  const labels = hfConfig?.id2label as Record<string, string> | undefined;
+  const classNames = labels && Object.keys(labels).length === model.numClasses ? Array.from({ length: model.numClasses }, (_, i) => labels[String(i)] ?? String(i)) : undefined;
+  const interpolation = ({ 2: 'bilinear', 3: 'bicubic' } as Record<number, Preprocessing['interpolation']>)[p.resample as number];
+  const preprocessing: Partial<Preprocessing> = {
+    mean: p.image_mean, std: p.image_std, interpolation, cropPct: typeof p.crop_pct === 'number' ? p.crop_pct : undefined,
+    inputSize: typeof size === 'number' ? [config.inChans, size, size] : undefined,
+  };
+  const fc: ForeignCheckpoint = {
+    layout: 'hf', source, stateDict: model.stateDict(), family: 'cvt', config: model.config as unknown as VitConfig, dropped: [],
+    modelName: hints.model, classNames,
+    preprocessing: Object.fromEntries(Object.entries(preprocessing).filter(([, v]) => v !== undefined)),
+  };
+  // a registered CvT with the same architecture (cvt_13…), else a name that says the widths and depths
+  fc.modelName ??= matchingEntry(fc) ?? `cvt_${config.embedDim.join('-')}_depth${config.depth.join('-')}`;
+  return fc;
 }
 
 /** A registered entry of the checkpoint's family whose architecture args all equal the inferred config (other families only). */

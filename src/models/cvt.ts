@@ -430,9 +430,9 @@ export class Cvt extends ImageModel {
 
 const STAGE = 'cvt.encoder.stages';
 
-/** Whether a state dict's keys are HF's CvtForImageClassification / CvtModel layout. */
+/** Whether a state dict's keys are HF's CvtForImageClassification layout. */
 export function isHfCvtKeys(keys: Iterable<string>): boolean {
-  for (const k of keys) if (/^(cvt\.)?encoder\.stages\.0\.embedding\.convolution_embeddings\.projection\.weight$/.test(k)) return true;
+  for (const k of keys) if (/^cvt\.encoder\.stages\.0\.embedding\.convolution_embeddings\.projection\.weight$/.test(k)) return true;
   return false;
 }
 

@@ -10,7 +10,7 @@ import { Cvt, cvtConfigFromHf, type CvtConfig } from '../../src/models/cvt.js';
 import { createModel } from '../../src/models/registry.js';
 import type { ImageModel } from '../../src/models/model.js';
 import { tracedBufferUpdates } from '../../src/nn/module.js';
-import { compile } from '../../src/runtime/compile.js';
+import { compile, type InputSpec } from '../../src/runtime/compile.js';
 import { crossEntropy } from '../../src/ops/index.js';
 import { deterministicInput, deterministicValues, readJsonFixture, readTensorFixture } from '../helpers/fixtures.js';
 import { relError } from '../helpers/random.js';
@@ -73,7 +73,7 @@ describe('CvT against PyTorch', () => {
         const found = tracedBufferUpdates(x.graph);
         updated = [...found.keys()];
         return { logits, loss: crossEntropy(logits, y), ...Object.fromEntries([...found].map(([k, t]) => [`buffer/${k}`, t])) };
-      }, [{ name: 'x', shape: ['batch', ch, h, w] }, { name: 'y', shape: ['batch', classes] }, ...(name === 'drop' ? [{ name: 'drop_path', shape: ['batch', 2 * layers] }] : [])],
+      }, [{ name: 'x', shape: ['batch', ch!, h!, w!] }, { name: 'y', shape: ['batch', classes] }, ...(name === 'drop' ? [{ name: 'drop_path', shape: ['batch', 2 * layers] }] : [])] as InputSpec[],
       { grad: { wrt: [...keys, 'x'] } });
       expect(updated.sort()).toEqual([...c.buffer_keys].sort());
       const targets = new Float32Array(b! * classes);
@@ -103,4 +103,94 @@ describe('CvT against PyTorch', () => {
     expect(model.numParams()).toBe(c.num_params);
     expect(maxAbsDiff(await logitsOf(model, c.input_shape), golden('cvt13.logits').data)).toBeLessThanOrEqual(1e-4);
   }, 180_000);
+});
+
+describe('CvT checkpoints in the files users hold', () => {
+  const withDir = async (fn: (dir: string, fs: typeof import('node:fs'), join: (...p: string[]) => string) => Promise<void>) => {
+    const fs = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = fs.mkdtempSync(join(tmpdir(), 'tessera-cvt-'));
+    try {
+      await fn(dir, fs, join);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const fixture = (name: string) => new URL(`../fixtures/${name}`, import.meta.url);
+  const preprocessor = { image_processor_type: 'ConvNextImageProcessor', crop_pct: 0.875, resample: 3, image_mean: [0.485, 0.456, 0.406], image_std: [0.229, 0.224, 0.225], size: { shortest_edge: 20 } };
+
+  it("a Hugging Face directory (config.json + torch.save'd pytorch_model.bin with int64 num_batches_tracked) loads with its config, labels and preprocessing", async () => {
+    const { loadCheckpoint } = await import('../../src/checkpoint/checkpoint.js');
+    await withDir(async (dir, fs, join) => {
+      fs.copyFileSync(fixture('cvt_goldens.hf_pytorch_model.bin'), join(dir, 'pytorch_model.bin'));
+      fs.copyFileSync(fixture('cvt_goldens.hf_config.json'), join(dir, 'config.json'));
+      fs.writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify(preprocessor));
+      const { model, meta: m } = loadCheckpoint(dir);
+      expect(model.family).toBe('cvt');
+      expect(model.config).toMatchObject({ embedDim: [16, 24, 32], numHeads: [1, 2, 4], depth: [1, 2, 3], patchSizes: [5, 3, 3], qkvBias: [true, false, true], numClasses: 7, imgSize: 20, dropPathRate: 0.1 });
+      expect(m.classNames).toEqual(Array.from({ length: 7 }, (_, i) => `class_${i}`));
+      expect(m).toMatchObject({ interpolation: 'bicubic', cropPct: 0.875, inputSize: [3, 20, 20], mean: [0.485, 0.456, 0.406] });
+      expect(Array.from(model.stateDict()['cvt.encoder.stages.1.layers.1.attention.attention.convolution_projection_key.convolution_projection.normalization.num_batches_tracked']!.data)).toEqual([3]);
+      expect(maxAbsDiff(await logitsOf(model, meta.train.input_shape), golden('small.eval_logits').data)).toBeLessThanOrEqual(1e-4);
+    });
+  });
+
+  it('model.safetensors with I64 num_batches_tracked loads the same; a cvt-13 directory is named cvt_13', async () => {
+    const { writeSafetensors } = await import('../../src/checkpoint/safetensors.js');
+    const { loadCheckpoint } = await import('../../src/checkpoint/checkpoint.js');
+    await withDir(async (dir, fs, join) => {
+      const model = small();
+      const tensors = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, k.endsWith('num_batches_tracked')
+        ? { shape: t.shape, data: BigInt64Array.of(BigInt(t.data[0]!)) } : { shape: t.shape, data: t.data }]));
+      writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+      fs.copyFileSync(fixture('cvt_goldens.hf_config.json'), join(dir, 'config.json'));
+      const loaded = loadCheckpoint(dir);
+      expect(maxAbsDiff(await logitsOf(loaded.model, meta.train.input_shape), golden('small.eval_logits').data)).toBeLessThanOrEqual(1e-4);
+      // the bare file: shapes alone do not give this unregistered architecture's heads
+      expect(() => loadCheckpoint(join(dir, 'model.safetensors'))).toThrow(/width 32 is not divisible by 6 heads \(heads, strides and paddings are not in the weights/);
+      const big = createModel('cvt_13', { numClasses: 3 });
+      fs.rmSync(join(dir, 'config.json'));
+      writeSafetensors(join(dir, 'model.safetensors'), Object.fromEntries(Object.entries(big.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
+      const named = loadCheckpoint(dir);
+      expect(named.meta.model).toBe('cvt_13');
+      expect(named.model.numParams()).toBe(big.numParams());
+    });
+  }, 60_000);
+
+  it('wrong shapes and missing keys fail with the list', async () => {
+    const { writeSafetensors } = await import('../../src/checkpoint/safetensors.js');
+    const { loadCheckpoint } = await import('../../src/checkpoint/checkpoint.js');
+    await withDir(async (dir, fs, join) => {
+      const sd = small().stateDict();
+      delete sd['layernorm.bias'];
+      delete sd['cvt.encoder.stages.0.layers.0.attention.attention.convolution_projection_value.convolution_projection.normalization.running_var'];
+      sd['classifier.bias'] = { data: new Float32Array(3), shape: [3] };
+      writeSafetensors(join(dir, 'model.safetensors'), Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), { format: 'pt' });
+      fs.copyFileSync(fixture('cvt_goldens.hf_config.json'), join(dir, 'config.json'));
+      expect(() => loadCheckpoint(dir)).toThrow(/shape mismatch for classifier\.bias: checkpoint \[3\] vs model \[7\].*missing keys: .*convolution_projection_value\.convolution_projection\.normalization\.running_var, layernorm\.bias/);
+    });
+  });
+});
+
+describe('CvT details', () => {
+  it("HF's drop-path rates: linspace(0, rate, depth) at the stage's index for every layer of the stage", () => {
+    expect(new Cvt({ ...createModel('cvt_13').config }).layerDropPathRates().slice(3)).toEqual(Array(10).fill(0.1 * 2 / 9));
+    expect(createModel('cvt_13').noiseInputs().map((n) => [n.name, n.perSample])).toEqual([['drop_path', 26]]);
+  });
+
+  it('layer grouping: stage 0 embedding 0, layers 1…13, later embeddings and the class token with their stage\'s first layer, head 14', () => {
+    const model = createModel('cvt_13');
+    const g = model.layerGrouping();
+    expect(g.blocks).toBe(13);
+    expect(g.layerOf('cvt.encoder.stages.0.embedding.convolution_embeddings.projection.weight')).toBe(0);
+    expect(g.layerOf('cvt.encoder.stages.0.layers.0.output.dense.weight')).toBe(1);
+    expect(g.layerOf('cvt.encoder.stages.1.embedding.convolution_embeddings.normalization.bias')).toBe(2);
+    expect(g.layerOf('cvt.encoder.stages.2.cls_token')).toBe(4);
+    expect(g.layerOf('cvt.encoder.stages.2.layers.9.layernorm_after.weight')).toBe(13);
+    expect(g.layerOf('layernorm.weight')).toBe(14);
+    expect(g.layerOf('classifier.bias')).toBe(14);
+    expect(model.headKeys()).toEqual(['classifier.weight', 'classifier.bias']);
+    expect(model.tokenGrid()).toBeUndefined();
+  });
 });
