@@ -170,7 +170,7 @@ function readZipFormat(buf: Uint8Array, source: string): Map<string, SafeTensor>
   }
   const storages = new Map<string, StorageRef>();
   const value = unpickle(zip.read(pkl), {
-    source: `${source}: ${pkl}`, globals: GLOBALS, describeAllowed: ALLOWED, persistentLoad: (pid) => storageFromPid(pid, storages),
+    source: `${source}: ${quoteName(pkl)}`, globals: GLOBALS, describeAllowed: ALLOWED, persistentLoad: (pid) => storageFromPid(pid, storages),
   }).value;
   for (const s of storages.values()) {
     s.bytes = zip.read(`${prefix}data/${s.key}`);

@@ -6,6 +6,7 @@
  * `torch.load` expects.
  */
 import { crc32, inflateRawSync } from 'node:zlib';
+import { oneLine } from '../quote.js';
 
 export class ZipError extends Error {
   override name = 'ZipError';
@@ -23,7 +24,8 @@ export class ZipReader {
   }
 
   private fail(msg: string): never {
-    throw new ZipError(`${this.source}: ${msg}`);
+    // entry names come from the archive: control characters in them must not break the line
+    throw new ZipError(`${this.source}: ${oneLine(msg, 1000)}`);
   }
 
   private u16 = (o: number) => this.view.getUint16(o, true);

@@ -129,4 +129,15 @@ describe('fuzz: safetensors', () => {
     const out = parse(b);
     expect(out.ok).toBe(false);
   });
+
+  it('regression: names and values from the header are quoted on one line and cut short (a name holding a newline, a 100 kB dtype)', () => {
+    const file = (header: string) => { const j = utf8(header); const b = new Uint8Array(8 + j.length); new DataView(b.buffer).setBigUint64(0, BigInt(j.length), true); b.set(j, 8); return b; };
+    const named = parse(file('{"a\\nb": {"dtype": "X"}}'));
+    if (!named.ok) expect(named.error.message).toBe('fuzz.safetensors: tensor "a\\nb" has unsupported dtype "X"');
+    const meta = parse(file('{"__metadata__": {"k\\nv": 1}}'));
+    if (!meta.ok) expect(meta.error.message).toBe('fuzz.safetensors: __metadata__."k\\nv" must be a string');
+    const long = parse(file(`{"t": {"dtype": "${'x'.repeat(100_000)}"}}`));
+    if (!long.ok) expect(long.error.message).toMatch(/^fuzz\.safetensors: tensor "t" has unsupported dtype "x+…$/);
+    for (const o of [named, meta, long]) expect(o.ok).toBe(false);
+  });
 });

@@ -167,6 +167,16 @@ describe('regressions', () => {
     if (!plain.ok) expect(plain.error.message).toMatch(/the global os\.system, which/);
   });
 
+  it('an archive folder whose name holds a newline is named on one line (found by the 20× campaign: a flipped byte in the name)', () => {
+    const pkl = concat(Uint8Array.of(0x80, 2, 0x63), utf8('os\nsystem\n'), Uint8Array.of(0x2e));
+    const out = parse(writeZip([{ name: '\nrchive/data.pkl', data: pkl }]));
+    expect(out.ok).toBe(false);
+    if (!out.ok) expect(out.error.message).toMatch(/^fuzz\.pth: "\\nrchive\/data\.pkl": refusing to load: the pickle references the global os\.system/);
+    // and the reader's own messages: a storage missing under that folder
+    const reader = new ZipReader(writeZip([{ name: '\nrchive/data.pkl', data: pkl }]), 'fuzz.pth');
+    expect(() => reader.read('\nrchive/data/0')).toThrow(/^fuzz\.pth: archive has no entry  ?rchive\/data\/0$/);
+  });
+
   it('a legacy storage view whose offset is not an integer is refused (it read as zeros)', () => {
     expect(parse(legacyFile((p) => p.tuple((v) => v.str('0').str('x').int(2)))).ok).toBe(false);
     // a well-formed view (offset 1, 2 elements) reads elements 1 and 2
