@@ -4,6 +4,10 @@
  * mode (batch statistics) logits, loss, every parameter gradient ≤ 1e-4 relative and every
  * BatchNorm buffer after the step, with and without HF-placed drop path; cvt_13's keys, parameter
  * count and logits; HF directories through loadCheckpoint.
+ *
+ * Measured (ORT, 2 threads): eval logits 2.4e-7; training logits 6.0e-7, loss 1.2e-7, gradients
+ * ≤ 1.6e-5 relative (5.0e-5 with drop path), input gradient 1.1e-5, BatchNorm buffers 3.5e-7;
+ * cvt_13 logits 1.9e-6.
  */
 import { describe, expect, it } from 'vitest';
 import { Cvt, cvtConfigFromHf, type CvtConfig } from '../../src/models/cvt.js';
