@@ -23,7 +23,13 @@ export interface NodeBase {
 export interface InputNode extends NodeBase { readonly kind: 'input'; readonly name: string }
 /** Where a parameter's values live; read when the graph is emitted or run, not when traced. */
 export interface ParamSource { readonly data: Float32Array }
-export interface ParamNode extends NodeBase { readonly kind: 'param'; readonly name: string; readonly source: ParamSource }
+export interface ParamNode extends NodeBase {
+  readonly kind: 'param';
+  readonly name: string;
+  readonly source: ParamSource;
+  /** Non-trainable state (a module buffer): fed and emitted like a parameter, never in `grad wrt 'params'`. */
+  readonly buffer?: boolean;
+}
 export interface ConstantNode extends NodeBase { readonly kind: 'constant'; readonly data: HostArray }
 export interface OpNode extends NodeBase {
   readonly kind: 'op';
@@ -86,7 +92,7 @@ export class Graph {
    * A trainable parameter backed by a host array. Tracing the same name twice returns the same
    * tensor, so a module used twice shares its weights.
    */
-  param(name: string, source: Float32Array | ParamSource, shape: readonly number[]): Tensor {
+  param(name: string, source: Float32Array | ParamSource, shape: readonly number[], { buffer = false } = {}): Tensor {
     const src: ParamSource = source instanceof Float32Array ? { data: source } : source;
     const existing = this.paramsByName.get(name);
     if (existing) {
@@ -100,7 +106,7 @@ export class Graph {
         throw new GraphError(`parameter "${name}": shape [${shape.join(', ')}] needs ${size} values, got ${source.length}`);
       }
     }
-    const t = this.push({ kind: 'param', name, shape, dtype: 'float32', source: src });
+    const t = this.push({ kind: 'param', name, shape, dtype: 'float32', source: src, ...(buffer ? { buffer } : {}) });
     this.paramsByName.set(name, this.node(t.id) as ParamNode);
     return t;
   }

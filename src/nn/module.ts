@@ -123,7 +123,7 @@ export abstract class Module {
   protected b(g: Graph, name: string): Tensor {
     const buffer = this.ownBuffers.get(name);
     if (!buffer) throw new StateDictError(`${this.path || 'model'} has no buffer "${name}"`);
-    return g.param(this.stateKey(name), buffer, buffer.shape);
+    return g.param(this.stateKey(name), buffer, buffer.shape, { buffer: true });
   }
 
   /** Records `value` as the new content of buffer `name` after a training step of graph `g`. */

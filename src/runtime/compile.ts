@@ -23,7 +23,7 @@ export type Traced = Tensor | readonly Tensor[] | Record<string, Tensor>;
 export interface GradOptions {
   /** Name of the scalar output to differentiate. Default 'loss'. */
   loss?: string;
-  /** 'params' (every traced parameter) or a list of parameter/input names. */
+  /** 'params' (every traced parameter, not buffers) or a list of parameter/input names. */
   wrt: 'params' | readonly string[];
 }
 
@@ -81,7 +81,8 @@ export function withGradients(traced: TracedFunction, { loss = 'loss', wrt }: Gr
   for (const n of traced.graph.nodes) {
     if (n.kind === 'input' || n.kind === 'param') byName.set(n.name, traced.graph.tensor(n.id));
   }
-  const names = wrt === 'params' ? traced.graph.params().map((p) => p.name) : [...wrt];
+  // 'params': the trainable ones; buffers (BatchNorm statistics…) are state, not variables
+  const names = wrt === 'params' ? traced.graph.params().filter((p) => !p.buffer).map((p) => p.name) : [...wrt];
   const tensors = names.map((n) => byName.get(n) ?? fail(`grad: no parameter or input named "${n}"`));
   const grads = grad(target, tensors);
   const outputs = { ...traced.outputs };
