@@ -12,6 +12,7 @@ import type { Interpolation } from '../models/pos_embed.js';
 import type { StateDict } from '../nn/module.js';
 import { toFloat32, writeSafetensors, type SafeTensor } from './safetensors.js';
 import { foreignMeta, loadForeignCheckpoint, readTensorFile } from './layouts.js';
+import { batchCount, isBatchCount } from './layout_common.js';
 
 export interface CheckpointMeta {
   model: string;
@@ -77,7 +78,7 @@ function floatState(tensors: Map<string, SafeTensor>, path: string): StateDict {
   const state: StateDict = {};
   for (const [k, t] of tensors) {
     if (k === '__proto__') throw new CheckpointError(`${path}: invalid tensor name "__proto__"`);
-    state[k] = { data: toFloat32(t, `${path}: ${k}`), shape: t.shape };
+    state[k] = isBatchCount(k, t) ? batchCount(t) : { data: toFloat32(t, `${path}: ${k}`), shape: t.shape };
   }
   return state;
 }
@@ -97,7 +98,9 @@ export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: I
   if (statSync(path).isDirectory()) return loadForeign(path, opts);
   const { tensors, metadata } = readTensorFile(path);
   // Hugging Face or torchvision keys: converted; timm keys without metadata need --model below
-  if (!metadata.tessera && !tensors.has('patch_embed.proj.weight')) return loadForeign(path, opts);
+  // keys of another family without ViT's patch embedding, named by --model: read as timm keys below
+  const namedOtherFamily = opts.model !== undefined && familyOf(opts.model) !== 'vit';
+  if (!metadata.tessera && !tensors.has('patch_embed.proj.weight') && !namedOtherFamily) return loadForeign(path, opts);
   const state = floatState(tensors, path);
   // a bare timm file of a family that reads its architecture from the weights (Swin…)
   if (!metadata.tessera && !opts.model && inferFamily(state)) return loadForeign(path, opts);
@@ -111,7 +114,8 @@ export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: I
     if (opts.model && opts.model !== meta.model) throw new CheckpointError(`${path} holds a ${meta.model}, not the requested --model ${opts.model}`);
   } else {
     if (!opts.model) throw new CheckpointError(`${path} carries no tessera metadata; pass --model NAME to say which architecture it holds`);
-    const head = state['head.weight'];
+    // the classifier's rows give the class count (its key is the family's: head.weight, head.fc.weight…)
+    const head = createModel(opts.model).headKeys().map((k) => state[k]).find((t) => t?.shape.length === 2);
     const numClasses = head ? head.shape[0]! : 0;
     const probe = createModel(opts.model, { numClasses });
     const pre = getModelEntry(opts.model).pretrained;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { VisionTransformer, vitDefaults, type VitConfig } from '../models/vit.js';
 import { getModelEntry, listModels } from '../models/registry.js';
 import type { Interpolation } from '../models/pos_embed.js';
-import type { StateDict } from '../nn/module.js';
+import type { StateDict, StateTensor } from '../nn/module.js';
 import { parseSafetensors, toFloat32, type SafeTensor } from './safetensors.js';
 import { isZip } from './torch_zip.js';
 import { parseTorchFile } from './torch_file.js';
@@ -71,6 +71,7 @@ export function toStateDict(raw: RawTensors, source: string, droppable: RegExp[]
   const sd: StateDict = {};
   for (const [k, t] of raw) {
     if (k === '__proto__') throw new LayoutError(`${source}: invalid tensor name "__proto__"`);
+    if (isBatchCount(k, t)) { sd[k] = batchCount(t); continue; }
     if (!['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) {
       if (droppable.some((r) => r.test(k))) { dropped.push(k); continue; }
       throw new LayoutError(`${source}: "${k}" has dtype ${t.dtype}, expected floating-point weights`);
@@ -78,6 +79,14 @@ export function toStateDict(raw: RawTensors, source: string, droppable: RegExp[]
     sd[k] = { data: toFloat32(t, `${source}: ${k}`), shape: t.shape };
   }
   return sd;
+}
+
+/** BatchNorm's `num_batches_tracked`, an int64 scalar in PyTorch files: kept as a float32 buffer (exact up to 2^24). */
+export const isBatchCount = (key: string, t: SafeTensor): boolean => t.dtype === 'I64' && key.endsWith('num_batches_tracked') && t.shape.length === 0;
+
+export function batchCount(t: SafeTensor): StateTensor {
+  const v = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
+  return { data: Float32Array.of(t.bytes.byteLength >= 8 ? Number(v.getBigInt64(0, true)) : 0), shape: t.shape };
 }
 
 /** Renames every key by the first matching rule; keys matching `droppable` are set aside; any other key is an error. */

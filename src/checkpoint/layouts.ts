@@ -19,7 +19,7 @@ import { fromTorchvision } from './layout_torchvision.js';
 import { cvtConfigFromHf, cvtDefaults, inferCvtConfig, isHfCvtKeys } from '../models/cvt.js';
 import { toFloat32 } from './safetensors.js';
 import {
-  LayoutError, checkAgainstModel, inferTimmConfig, readTensorFile, resolveHeads, toStateDict,
+  LayoutError, batchCount, checkAgainstModel, isBatchCount, inferTimmConfig, readTensorFile, resolveHeads, toStateDict,
   type ForeignCheckpoint, type LayoutHints, type LayoutName, type Preprocessing, type RawTensors,
 } from './layout_common.js';
 import type { StateDict } from '../nn/module.js';
@@ -70,7 +70,7 @@ export function loadForeignCheckpoint(path: string, hints: LayoutHints = {}): Fo
   }
   const { tensors, metadata } = readTensorFile(file);
   if (!metadata.tessera && isHfCvtKeys(tensors.keys())) return fromHfCvt(tensors, file, config, preprocessor, hints);
-  const layout = detectLayout([...tensors.keys()], file);
+  const layout = otherFamilyInTimmLayout(tensors, file, hints) ? 'timm' : detectLayout([...tensors.keys()], file);
   if (layout === 'hf') return fromHf(tensors, file, config ?? {}, preprocessor, hints);
   // tessera's torchvision .safetensors export records the constructor call
   const tvHeads = /num_heads=(\d+)/.exec(metadata.torchvision ?? '')?.[1];
@@ -78,10 +78,22 @@ export function loadForeignCheckpoint(path: string, hints: LayoutHints = {}): Fo
   return fromTimm(tensors, file, metadata, config, hints);
 }
 
+/** timm keys of a family without ViT's patch embedding (MobileViT's stem…): named by --model, or recognised by its family. */
+function otherFamilyInTimmLayout(raw: RawTensors, source: string, hints: LayoutHints): boolean {
+  if (raw.has('patch_embed.proj.weight')) return false;
+  if (hints.model && listModels().some((e) => e.name === hints.model)) return familyOf(hints.model) !== 'vit';
+  try {
+    return inferFamily(toStateDict(raw, source, [/\.relative_position_index$/], [])) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 /** timm keys as they are: a tessera checkpoint (config in its metadata), a timm hub directory or a bare file. */
 export function fromTimm(raw: RawTensors, source: string, metadata: Record<string, string>, hubConfig: Record<string, any> | undefined, hints: LayoutHints): ForeignCheckpoint {
   const dropped: string[] = [];
-  const sd = toStateDict(raw, source, [], dropped);
+  // the original Swin layout saves its int64 relative_position_index; the family rebuilds it
+  const sd = toStateDict(raw, source, [/\.relative_position_index$/], dropped);
   let tessera: Record<string, any> | undefined;
   if (metadata.tessera) {
     try {
@@ -161,9 +173,8 @@ function fromHfCvt(raw: RawTensors, source: string, hfConfig: Record<string, any
   const sd: StateDict = {};
   for (const [k, t] of raw) {
     if (k === '__proto__') throw new LayoutError(`${source}: invalid tensor name "__proto__"`);
-    if (t.dtype === 'I64' && k.endsWith('.num_batches_tracked')) {
-      const v = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-      sd[k] = { data: Float32Array.of(t.bytes.byteLength >= 8 ? Number(v.getBigInt64(0, true)) : 0), shape: t.shape };
+    if (isBatchCount(k, t)) {
+      sd[k] = batchCount(t);
     } else {
       sd[k] = { data: toFloat32(t, `${source}: ${k}`), shape: t.shape };
     }

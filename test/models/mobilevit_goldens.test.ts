@@ -129,3 +129,28 @@ describe('MobileViT checkpoints', () => {
     expect(createModel('mobilevit_xxs').tokenGrid()).toBeUndefined();
   });
 });
+
+describe('MobileViT checkpoints in the files users hold', () => {
+  it('a timm safetensors file with I64 num_batches_tracked loads, its count kept', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { writeSafetensors } = await import('../../src/checkpoint/safetensors.js');
+    const { loadCheckpoint } = await import('../../src/checkpoint/checkpoint.js');
+    const { createModel } = await import('../../src/models/registry.js');
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-mvit-'));
+    try {
+      const model = createModel('mobilevit_xxs');
+      const tensors: Record<string, { shape: readonly number[]; data: Float32Array | BigInt64Array }> = {};
+      for (const [k, t] of Object.entries(model.stateDict())) {
+        tensors[k] = k.endsWith('num_batches_tracked') ? { shape: [], data: BigInt64Array.of(17n) } : { shape: t.shape, data: t.data };
+      }
+      const file = join(dir, 'model.safetensors');
+      writeSafetensors(file, tensors, { format: 'pt' });
+      const loaded = loadCheckpoint(file, { model: 'mobilevit_xxs' });
+      expect(loaded.model.stateDict()['stem.bn.num_batches_tracked']!.data[0]).toBe(17);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
