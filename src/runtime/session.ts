@@ -85,7 +85,8 @@ export async function openSession(bytes: Uint8Array, options: SessionOptions = {
         enableCpuMemArena: opts.memoryArena,
         enableMemPattern: opts.memoryPattern,
         ...(opts.optimizedModelPath ? { optimizedModelFilePath: opts.optimizedModelPath } : {}),
-        logSeverityLevel: 3,
+        // fatal only: a model ORT refuses is reported by the one-line error below, not also by ORT's own log lines
+        logSeverityLevel: 4,
       }).catch((e: unknown) => {
         cache.delete(key);
         // ORT's message names its C++ frames over several lines; the last error code's text is the reason
