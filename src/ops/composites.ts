@@ -13,7 +13,7 @@ export function geluDecomposed(x: Tensor): Tensor {
 }
 
 /**
- * SiLU (swish), x·σ(x), as MobileNet / MobileViT / EfficientNet use it. ONNX before opset 24 has no
+ * SiLU (swish), x·σ(x) (Elfwing et al. 2017; Ramachandran et al. 2017). ONNX before opset 24 has no
  * SiLU node; ORT fuses this Mul(x, Sigmoid(x)) pattern in inference graphs.
  */
 export function silu(x: Tensor): Tensor {
@@ -56,7 +56,7 @@ export function mseLoss(pred: Tensor, target: Tensor): Tensor {
 /**
  * GroupNorm (Wu & He 2018) of x [N, C, H, W]: each image's channels are split into `groups`
  * groups, each normalised over its channels and pixels, then scaled and shifted per channel
- * (PyTorch's nn.GroupNorm; timm's ResNetV2 hybrids use it instead of BatchNorm). It needs no
+ * (PyTorch's nn.GroupNorm; a batch-independent alternative to BatchNorm). It needs no
  * batch statistics, so training and inference are the same graph. The normalisation runs as a
  * LayerNormalization over [N, G, C/G·H·W] with a unit scale (one fused ORT kernel forward).
  */
