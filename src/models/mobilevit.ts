@@ -168,14 +168,18 @@ export class InvertedResidual extends Module {
 
 // ---- v1: transformer over patches --------------------------------------------------------------
 
-export class SiluMlp extends Module {
-  readonly fc1: Linear;
-  readonly fc2: Linear;
+/**
+ * fc1 → SiLU → fc2. v1's MLP over tokens (fc = Linear) and timm's ConvMlp of v2 (fc = 1×1 conv,
+ * over [B, D, P, N]) differ only in the layer.
+ */
+export class SiluMlp<L extends Module & { forward(x: Tensor): Tensor }> extends Module {
+  readonly fc1: L;
+  readonly fc2: L;
 
-  constructor(dim: number, hidden: number, rng: Random) {
+  constructor(fc1: L, fc2: L) {
     super();
-    this.fc1 = this.addChild('fc1', new Linear(dim, hidden, rng, { std: 0.01 }));
-    this.fc2 = this.addChild('fc2', new Linear(hidden, dim, rng, { std: 0.01 }));
+    this.fc1 = this.addChild('fc1', fc1);
+    this.fc2 = this.addChild('fc2', fc2);
   }
 
   forward(x: Tensor): Tensor {
@@ -188,14 +192,15 @@ export class TransformerBlock extends Module {
   readonly norm1: LayerNorm;
   readonly attn: Attention;
   readonly norm2: LayerNorm;
-  readonly mlp: SiluMlp;
+  readonly mlp: SiluMlp<Linear>;
 
   constructor(dim: number, numHeads: number, mlpRatio: number, rng: Random) {
     super();
     this.norm1 = this.addChild('norm1', new LayerNorm(dim, LN_EPS));
     this.attn = this.addChild('attn', new Attention(dim, numHeads, rng, { qkvBias: true }));
     this.norm2 = this.addChild('norm2', new LayerNorm(dim, LN_EPS));
-    this.mlp = this.addChild('mlp', new SiluMlp(dim, Math.floor(dim * mlpRatio), rng));
+    const hidden = Math.floor(dim * mlpRatio);
+    this.mlp = this.addChild('mlp', new SiluMlp(new Linear(dim, hidden, rng, { std: 0.01 }), new Linear(hidden, dim, rng, { std: 0.01 })));
     // ByobNet's init reaches the attention's Linears too: N(0, 0.01)
     for (const lin of [this.attn.qkv, this.attn.proj]) lin.namedParameters()[0]![1].data = normal(0.01)(lin.inFeatures * lin.outFeatures, new Random(rng.nextU32()));
   }
@@ -312,35 +317,20 @@ export class LinearSelfAttention extends Module {
   }
 }
 
-/** timm's ConvMlp: 1×1 conv → SiLU → 1×1 conv, over [B, D, P, N]. */
-export class ConvMlp extends Module {
-  readonly fc1: ByobConv;
-  readonly fc2: ByobConv;
-
-  constructor(dim: number, hidden: number, rng: Random) {
-    super();
-    this.fc1 = this.addChild('fc1', new ByobConv(dim, hidden, 1, rng, { bias: true }));
-    this.fc2 = this.addChild('fc2', new ByobConv(hidden, dim, 1, rng, { bias: true }));
-  }
-
-  forward(x: Tensor): Tensor {
-    return this.fc2.forward(this.scoped(x.graph, () => silu(this.fc1.forward(x))));
-  }
-}
-
 /** timm's LinearTransformerBlock: x + attn(norm1(x)), then + mlp(norm2(x)), with GroupNorm(1) as the norms. */
 export class LinearTransformerBlock extends Module {
   readonly norm1: GroupNorm;
   readonly attn: LinearSelfAttention;
   readonly norm2: GroupNorm;
-  readonly mlp: ConvMlp;
+  readonly mlp: SiluMlp<ByobConv>;
 
   constructor(dim: number, mlpRatio: number, rng: Random) {
     super();
     this.norm1 = this.addChild('norm1', new GroupNorm(1, dim, 1e-5));
     this.attn = this.addChild('attn', new LinearSelfAttention(dim, rng));
     this.norm2 = this.addChild('norm2', new GroupNorm(1, dim, 1e-5));
-    this.mlp = this.addChild('mlp', new ConvMlp(dim, Math.floor(dim * mlpRatio), rng));
+    const hidden = Math.floor(dim * mlpRatio);
+    this.mlp = this.addChild('mlp', new SiluMlp(new ByobConv(dim, hidden, 1, rng, { bias: true }), new ByobConv(hidden, dim, 1, rng, { bias: true })));
   }
 
   /** [B, D, P, N] → [B, D, P, N]; `scale`: each branch's keep scales [B, 1, 1, 1]. */
