@@ -9,8 +9,8 @@ import type { Command } from 'commander';
 import { imagePathsOf, type ImageArg } from '../data/datasets/image_paths.js';
 import { configureSharpForLoading } from '../data/image/image_decode.js';
 import { loadImageForModel, type EvalTransform } from '../data/image/image.js';
-import { softmaxRows } from '../nn/host_math.js';
 import { physicalCores } from '../runtime/cores.js';
+import { topK } from '../serve/prediction.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
 import { openForInference } from './load_for_inference.js';
 import { positiveInt } from './parse.js';
@@ -96,16 +96,9 @@ async function* inOrder<T, R>(source: AsyncIterable<T>, limit: number, fn: (t: T
 
 function predictions(paths: readonly string[], logits: Float32Array, classNames: readonly string[], topk: number): Prediction[] {
   const classes = classNames.length;
-  const probs = softmaxRows(logits, classes);
-  const k = Math.min(topk, classes);
   return paths.map((image, i) => {
-    const p = Array.from(probs.subarray(i * classes, (i + 1) * classes));
-    const order = p.map((v, j) => [v, j] as const).sort((a, b) => b[0] - a[0]).slice(0, k);
-    return {
-      image,
-      top: order.map(([probability, j]) => ({ label: classNames[j] ?? String(j), index: j, probability })),
-      logits: Array.from(logits.subarray(i * classes, (i + 1) * classes)),
-    };
+    const row = logits.subarray(i * classes, (i + 1) * classes);
+    return { image, top: topK(row, classNames, topk), logits: Array.from(row) };
   });
 }
 
