@@ -103,18 +103,7 @@ export function loadForInference(f: PreprocessFlags, command = 'this command'): 
   if (f.imgSize !== undefined && f.imgSize !== h) {
     throw new Error(`--img-size ${f.imgSize} differs from the checkpoint's ${h}×${w}; resampling position embeddings for a new size is part of fine-tuning, not evaluation`);
   }
-  for (const [flag, list] of [['--mean', f.mean], ['--std', f.std]] as const) {
-    if (list && list.length !== c && list.length !== 1) throw new Error(`${flag} needs ${c} value${c > 1 ? 's' : ''} (one per channel), got ${list.length}`);
-  }
-  return {
-    model,
-    meta,
-    transform: {
-      inputSize: [c, h, w],
-      cropPct: f.cropPct ?? meta.cropPct,
-      interpolation: f.interpolation ?? meta.interpolation,
-      mean: f.mean ?? meta.mean,
-      std: f.std ?? meta.std,
-    },
-  };
+  // the size was checked above with the checkpoint's own message; withOverrides checks mean/std
+  const transform = withOverrides(f, { inputSize: [c, h, w], cropPct: meta.cropPct, interpolation: meta.interpolation, mean: meta.mean, std: meta.std });
+  return { model, meta, transform };
 }
