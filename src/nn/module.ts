@@ -116,26 +116,30 @@ export abstract class Module {
   protected p(g: Graph, name: string): Tensor {
     const param = this.ownParams.get(name);
     if (!param) throw new StateDictError(`${this.path || 'model'} has no parameter "${name}"`);
-    return g.param(this.path ? `${this.path}.${name}` : name, param, param.shape);
+    return g.param(this.stateKey(name), param, param.shape);
   }
 
   /** This module's buffer `name` as a (non-differentiated) tensor of graph `g`. */
   protected b(g: Graph, name: string): Tensor {
-    const buffer = this.ownBuffers.get(name);
-    if (!buffer) throw new StateDictError(`${this.path || 'model'} has no buffer "${name}"`);
+    const buffer = this.ownBuffer(name);
     return g.param(this.stateKey(name), buffer, buffer.shape, { buffer: true });
   }
 
   /** Records `value` as the new content of buffer `name` after a training step of graph `g`. */
   protected updateBuffer(g: Graph, name: string, value: Tensor): void {
-    const buffer = this.ownBuffers.get(name);
-    if (!buffer) throw new StateDictError(`${this.path || 'model'} has no buffer "${name}"`);
+    const buffer = this.ownBuffer(name);
     if (value.shape.length !== buffer.shape.length || value.shape.some((d, i) => d !== buffer.shape[i])) {
       throw new StateDictError(`${this.stateKey(name)}: an update of shape [${value.shape.join(', ')}] for a buffer of shape [${buffer.shape.join(', ')}]`);
     }
     let updates = bufferUpdates.get(g);
     if (!updates) bufferUpdates.set(g, (updates = new Map()));
     updates.set(this.stateKey(name), value);
+  }
+
+  private ownBuffer(name: string): Buffer {
+    const buffer = this.ownBuffers.get(name);
+    if (!buffer) throw new StateDictError(`${this.path || 'model'} has no buffer "${name}"`);
+    return buffer;
   }
 
   private stateKey(name: string): string {
