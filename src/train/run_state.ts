@@ -31,9 +31,9 @@ export class RunCheckpointer {
   }
 
   /** After an interrupt: the weights and the resumable state at `pos`; best and the metrics stay as committed. */
-  saveResumable(pos: Position, meta: CheckpointMeta = { ...this.meta, epoch: pos.epoch }): CommitRecord {
+  saveResumable(pos: Position): CommitRecord {
     return commitRun(this.files, pos, (stage) => {
-      saveCheckpoint(stage.last, this.model, meta);
+      saveCheckpoint(stage.last, this.model, { ...this.meta, epoch: pos.epoch });
       this.saveStateTo(stage, pos);
     }, ['best.safetensors', 'metrics.jsonl']);
   }
