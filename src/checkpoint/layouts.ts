@@ -17,12 +17,10 @@ import type { CheckpointMeta } from './checkpoint.js';
 import { fromHf } from './layout_hf.js';
 import { fromTorchvision } from './layout_torchvision.js';
 import { cvtConfigFromHf, cvtDefaults, inferCvtConfig, isHfCvtKeys } from '../models/cvt.js';
-import { toFloat32 } from './safetensors.js';
 import {
-  LayoutError, batchCount, checkAgainstModel, isBatchCount, inferTimmConfig, readTensorFile, resolveHeads, toStateDict,
+  LayoutError, checkAgainstModel, inferTimmConfig, readTensorFile, resolveHeads, toStateDict,
   type ForeignCheckpoint, type LayoutHints, type LayoutName, type Preprocessing, type RawTensors,
 } from './layout_common.js';
-import type { StateDict } from '../nn/module.js';
 
 export { LayoutError, readTensorFile, type ForeignCheckpoint, type LayoutHints, type LayoutName, type Preprocessing };
 
@@ -170,15 +168,7 @@ function fromTimmFamily(family: string, sd: ReturnType<typeof toStateDict>, sour
  * unexpected keys fail with the list.
  */
 function fromHfCvt(raw: RawTensors, source: string, hfConfig: Record<string, any> | undefined, preprocessor: Record<string, any> | undefined, hints: LayoutHints): ForeignCheckpoint {
-  const sd: StateDict = {};
-  for (const [k, t] of raw) {
-    if (k === '__proto__') throw new LayoutError(`${source}: invalid tensor name "__proto__"`);
-    if (isBatchCount(k, t)) {
-      sd[k] = batchCount(t);
-    } else {
-      sd[k] = { data: toFloat32(t, `${source}: ${k}`), shape: t.shape };
-    }
-  }
+  const sd = toStateDict(raw, source, [], []);
   let fromJson: Record<string, unknown> = {};
   try {
     fromJson = hfConfig ? cvtConfigFromHf(hfConfig) : {};
