@@ -33,12 +33,13 @@ import { z } from 'zod';
 import type { Graph } from '../ir/graph.js';
 import type { Tensor } from '../ir/tensor.js';
 import { BATCH } from '../ir/shape.js';
-import { add, concat, div, expand, matmul, mean, mT, mul, pad, reshape, sigmoid, slice, softmax, sub, sum, transpose } from '../ops/index.js';
+import { add, concat, div, expand, matmul, mean, mul, pad, reshape, sigmoid, slice, softmax, sub, sum, transpose } from '../ops/index.js';
 import { Random } from '../random.js';
 import { Module, StateDictError, type StateDict } from '../nn/module.js';
 import { LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
 import { Attention, Mlp } from '../nn/transformer.js';
+import { softmaxScores } from '../nn/attention/mechanism.js';
 import { ones, truncNormal, type Initializer } from '../nn/init.js';
 import { resamplePosEmbed } from './pos_embed.js';
 import { adaptPatchEmbed, blockLayerGrouping, dropNoiseInputs } from './family_parts.js';
@@ -173,7 +174,7 @@ export class GPSA extends Module {
       const d = this.headDim;
       const qk = transpose(reshape(this.qk.forward(x), [-1, n, 2, h, d]), [2, 0, 3, 1, 4]); // [2, B, H, N, hd]
       const part = (i: number) => reshape(slice(qk, [0], [i], [i + 1]), [-1, h, n, d]); // [B, H, N, hd]
-      const content = softmax(matmul(mul(part(0), d ** -0.5), mT(part(1))), -1); // [B, H, N, N]
+      const content = softmaxScores(part(0), part(1)); // [B, H, N, N]
       // the position scores do not depend on the image: [N, N, 3] → [N, N, H] → [H, N, N]
       const position = softmax(transpose(this.posProj.forward(relativeConstant(g, this.side)), [2, 0, 1]), -1); // [H, N, N]
       const gate = sigmoid(reshape(this.p(g, 'gating_param'), [h, 1, 1])); // [H, 1, 1]

@@ -15,7 +15,7 @@
  */
 import type { Tensor } from '../../ir/tensor.js';
 import { concat, matmul, mT, mul, softmax } from '../../ops/index.js';
-import { AttentionMechanism, tokens, type MechanismContext } from './mechanism.js';
+import { AttentionMechanism, softmaxScores, tokens, type MechanismContext } from './mechanism.js';
 
 /** query_chunk 0 (auto): sequences of this many tokens or more are chunked… */
 export const AUTO_CHUNK_FROM = 2048;
@@ -37,9 +37,8 @@ export class SoftmaxAttention extends AttentionMechanism {
   }
 
   matrix(q: Tensor, k: Tensor): Tensor {
-    const d = q.shape[3] as number;
     // kᵀ is left to the MatMul, which ORT fuses as a transposed operand (timm's order of ops)
-    return softmax(matmul(mul(q, d ** -0.5), mT(k)), -1); // [B, H, N, N]
+    return softmaxScores(q, k); // [B, H, N, N]
   }
 
   attend(q: Tensor, k: Tensor, v: Tensor): Tensor {
