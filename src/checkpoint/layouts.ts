@@ -68,7 +68,7 @@ export function loadForeignCheckpoint(path: string, hints: LayoutHints = {}): Fo
   }
   const { tensors, metadata } = readTensorFile(file);
   if (!metadata.tessera && isHfCvtKeys(tensors.keys())) return fromHfCvt(tensors, file, config, preprocessor, hints);
-  const layout = otherFamilyInTimmLayout(tensors, file, hints) ? 'timm' : detectLayout([...tensors.keys()], file);
+  const layout = otherFamilyInTimmLayout(tensors, hints) ? 'timm' : detectLayout([...tensors.keys()], file);
   if (layout === 'hf') return fromHf(tensors, file, config ?? {}, preprocessor, hints);
   // tessera's torchvision .safetensors export records the constructor call
   const tvHeads = /num_heads=(\d+)/.exec(metadata.torchvision ?? '')?.[1];
@@ -77,14 +77,12 @@ export function loadForeignCheckpoint(path: string, hints: LayoutHints = {}): Fo
 }
 
 /** timm keys of a family without ViT's patch embedding (MobileViT's stem…): named by --model, or recognised by its family. */
-function otherFamilyInTimmLayout(raw: RawTensors, source: string, hints: LayoutHints): boolean {
+function otherFamilyInTimmLayout(raw: RawTensors, hints: LayoutHints): boolean {
   if (raw.has('patch_embed.proj.weight')) return false;
   if (hints.model && listModels().some((e) => e.name === hints.model)) return familyOf(hints.model) !== 'vit';
-  try {
-    return inferFamily(toStateDict(raw, source, [/\.relative_position_index$/], [])) !== undefined;
-  } catch {
-    return false;
-  }
+  // a family's inference reads key names and shapes only: no tensor is decoded for it
+  const shapes = Object.fromEntries([...raw].map(([k, t]) => [k, { shape: t.shape, data: new Float32Array(0) }]));
+  return inferFamily(shapes) !== undefined;
 }
 
 /** timm keys as they are: a tessera checkpoint (config in its metadata), a timm hub directory or a bare file. */

@@ -181,7 +181,8 @@ export interface ModelFamily<C extends CommonModelArgs = CommonModelArgs> {
    */
   tinyArgs: Partial<C>;
   /**
-   * Reads this family's architecture from a timm-layout state dict (shapes and key counts), or
+   * Reads this family's architecture from a timm-layout state dict (key names and shapes only,
+   * never the values: callers may pass shapes without data), or
    * returns undefined when the keys are not this family's: a bare checkpoint then needs no --model.
    */
   inferConfig?(sd: StateDict): Partial<C> | undefined;
