@@ -12,15 +12,16 @@ import { loadBuiltinDataset } from '../data/datasets/builtin.js';
 import { sliceDataset, type TensorDataset } from '../data/datasets/dataset.js';
 import { exportModel, quantizeExport, type ExportedModel } from '../export/export.js';
 import { checkAgainstTessera, compareInt8, samplePixels, accuracyOn, type ExportCheck, type Int8Comparison } from '../export/verify.js';
+import { TRITON_DEFAULTS, tritonModelName, writeTritonRepository } from '../export/triton.js';
 import { loadOnnxModel } from '../runtime/onnx_model.js';
 import { physicalCores } from '../runtime/cores.js';
 import { sharedOption } from './common_options.js';
 import { loadModelFile } from './load_for_inference.js';
 import { UsageError } from './output.js';
-import { positiveInt } from './parse.js';
+import { positiveInt, positiveInts } from './parse.js';
 
 interface ExportFlags {
-  checkpoint: string; model?: string; out: string; opset: number; preprocess?: boolean; attentionMap?: boolean; quantize?: 'int8';
+  checkpoint: string; model?: string; out?: string; triton?: string; tritonName?: string; maxBatchSize: number; preferredBatchSize: number[]; opset: number; preprocess?: boolean; attentionMap?: boolean; quantize?: 'int8';
   perTensor?: boolean; exclude?: string[]; verify?: string; calibrate?: string; dataDir?: string; verifyLimit?: number;
   samples: number; threads?: number; json?: boolean;
 }
@@ -39,7 +40,11 @@ export function registerExportCommand(program: Command): void {
     .description('export a checkpoint as a self-contained .onnx file (dynamic batch, labels and preprocessing in its metadata)')
     .addOption(sharedOption('checkpoint', { required: true, description: 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or a float32 .onnx file tessera exported (re-exported, e.g. with --quantize)' }))
     .addOption(sharedOption('model'))
-    .requiredOption('--out <file>', 'the .onnx file to write')
+    .option('--out <file>', 'the .onnx file to write (required unless --triton is given)')
+    .option('--triton <dir>', 'write a Triton model repository: DIR/<name>/config.pbtxt, labels.txt, 1/model.onnx (fp32) and, with --quantize int8, 2/model.onnx')
+    .option('--triton-name <name>', 'with --triton: the model name (default: the model\'s, e.g. vit_tiny_patch4_28)')
+    .option('--max-batch-size <n>', 'with --triton: max_batch_size', positiveInt('--max-batch-size'), TRITON_DEFAULTS.maxBatchSize)
+    .option('--preferred-batch-size <list>', 'with --triton: dynamic batching\'s preferred sizes, comma-separated (default: 8,16,32 up to --max-batch-size)', positiveInts('--preferred-batch-size'))
     .option('--opset <n>', 'ONNX opset, 17 to 21', opsetArg, 17)
     .option('--preprocess', 'take raw pixels uint8 [B, H, W, C] and normalise inside the graph')
     .option('--attention-map', 'add a second output, attention_map float32[batch, patches]: the attention rollout that `serve` draws over the image (models with a token grid)')
@@ -55,6 +60,8 @@ export function registerExportCommand(program: Command): void {
     .addOption(sharedOption('json'))
     .action(async (f: ExportFlags) => {
       if ((f.perTensor || f.exclude) && !f.quantize) throw new UsageError('--per-tensor and --exclude only apply with --quantize int8');
+      if (!f.out && !f.triton) throw new UsageError('give --out model.onnx, --triton DIR, or both');
+      if (f.preferredBatchSize?.some((b) => b > f.maxBatchSize)) throw new UsageError(`--preferred-batch-size ${f.preferredBatchSize.join(',')} exceeds --max-batch-size ${f.maxBatchSize}`);
       const { model, meta } = loadModelFile(f.checkpoint, { model: f.model }, 'export');
       const datasetName = f.verify ?? f.calibrate;
       let dataset: TensorDataset | undefined;
@@ -85,11 +92,19 @@ export function registerExportCommand(program: Command): void {
         accuracy = await accuracyOn(fp32Model, dataset);
       }
       await fp32Model.dispose();
-      const out = resolve(f.out);
-      mkdirSync(dirname(out), { recursive: true });
-      writeFileAtomic(out, written.bytes);
+      const out = f.out ? resolve(f.out) : undefined;
+      if (out) {
+        mkdirSync(dirname(out), { recursive: true });
+        writeFileAtomic(out, written.bytes);
+      }
+      const triton = f.triton ? writeTritonRepository(resolve(f.triton), fp32, f.quantize ? written : undefined, {
+        ...TRITON_DEFAULTS,
+        name: f.tritonName ?? tritonModelName(meta.model),
+        maxBatchSize: f.maxBatchSize,
+        preferredBatchSizes: f.preferredBatchSize ?? TRITON_DEFAULTS.preferredBatchSizes.filter((b) => b <= f.maxBatchSize),
+      }) : undefined;
       const summary = {
-        out, model: meta.model, bytes: written.bytes.byteLength, opset: written.opset, input: written.inputName,
+        out, ...(triton ? { triton: { dir: triton.dir, model: triton.modelDir, files: triton.files } } : {}), model: meta.model, bytes: written.bytes.byteLength, opset: written.opset, input: written.inputName,
         inputFormat: written.meta.inputFormat, labels: written.meta.classNames.length, quantization: written.meta.quantization,
         attentionMap: Boolean(written.attentionMapName), check, ...(accuracy && dataset ? { accuracy: { dataset: dataset.name, ...accuracy } } : {}),
         ...(int8 ? { int8: { ...int8, weights: written.quantization!.weights.length, perChannel: written.quantization!.perChannel } } : {}),
@@ -102,11 +117,12 @@ export function registerExportCommand(program: Command): void {
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`;
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 
-type Summary = { out: string; model: string; bytes: number; opset: number; input: string; inputFormat: string; labels: number; attentionMap: boolean; accuracy?: { dataset: string; images: number; top1: number } };
+type Summary = { out?: string; triton?: { model: string; files: string[] }; model: string; bytes: number; opset: number; input: string; inputFormat: string; labels: number; attentionMap: boolean; accuracy?: { dataset: string; images: number; top1: number } };
 
 function printSummary(s: Summary, check: ExportCheck, int8: (Int8Comparison & { weights: number; perChannel: boolean }) | undefined, threads: number): void {
   const input = s.inputFormat === 'uint8_nhwc' ? 'uint8 pixels [batch, H, W, C]' : 'float32 [batch, C, H, W]';
-  console.log(`wrote ${s.out}: ${s.model}, ${mb(s.bytes)}, opset ${s.opset}, input "${s.input}" ${input}, ${s.labels} labels${s.attentionMap ? ', with attention_map' : ''}`);
+  if (s.triton) console.log(`wrote Triton model repository ${s.triton.model}: ${s.triton.files.map((p) => p.slice(s.triton!.model.length + 1)).join(', ')}`);
+  console.log(`${s.out ? `wrote ${s.out}` : 'exported'}: ${s.model}, ${mb(s.bytes)}, opset ${s.opset}, input "${s.input}" ${input}, ${s.labels} labels${s.attentionMap ? ', with attention_map' : ''}`);
   console.log(`check: fp32 export in ORT vs tessera on ${check.samples} images: max |Δlogit| ${check.maxAbsDiff.toExponential(2)}, top-1 agrees on ${Math.round(check.top1Agreement * check.samples)}/${check.samples}`);
   if (s.accuracy) console.log(`accuracy on ${s.accuracy.dataset} (${s.accuracy.images} images): top-1 ${pct(s.accuracy.top1)}`);
   if (!int8) return;

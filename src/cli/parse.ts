@@ -18,3 +18,11 @@ export const nonNegativeInt = (flag: string) => (v: string): number => {
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a whole number ≥ 0, got "${v}"`);
   return n;
 };
+
+/** Comma-separated positive integers, e.g. 8,16,32. */
+export const positiveInts = (flag: string) => (v: string): number[] => {
+  const parts = v.split(',');
+  const nums = parts.map(Number);
+  if (nums.some((n, i) => !Number.isInteger(n) || n < 1 || parts[i]!.trim() === '')) throw new InvalidArgumentError(`${flag} must be positive integers separated by commas, got "${v}"`);
+  return nums;
+};
