@@ -17,6 +17,7 @@ import { registerExplainCommand } from './explain.js';
 import { registerAttackCommand } from './attack.js';
 import { registerExportCommand } from './export.js';
 import { registerServeCommand } from './serve.js';
+import { registerTorchrunCommand } from './torchrun.js';
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerAttackCommand(program);
   registerExportCommand(program);
   registerServeCommand(program);
+  registerTorchrunCommand(program);
   registerModelsCommand(program);
   registerBenchCommand(program);
   return program;

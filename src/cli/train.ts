@@ -1,20 +1,33 @@
 /** `tessera train`: train or fine-tune; with no flags, the Fashion-MNIST recipe. */
 import type { Command } from 'commander';
-import { readConfigFile, resolveTrainConfig, trainConfigSchema } from '../train/config.js';
+import { readConfigFile, resolveTrainConfig, trainConfigSchema, type TrainConfig } from '../train/config.js';
 import { train, type TrainResult } from '../train/trainer.js';
 import { readRunConfig as readSavedConfig } from '../train/run_dir.js';
 import { addSchemaOptions, kebab, pickSchemaValues } from './schema_options.js';
 import { createProgress, formatDuration } from './progress.js';
 import { UsageError } from './output.js';
 
-export function registerTrainCommand(program: Command): void {
-  const cmd = program.command('train')
-    .description('train a ViT (defaults: vit_tiny_patch4_28 on Fashion-MNIST, AdamW, cosine schedule, 10 epochs)')
-    .option('--config <file>', 'JSON or YAML file of training options (keys as the flags, camelCase or kebab-case); flags override it')
+/** train's options (also those of `tessera torchrun`, which translates the same recipe for timm). */
+export function addTrainOptions(cmd: Command): Command {
+  cmd.option('--config <file>', 'JSON or YAML file of training options (keys as the flags, camelCase or kebab-case); flags override it')
     .option('--resume <run-dir>', 'continue a stopped run from its run directory, exactly where it stopped')
     .option('--overwrite', 'replace the run already in --output (without it, training into an existing run is refused)')
     .option('--json', 'print the final result as JSON');
   addSchemaOptions(cmd, trainConfigSchema.shape);
+  return cmd;
+}
+
+/** The recipe of --config and the flags (flags override the file). */
+export function configFromOptions(opts: Record<string, unknown>): TrainConfig {
+  const flags = pickSchemaValues(opts, trainConfigSchema.shape);
+  const file = opts.config ? readConfigFile(opts.config as string) : {};
+  if (opts.config) resolveTrainConfig(file, opts.config as string);
+  return resolveTrainConfig({ ...file, ...flags }, 'invalid option', (k) => (k in flags ? `--${kebab(k)}` : `"${k}" in ${opts.config}`));
+}
+
+export function registerTrainCommand(program: Command): void {
+  const cmd = addTrainOptions(program.command('train')
+    .description('train a ViT (defaults: vit_tiny_patch4_28 on Fashion-MNIST, AdamW, cosine schedule, 10 epochs)'));
   cmd.action(async (opts: Record<string, unknown>) => {
     const flags = pickSchemaValues(opts, trainConfigSchema.shape);
     let cfg;
@@ -24,9 +37,7 @@ export function registerTrainCommand(program: Command): void {
       if (given.length) throw new UsageError(`--resume continues a run with its saved configuration; remove ${given.join(', ')}`);
       cfg = resolveTrainConfig(readSavedConfig(opts.resume as string), `${opts.resume}/config.json`);
     } else {
-      const file = opts.config ? readConfigFile(opts.config as string) : {};
-      if (opts.config) resolveTrainConfig(file, opts.config as string);
-      cfg = resolveTrainConfig({ ...file, ...flags }, 'invalid option', (k) => (k in flags ? `--${kebab(k)}` : `"${k}" in ${opts.config}`));
+      cfg = configFromOptions(opts);
     }
 
     const progress = createProgress(process.stderr);

@@ -1,0 +1,61 @@
+/**
+ * `tessera torchrun`: the `tessera train` recipe (same flags) as a job for timm's train.py under
+ * torchrun, for training on many GPUs. Prints the launcher; `--write DIR` writes it with the
+ * job as JSON and, for --pretrained, the start weights as a timm checkpoint.
+ */
+import { chmodSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { makeDir, writeFileAtomic } from '../checkpoint/atomic.js';
+import { exportCheckpoint } from '../checkpoint/convert.js';
+import { loadForeignCheckpoint } from '../checkpoint/layouts.js';
+import { launcherScript, timmJob, unsupportedLine, type TimmJobOptions } from '../train/timm_job.js';
+import { UsageError } from './output.js';
+import { positiveInt } from './parse.js';
+import { addTrainOptions, configFromOptions } from './train.js';
+
+/** train's command-level options that do not describe the recipe, and why a timm job has no use for them. */
+export const COMMAND_ONLY_FLAGS: Record<string, string | undefined> = {
+  config: undefined, // read: its keys are the recipe
+  json: undefined, // prints the job as JSON
+  resume: 'a timm run resumes with its own --resume <output>/<experiment>/last.pth.tar',
+  overwrite: 'timm names each run directory afresh (--experiment)',
+};
+
+export function registerTorchrunCommand(program: Command): void {
+  const cmd = addTrainOptions(program.command('torchrun')
+    .description("write the `tessera train` recipe (same flags) as a torchrun job for timm's train.py: many GPUs, many nodes"))
+    .option('--nproc-per-node <n>', 'GPUs (processes) per node', positiveInt('--nproc-per-node'), 1)
+    .option('--nnodes <n>', 'nodes', positiveInt('--nnodes'), 1)
+    .option('--write <dir>', 'write launch.sh, job.json and (with --pretrained) pretrained.safetensors there');
+  cmd.action((opts: Record<string, unknown>) => {
+    const cfg = configFromOptions(opts);
+    const o: TimmJobOptions = { nprocPerNode: opts.nprocPerNode as number, nnodes: opts.nnodes as number };
+    const dir = opts.write ? resolve(opts.write as string) : undefined;
+    if (cfg.pretrained) o.pretrainedFile = join(dir ?? '.', 'pretrained.safetensors');
+    if (!/^(fashion-mnist|mnist|cifar10|cifar100)$/.test(cfg.dataset) && !/\.(csv|jsonl)$/i.test(cfg.dataset)) o.datasetClasses = countClassFolders(cfg.dataset);
+    const job = timmJob(cfg, o);
+    for (const [flag, reason] of Object.entries(COMMAND_ONLY_FLAGS)) if (reason && opts[flag] !== undefined) job.unsupported.push({ flag: `--${flag}`, reason });
+    const script = launcherScript(job, o);
+    if (dir) {
+      makeDir(dir);
+      if (cfg.pretrained) exportCheckpoint(loadForeignCheckpoint(cfg.pretrained), 'timm', o.pretrainedFile!);
+      writeFileAtomic(join(dir, 'job.json'), `${JSON.stringify({ ...job, torchrun: o }, null, 1)}\n`);
+      writeFileAtomic(join(dir, 'launch.sh'), script);
+      chmodSync(join(dir, 'launch.sh'), 0o755);
+    }
+    if (opts.json) console.log(JSON.stringify({ ...job, torchrun: o, ...(dir ? { dir } : {}) }));
+    else process.stdout.write(script);
+    const line = unsupportedLine(job);
+    if (line) process.stderr.write(`${line}\n`);
+    for (const n of job.notes) process.stderr.write(`note: ${n}\n`);
+    if (dir) process.stderr.write(`wrote ${join(dir, 'launch.sh')}${cfg.pretrained ? `, ${o.pretrainedFile}` : ''} and job.json; global batch ${job.globalBatch}, peak LR ${job.lr}\n`);
+  });
+}
+
+/** An image folder's classes as timm's ImageFolder reader finds them: the subfolders of train/ (or of the folder). */
+function countClassFolders(root: string): number {
+  const dirs = (p: string) => { try { return readdirSync(p).filter((n) => statSync(join(p, n)).isDirectory()); } catch { throw new UsageError(`--dataset ${root}: expected a built-in name or an image folder`); } };
+  const top = dirs(root);
+  return top.includes('train') ? dirs(join(root, 'train')).length : top.length;
+}
