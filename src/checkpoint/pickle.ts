@@ -5,7 +5,7 @@
  * nothing is imported or called. GLOBAL is looked up in a caller-given allow-list of plain
  * TypeScript functions (e.g. `torch._utils._rebuild_tensor_v2`); any other name — `os.system`,
  * `builtins.eval`, `subprocess.Popen` — stops the load with an error naming it. Opcodes that build
- * arbitrary objects (INST, OBJ, NEWOBJ, EXT*) are refused. Every length is checked against the
+ * arbitrary objects (INST, OBJ, EXT*) are refused; NEWOBJ only builds allow-listed classes. Every length is checked against the
  * remaining bytes before anything is sliced, so a malformed stream is an error, not a huge
  * allocation.
  */
@@ -209,6 +209,14 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, start = 0): Unp
         } catch (e) {
           fail(`${(fn as PyGlobal).name}: ${(e as Error).message}`);
         }
+        break;
+      }
+      case 0x81: { // NEWOBJ: cls.__new__(cls, *args), only for allowed classes (timm checkpoints pickle argparse.Namespace)
+        const args = pop();
+        const cls = pop();
+        if (!isPyGlobal(cls) || !cls.call) fail(`opcode 0x81 (NEWOBJ) at offset ${at} builds a ${isPyGlobal(cls) ? cls.name : describe(cls)}, which is not an allowed class`);
+        if (!Array.isArray(args)) fail(`NEWOBJ arguments are a ${describe(args)}, expected a tuple`);
+        stack.push((cls as PyGlobal).call!(args as unknown[]));
         break;
       }
       case 0x62: { // BUILD: object state (OrderedDict._metadata, tensor hooks) is not needed; dropped

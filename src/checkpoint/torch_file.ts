@@ -73,13 +73,15 @@ const GLOBALS: Record<string, PyGlobal> = {
     typed.bytes = s.bytes;
     return new TensorRef(typed, t.offset, t.size, t.stride);
   }),
+  // timm's checkpoints carry train.py's arguments; their values are not needed (args.yaml has them) and BUILD drops them
+  'argparse.Namespace': pyGlobal('argparse.Namespace', () => new PyDict()),
   'torch._utils._rebuild_parameter': pyGlobal('torch._utils._rebuild_parameter', (args) => args[0]),
   'torch._utils._rebuild_parameter_with_state': pyGlobal('torch._utils._rebuild_parameter_with_state', (args) => args[0]),
   ...storageGlobals,
   'torch.UntypedStorage': pyGlobal('torch.UntypedStorage'),
   ...dtypeGlobals,
 };
-const ALLOWED = 'collections.OrderedDict, torch._utils._rebuild_tensor(_v2/_v3), torch._utils._rebuild_parameter, torch.*Storage, torch dtypes';
+const ALLOWED = 'collections.OrderedDict, argparse.Namespace (emptied), torch._utils._rebuild_tensor(_v2/_v3), torch._utils._rebuild_parameter, torch.*Storage, torch dtypes';
 
 function storageFromPid(pid: unknown, storages: Map<string, StorageRef>): StorageRef {
   if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw new PickleError(`unexpected persistent id ${quote(pid)}`);

@@ -18,6 +18,7 @@ import { registerAttackCommand } from './attack.js';
 import { registerExportCommand } from './export.js';
 import { registerServeCommand } from './serve.js';
 import { registerTorchrunCommand } from './torchrun.js';
+import { registerImportRunCommand } from './import_run.js';
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerExportCommand(program);
   registerServeCommand(program);
   registerTorchrunCommand(program);
+  registerImportRunCommand(program);
   registerModelsCommand(program);
   registerBenchCommand(program);
   return program;

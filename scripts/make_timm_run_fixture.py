@@ -1,0 +1,103 @@
+"""Fixtures for `tessera import-run` (test/fixtures/timm_run/) and the tessera → timm round trip.
+
+1. A tiny timm training output, made as timm's train.py makes one (timm at commit
+   aa4b5850c1543fa488abf260f18390eda46cf85d, /tmp/timm_src): train.py's own parser gives the args
+   (args.yaml is their yaml.safe_dump, as train.py writes it), timm.create_model builds a tiny ViT
+   from them, its weights are perturbed with seeded noise, one AdamW step fills the optimizer state,
+   and model_best.pth.tar is torch.save'd with the keys timm's CheckpointSaver writes (epoch, arch,
+   state_dict, optimizer, version, args: the argparse.Namespace itself, metric). summary.csv has
+   timm's columns (update_summary). reference.json holds the model's logits on sin(0.05·i) of shape
+   [2, 1, 16, 16].
+2. Round trip: a tessera checkpoint (vit_tiny_patch4_28, seed 7, written by tessera) is converted
+   by `tessera convert --to timm` to a .pth, loaded into timm.create_model(..., **kwargs) with
+   load_state_dict(strict=True), and its logits on sin(0.05·i) of [2, 1, 28, 28] are stored;
+   the test builds the same tessera model and compares.
+
+Run from the repository root (Debian torch 1.13):
+    PYTHONPATH=/tmp/timm_src /usr/bin/python3 scripts/make_timm_run_fixture.py
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+import yaml
+
+TIMM_COMMIT = "aa4b5850c1543fa488abf260f18390eda46cf85d"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "test", "fixtures", "timm_run")
+TSX = os.path.join(ROOT, "node_modules", ".bin", "tsx")
+
+
+def det_input(shape):
+    n = math.prod(shape)
+    return torch.sin(0.05 * torch.arange(n, dtype=torch.float64)).float().reshape(shape)
+
+
+def timm_output():
+    sys.argv = ["train.py", "--model", "vit_base_patch16_224", "--img-size", "16", "--in-chans", "1", "--num-classes", "3",
+                "--model-kwargs", "patch_size=4", "embed_dim=8", "depth=2", "num_heads=2", "mlp_ratio=2", "global_pool=avg",
+                "--mean", "0.5", "--std", "0.25", "--crop-pct", "1", "--interpolation", "bilinear",
+                "--epochs", "2", "--batch-size", "4", "--lr", "0.001", "--opt", "adamw", "--output", "output", "--experiment", "tiny"]
+    import train  # timm's train.py: its parser
+    from timm.models import create_model
+    args, args_text = train._parse_args()
+    torch.manual_seed(0)
+    model = create_model(args.model, pretrained=False, in_chans=args.in_chans, num_classes=args.num_classes,
+                         img_size=args.img_size, **args.model_kwargs)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    model(torch.randn(2, 1, 16, 16)).logsumexp(1).mean().backward()
+    opt.step()
+    model.eval()
+    with torch.no_grad():
+        logits = model(det_input([2, 1, 16, 16]))
+    os.makedirs(OUT, exist_ok=True)
+    torch.save({"epoch": 1, "arch": args.model, "state_dict": model.state_dict(), "optimizer": opt.state_dict(), "version": 2,
+                "args": args, "metric": 66.5}, os.path.join(OUT, "model_best.pth.tar"))
+    with open(os.path.join(OUT, "args.yaml"), "w") as f:
+        f.write(args_text)
+    with open(os.path.join(OUT, "summary.csv"), "w") as f:
+        f.write("epoch,train_loss,eval_loss,eval_top1,eval_top5,lr\n")
+        f.write("0,1.25,1.125,33.0,100.0,0.0005\n")
+        f.write("1,1.0,0.875,66.5,100.0,0.001\n")
+    return {"input_shape": [2, 1, 16, 16], "logits": logits.flatten().tolist()}
+
+
+def round_trip():
+    from timm.models import create_model
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = os.path.join(tmp, "tessera.safetensors")
+        pth = os.path.join(tmp, "timm.pth")
+        code = ("import { createModel } from './src/models/registry.ts'; import { metaFor, saveCheckpoint } from './src/checkpoint/checkpoint.ts';"
+                f"const m = createModel('vit_tiny_patch4_28', {{ seed: 7 }}); saveCheckpoint({json.dumps(ckpt)}, m, metaFor('vit_tiny_patch4_28', m, 'abcdefghij'.split('')));")
+        subprocess.run([TSX, "-e", code], cwd=ROOT, check=True)
+        subprocess.run([TSX, "src/cli/bin.ts", "convert", "--checkpoint", ckpt, "--to", "timm", "--out", pth], cwd=ROOT, check=True, capture_output=True)
+        with open(ckpt, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            c = json.loads(json.loads(f.read(n))["__metadata__"]["tessera"])["config"]
+        kwargs = dict(img_size=c["imgSize"], patch_size=c["patchSize"], in_chans=c["inChans"], num_classes=c["numClasses"],
+                      embed_dim=c["embedDim"], depth=c["depth"], num_heads=c["numHeads"], mlp_ratio=c["mlpRatio"],
+                      qkv_bias=c["qkvBias"], class_token=c["classToken"], global_pool=c["globalPool"])
+        model = create_model("vit_base_patch16_224", pretrained=False, **kwargs)
+        model.load_state_dict(torch.load(pth), strict=True)
+        model.eval()
+        with torch.no_grad():
+            logits = model(det_input([2, 1, 28, 28]))
+    return {"model": "vit_tiny_patch4_28", "seed": 7, "timm_kwargs": kwargs, "input_shape": [2, 1, 28, 28], "logits": logits.flatten().tolist()}
+
+
+def main():
+    ref = {"timm_commit": TIMM_COMMIT, "import": timm_output(), "round_trip": round_trip()}
+    with open(os.path.join(OUT, "reference.json"), "w") as f:
+        json.dump(ref, f, indent=1)
+        f.write("\n")
+    print(f"wrote {OUT}")
+
+
+main()
