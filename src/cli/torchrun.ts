@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { makeDir, writeFileAtomic } from '../checkpoint/atomic.js';
 import { exportCheckpoint } from '../checkpoint/convert.js';
-import { loadForeignCheckpoint } from '../checkpoint/layouts.js';
+import { foreignMeta, loadForeignCheckpoint } from '../checkpoint/layouts.js';
 import { launcherScript, timmJob, unsupportedLine, type TimmJobOptions } from '../train/timm_job.js';
 import { UsageError } from './output.js';
 import { positiveInt } from './parse.js';
@@ -32,19 +32,23 @@ export function registerTorchrunCommand(program: Command): void {
     const cfg = configFromOptions(opts);
     const o: TimmJobOptions = { nprocPerNode: opts.nprocPerNode as number, nnodes: opts.nnodes as number };
     const dir = opts.write ? resolve(opts.write as string) : undefined;
-    if (cfg.pretrained) o.pretrainedFile = join(dir ?? '.', 'pretrained.safetensors');
+    const pretrained = cfg.pretrained ? loadForeignCheckpoint(cfg.pretrained) : undefined;
+    if (pretrained) {
+      o.pretrainedFile = join(dir ?? '.', 'pretrained.safetensors');
+      o.pretrainedMeta = foreignMeta(pretrained);
+    }
     if (!/^(fashion-mnist|mnist|cifar10|cifar100)$/.test(cfg.dataset) && !/\.(csv|jsonl)$/i.test(cfg.dataset)) o.datasetClasses = countClassFolders(cfg.dataset);
     const job = timmJob(cfg, o);
     for (const [flag, reason] of Object.entries(COMMAND_ONLY_FLAGS)) if (reason && opts[flag] !== undefined) job.unsupported.push({ flag: `--${flag}`, reason });
     const script = launcherScript(job, o);
     if (dir) {
       makeDir(dir);
-      if (cfg.pretrained) exportCheckpoint(loadForeignCheckpoint(cfg.pretrained), 'timm', o.pretrainedFile!);
-      writeFileAtomic(join(dir, 'job.json'), `${JSON.stringify({ ...job, torchrun: o }, null, 1)}\n`);
+      if (pretrained) exportCheckpoint(pretrained, 'timm', o.pretrainedFile!);
+      writeFileAtomic(join(dir, 'job.json'), `${JSON.stringify({ ...job, torchrun: { ...o, pretrainedMeta: undefined } }, null, 1)}\n`);
       writeFileAtomic(join(dir, 'launch.sh'), script);
       chmodSync(join(dir, 'launch.sh'), 0o755);
     }
-    if (opts.json) console.log(JSON.stringify({ ...job, torchrun: o, ...(dir ? { dir } : {}) }));
+    if (opts.json) console.log(JSON.stringify({ ...job, torchrun: { ...o, pretrainedMeta: undefined }, ...(dir ? { dir } : {}) }));
     else process.stdout.write(script);
     const line = unsupportedLine(job);
     if (line) process.stderr.write(`${line}\n`);

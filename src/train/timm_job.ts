@@ -11,6 +11,7 @@
 import { vitDefaults, type VitConfig } from '../models/vit.js';
 import { getModelEntry } from '../models/registry.js';
 import { sizeAwareAugment } from '../data/transforms/transform_config.js';
+import type { CheckpointMeta } from '../checkpoint/checkpoint.js';
 import type { TrainConfig } from './config.js';
 
 export interface TimmJobOptions {
@@ -22,6 +23,8 @@ export interface TimmJobOptions {
   pretrainedFile?: string;
   /** Class count of an image folder dataset (counted by the caller). */
   datasetClasses?: number;
+  /** The --pretrained checkpoint's metadata: its architecture and preprocessing, as train starts from them. */
+  pretrainedMeta?: Pick<CheckpointMeta, 'family' | 'config' | 'mean' | 'std' | 'cropPct' | 'interpolation'>;
 }
 
 export interface TimmJob {
@@ -145,12 +148,14 @@ export const TIMM_RULES: { [K in keyof TrainConfig]-?: Rule<K> } = {
 const inputShape = (v: VitConfig): [number, number, number] => [v.inChans, v.imgSize, v.imgSize];
 
 /** The ViT the recipe trains, as tessera builds it (registry entry + --model-kwargs + dataset). */
-function vitConfigOf(cfg: TrainConfig, classes: number | undefined): VitConfig {
+function vitConfigOf(cfg: TrainConfig, classes: number | undefined, pretrained: TimmJobOptions['pretrainedMeta']): VitConfig {
   const entry = getModelEntry(cfg.model);
-  if (entry.family !== 'vit') throw new Error(`--model ${cfg.model}: tessera torchrun writes timm jobs for the vit family; ${cfg.model} is a ${entry.family}`);
+  const family = pretrained ? pretrained.family ?? 'vit' : entry.family;
+  if (family !== 'vit') throw new Error(`${pretrained ? `--pretrained ${cfg.pretrained}` : `--model ${cfg.model}`}: tessera torchrun writes timm jobs for the vit family, not ${family}`);
   const ds = TORCH_DATASETS[cfg.dataset];
+  // as buildModel: a --pretrained start keeps the checkpoint's architecture
   return {
-    ...vitDefaults, ...entry.config, ...cfg.modelKwargs,
+    ...vitDefaults, ...(pretrained ? pretrained.config : entry.config), ...cfg.modelKwargs,
     ...(cfg.imgSize ? { imgSize: cfg.imgSize } : {}),
     ...(ds ? { inChans: ds.mode === 'L' ? 1 : 3 } : {}),
     numClasses: cfg.numClasses ?? classes ?? entry.config.numClasses ?? vitDefaults.numClasses,
@@ -180,9 +185,9 @@ const pyLiteral = (x: unknown) => (typeof x === 'boolean' ? (x ? 'True' : 'False
 
 export function timmJob(cfg: TrainConfig, o: TimmJobOptions): TimmJob {
   const classes = TORCH_DATASETS[cfg.dataset]?.classes ?? o.datasetClasses;
-  const vit = vitConfigOf(cfg, classes);
+  const vit = vitConfigOf(cfg, classes, o.pretrainedMeta);
   const model = timmModel(vit, cfg.model);
-  const entry = getModelEntry(cfg.model);
+  const pre = o.pretrainedMeta ?? getModelEntry(cfg.model).pretrained;
   const c: Ctx = { cfg, o, vit, notes: [] };
   const args: string[][] = [
     ['--model', model.name],
@@ -190,10 +195,10 @@ export function timmJob(cfg: TrainConfig, o: TimmJobOptions): TimmJob {
     ['--num-classes', num(vit.numClasses)],
     ['--in-chans', num(vit.inChans)],
     ['--input-size', num(vit.inChans), num(vit.imgSize), num(vit.imgSize)],
-    ['--mean', ...entry.pretrained.mean.map(num)],
-    ['--std', ...entry.pretrained.std.map(num)],
-    ['--crop-pct', num(entry.pretrained.cropPct)],
-    ['--interpolation', entry.pretrained.interpolation],
+    ['--mean', ...pre.mean.map(num)],
+    ['--std', ...pre.std.map(num)],
+    ['--crop-pct', num(pre.cropPct)],
+    ['--interpolation', pre.interpolation],
   ];
   // tessera's --lr is the peak LR at its batch (batch-size · grad-accum-steps, one process); timm
   // scales --lr-base linearly by the global batch over --lr-base-size

@@ -16,6 +16,7 @@ import { compile } from '../../src/runtime/compile.js';
 import { importTimmRun } from '../../src/train/import_run.js';
 import { runCli } from '../helpers/cli.js';
 import { deterministicInput } from '../helpers/fixtures.js';
+import { maxAbsDiff } from '../checkpoint/layout_helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/timm_run', import.meta.url));
 const ref = JSON.parse(readFileSync(join(FIXTURE, 'reference.json'), 'utf8')) as Record<'import' | 'round_trip', { input_shape: number[]; logits: number[] }>;
@@ -31,13 +32,6 @@ async function logitsOf(model: ImageModel, shape: number[]): Promise<Float32Arra
     await exe.dispose();
   }
 }
-
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 describe('tessera import-run', () => {
   it('model_best.pth.tar → best.safetensors with timm\'s logits, args.yaml\'s preprocessing, summary.csv as metrics.jsonl, a report', async () => {

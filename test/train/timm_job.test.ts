@@ -104,8 +104,8 @@ describe('tessera torchrun', () => {
     expect(timmJob(resolveTrainConfig({}), { nprocPerNode: 1, nnodes: 1 }).unsupported).toEqual([]);
   });
 
-  it('--write DIR: launch.sh, job.json, and --pretrained as a timm checkpoint with the same tensors', async () => {
-    const model = createModel('vit_tiny_patch4_28', { seed: 5 });
+  it('--write DIR: launch.sh, job.json, and --pretrained (its own architecture, as train keeps it) as a timm checkpoint with the same tensors', async () => {
+    const model = createModel('vit_tiny_patch4_28', { seed: 5, embedDim: 48, depth: 2 });
     const ckpt = join(dir, 'start.safetensors');
     saveCheckpoint(ckpt, model, metaFor('vit_tiny_patch4_28', model, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']));
     const out = join(dir, 'job');
@@ -115,6 +115,7 @@ describe('tessera torchrun', () => {
     const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8'));
     const flat = job.args.flat();
     expect(flat).toContain('--pretrained');
+    expect(flat).toEqual(expect.arrayContaining(['embed_dim=48', 'depth=2', 'num_heads=3']));
     expect(flat[flat.indexOf('--pretrained-path') + 1]).toBe(join(out, 'pretrained.safetensors'));
     // fine-tuning defaults applied as in train
     expect(flat[flat.indexOf('--lr-base') + 1]).toBe('0.0005');
