@@ -3,7 +3,7 @@
  * torchrun, for training on many GPUs. Prints the launcher; `--write DIR` writes it with the
  * job as JSON and, for --pretrained, the start weights as a timm checkpoint.
  */
-import { chmodSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { makeDir, writeFileAtomic } from '../checkpoint/atomic.js';
@@ -39,6 +39,9 @@ export function registerTorchrunCommand(program: Command): void {
     }
     if (!/^(fashion-mnist|mnist|cifar10|cifar100)$/.test(cfg.dataset) && !/\.(csv|jsonl)$/i.test(cfg.dataset)) o.datasetClasses = countClassFolders(cfg.dataset);
     const job = timmJob(cfg, o);
+    if (o.datasetClasses !== undefined && !['val', 'validation'].some((v) => existsSync(join(cfg.dataset, v)))) {
+      job.unsupported.push({ flag: '--dataset', reason: `${cfg.dataset} has no val/ folder and timm does not hold one out (tessera's --val-split); it would evaluate on the training images` });
+    }
     for (const [flag, reason] of Object.entries(COMMAND_ONLY_FLAGS)) if (reason && opts[flag] !== undefined) job.unsupported.push({ flag: `--${flag}`, reason });
     const script = launcherScript(job, o);
     if (dir) {

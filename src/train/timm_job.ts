@@ -8,6 +8,7 @@
  * aa4b5850c1543fa488abf260f18390eda46cf85d; scripts/make_timm_job_fixture.py runs that parser on
  * a generated command.
  */
+import { basename } from 'node:path';
 import { vitDefaults, type VitConfig } from '../models/vit.js';
 import { getModelEntry } from '../models/registry.js';
 import { sizeAwareAugment } from '../data/transforms/transform_config.js';
@@ -78,7 +79,7 @@ export const TIMM_RULES: { [K in keyof TrainConfig]-?: Rule<K> } = {
     return [['--data-dir', v], ['--train-split', 'train'], ['--val-split', 'val']];
   },
   dataDir: () => [], // with dataset
-  output: (v, c) => [['--output', v ?? 'output'], ['--experiment', `${c.cfg.model}-${c.cfg.dataset.replace(/[^\w.-]+/g, '_')}`]],
+  output: (v, c) => [['--output', v ?? 'output'], ['--experiment', `${c.cfg.model}-${basename(c.cfg.dataset).replace(/[^\w.-]+/g, '_')}`]],
   epochs: (v) => [['--epochs', num(v)]],
   batchSize: (v) => [['--batch-size', num(v)]],
   evalBatchSize: (v) => [['--validation-batch-size', num(v)]],

@@ -3,7 +3,7 @@
  * reading of the generated commands (scripts/make_timm_job_fixture.py, timm
  * aa4b5850c1543fa488abf260f18390eda46cf85d); here every parsed value is checked against the recipe.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -103,6 +103,17 @@ describe('tessera torchrun', () => {
     // and at the defaults nothing is lost
     expect(timmJob(resolveTrainConfig({}), { nprocPerNode: 1, nnodes: 1 }).unsupported).toEqual([]);
   });
+
+  it('an image folder: classes counted from train/, and a folder without val/ is reported (timm would evaluate on training images)', async () => {
+    const root = join(dir, 'images');
+    for (const c of ['cat', 'dog']) mkdirSync(join(root, 'train', c), { recursive: true });
+    const r = await runCli(['torchrun', '--dataset', root, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const flat: string[] = JSON.parse(r.stdout).args.flat();
+    expect(flat.slice(flat.indexOf('--num-classes'), flat.indexOf('--num-classes') + 2)).toEqual(['--num-classes', '2']);
+    expect(flat.slice(flat.indexOf('--data-dir'), flat.indexOf('--data-dir') + 2)).toEqual(['--data-dir', root]);
+    expect(r.stderr).toMatch(/^not translated \(no timm equivalent\): --dataset \(.* has no val\/ folder/m);
+  }, 30_000);
 
   it('--write DIR: launch.sh, job.json, and --pretrained (its own architecture, as train keeps it) as a timm checkpoint with the same tensors', async () => {
     const model = createModel('vit_tiny_patch4_28', { seed: 5, embedDim: 48, depth: 2 });
