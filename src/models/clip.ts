@@ -311,9 +311,9 @@ export class ClipImageClassifier extends ImageModel {
     const head = this.head;
     const e = this.config.clip.embedDim;
     if (!head || textEmbeddings.length !== this.numClasses * e) throw new RangeError(`zero-shot head: expected ${this.numClasses} × ${e} text embeddings, got ${textEmbeddings.length / e} rows`);
-    const [weight, bias] = head.namedParameters().map(([, p]) => p) as [{ data: Float32Array }, { data: Float32Array }];
-    weight.data = normalisedRows(textEmbeddings, e).map((v) => v * logitScale);
-    bias.data = new Float32Array(this.numClasses);
+    const [weight, bias] = head.namedParameters().map(([, p]) => p);
+    weight!.data = normalisedRows(textEmbeddings, e).map((v) => v * logitScale);
+    bias!.data = new Float32Array(this.numClasses);
   }
 }
 
@@ -395,6 +395,8 @@ const clipImageDefaults: ClipImageConfig = { imgSize: 224, inChans: 3, numClasse
 
 const OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const OPENAI_STD = [0.26862954, 0.26130258, 0.27577711];
+/** OpenAI's _transform: bicubic resize of the short side to the input size, centre crop, its mean/std. */
+export const CLIP_PREPROCESSING = { mean: OPENAI_MEAN, std: OPENAI_STD, interpolation: 'bicubic', cropPct: 1 } as const;
 
 /** A registered CLIP image tower has a 1,000-class head (as timm's counts), set from class prompts by train --pretrained. */
 export const clipEntries: ModelEntry[] = Object.entries(CLIP_CONFIGS).map(([name, clip]) => {
