@@ -18,7 +18,9 @@ import { LayoutError } from '../checkpoint/layout_common.js';
 import { ClipTokenizer, TokenizerError } from '../text/clip_tokenizer.js';
 import { topK } from '../serve/prediction.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
-import { withOverrides } from './load_for_inference.js';
+import { withOverrides, type InferenceModel } from './load_for_inference.js';
+import { isBuiltinDataset, loadBuiltinDataset } from '../data/datasets/builtin.js';
+import { openImageDataset } from '../data/datasets/folder_dataset.js';
 import { UsageError } from './output.js';
 
 export interface ZeroShotFlags extends PreprocessFlags { template?: string[] }
@@ -116,4 +118,17 @@ export function registerZeroShotCommand(program: Command): void {
       if (f.json) console.log(JSON.stringify(results));
       if (failed) process.exitCode = 1;
     });
+}
+
+/**
+ * `eval --zero-shot`: the dataset's class names (underscores read as spaces) become the labels of
+ * the prompts; the classifier then runs as any checkpoint's does.
+ */
+export async function openZeroShotForEval(f: ZeroShotFlags & { dataset: string; dataDir?: string }, threads?: number): Promise<InferenceModel> {
+  const classNames = isBuiltinDataset(f.dataset)
+    ? [...(await loadBuiltinDataset(f.dataset, 'test', { dataDir: f.dataDir })).classNames]
+    : [...openImageDataset(f.dataset).train.classNames];
+  const { model, transform } = await openZeroShot(f, classNames.map((c) => c.replace(/_/g, ' ')), threads);
+  const exe = await compileInference(model, { threads });
+  return { exe, classNames, transform, close: () => exe.dispose() };
 }

@@ -75,6 +75,26 @@ describe('tessera zero-shot', () => {
     expect(text.out).toBe(`${images[1]}\n${order.map((i) => `  ${(100 * p[i]!).toFixed(2).padStart(6)}%  ${goldens.labels[i]}\n`).join('')}`);
   }, 60_000);
 
+  it('eval --zero-shot on an image folder: class folders become prompts; loss and accuracy from the reference probabilities', async () => {
+    // cat/a.png, dog/b.png, t-shirt/a.png: samples (image 0, class 0), (1, 1), (0, 2)
+    const samples: [number, number][] = [[0, 0], [1, 1], [0, 2]];
+    const folder = join(dir, 'folder');
+    for (const [img, label] of samples) {
+      mkdirSync(join(folder, goldens.labels[label]), { recursive: true });
+      copyFileSync(images[img]!, join(folder, goldens.labels[label], `${img}.png`));
+    }
+    const r = await run(['eval', '--zero-shot', '--checkpoint', ckpt, '--dataset', folder, '--split', 'all', '--json', '--threads', '1']);
+    expect(r.code, r.err).toBe(0);
+    const summary = JSON.parse(r.out);
+    const p = goldens.single.probabilities as number[][];
+    const argmax = (row: number[]) => row.indexOf(Math.max(...row));
+    expect(summary.count).toBe(3);
+    expect(summary.top1).toBeCloseTo(samples.filter(([i, l]) => argmax(p[i]!) === l).length / 3, 6);
+    expect(summary.loss).toBeCloseTo(samples.reduce((s, [i, l]) => s - Math.log(p[i]![l]!), 0) / 3, 4);
+    const noZeroShot = await run(['eval', '--checkpoint', ckpt, '--dataset', folder, '--template', 'a {}']);
+    expect([noZeroShot.code, noZeroShot.err.trim()]).toEqual([2, 'tessera: --template is for --zero-shot']);
+  }, 60_000);
+
   it('bad input is one line each, exit 2', async () => {
     const file = (name: string, text: string) => { writeFileSync(join(dir, name), text); return join(dir, name); };
     const cases: [string[], RegExp][] = [
