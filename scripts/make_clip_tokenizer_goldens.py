@@ -57,6 +57,19 @@ def words_of(text):
     return ["".join(BYTE[b] for b in w.encode("utf-8")) for w in re.findall(PAT, clean(text))]
 
 
+def merge_pair(word, pair):
+    """The symbols of `word` with every occurrence of `pair`, left to right, joined into one."""
+    out, i = [], 0
+    while i < len(word):
+        if i < len(word) - 1 and (word[i], word[i + 1]) == pair:
+            out.append(word[i] + word[i + 1])
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return out
+
+
 def learn(corpus, n_merges):
     counts = Counter()
     for line in corpus:
@@ -74,15 +87,7 @@ def learn(corpus, n_merges):
         merges.append(best)
         merged = Counter()
         for word, c in counts.items():
-            out, i = [], 0
-            while i < len(word):
-                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
-                    out.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            merged[tuple(out)] += c
+            merged[tuple(merge_pair(word, best))] += c
         counts = merged
     return merges
 
@@ -104,15 +109,7 @@ class Reference:
             best = min(pairs, key=lambda p: self.ranks.get(p, float("inf")))
             if best not in self.ranks:
                 break
-            out, i = [], 0
-            while i < len(word):
-                if i < len(word) - 1 and (word[i], word[i + 1]) == best:
-                    out.append(word[i] + word[i + 1])
-                    i += 2
-                else:
-                    out.append(word[i])
-                    i += 1
-            word = out
+            word = merge_pair(word, best)
         return word
 
     def tokenize(self, text, context, truncate):
