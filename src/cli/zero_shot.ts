@@ -14,7 +14,6 @@ import { CLIP_PREPROCESSING } from '../models/clip.js';
 import { checkLabels, DEFAULT_TEMPLATE, zeroShotClassifier, ZeroShotError } from '../models/clip_zero_shot.js';
 import type { ClipImageClassifier } from '../models/clip.js';
 import { loadClip } from '../checkpoint/layout_clip.js';
-import { LayoutError } from '../checkpoint/layout_common.js';
 import { ClipTokenizer, TokenizerError } from '../text/clip_tokenizer.js';
 import { topK } from '../serve/prediction.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
@@ -34,26 +33,34 @@ export function addTemplateOption(cmd: Command): Command {
 }
 
 /**
- * The zero-shot classifier of `labels` and its eval transform. Bad labels, templates, texts too
- * long for the context and checkpoints without a text tower or tokenizer are UsageErrors (one line).
+ * The zero-shot classifier of `labels` and its eval transform. A template without {} and a prompt
+ * too long for the context are command-line errors (UsageError, exit 2); a checkpoint without a
+ * text tower or tokenizer files fails on what was read (exit 1). Each is one line.
  */
 export async function openZeroShot(f: ZeroShotFlags, labels: readonly string[], threads?: number): Promise<{ model: ClipImageClassifier; transform: EvalTransform }> {
   if (f.model) throw new UsageError(`--model is not used by zero-shot: the CLIP architecture is read from ${f.checkpoint}`);
+  const { model: clip, checkpoint } = loadClip(f.checkpoint);
+  const tokenizer = ClipTokenizer.find(checkpoint.folder);
+  let model: ClipImageClassifier;
   try {
-    const { model: clip, checkpoint } = loadClip(f.checkpoint);
-    const tokenizer = ClipTokenizer.find(checkpoint.folder);
-    const model = await zeroShotClassifier(clip, tokenizer, labels, f.template?.length ? f.template : [DEFAULT_TEMPLATE], threads);
-    const s = clip.config.imageSize;
-    return { model, transform: withOverrides(f, { ...CLIP_PREPROCESSING, inputSize: [3, s, s] }) };
+    model = await zeroShotClassifier(clip, tokenizer, labels, f.template?.length ? f.template : [DEFAULT_TEMPLATE], threads);
   } catch (e) {
-    if (e instanceof ZeroShotError || e instanceof TokenizerError || e instanceof LayoutError) throw new UsageError(e.message);
+    if (e instanceof ZeroShotError || e instanceof TokenizerError) throw new UsageError(e.message);
     throw e;
   }
+  const s = clip.config.imageSize;
+  return { model, transform: withOverrides(f, { ...CLIP_PREPROCESSING, inputSize: [3, s, s] }) };
 }
 
 function labelsOf(f: Flags): string[] {
   if ((f.labels === undefined) === (f.labelsFile === undefined)) throw new UsageError('give the labels with --labels a,b,c or --labels-file FILE (one of them)');
-  if (f.labels !== undefined) return checkLabels(f.labels.split(','), '--labels');
+  if (f.labels !== undefined) {
+    try {
+      return checkLabels(f.labels.split(','), '--labels');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   let text: string;
   try {
     text = readFileSync(f.labelsFile!, 'utf8');
@@ -61,11 +68,7 @@ function labelsOf(f: Flags): string[] {
     throw new UsageError(`--labels-file ${f.labelsFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
   const lines = text.replace(/\r?\n$/, '').split(/\r?\n/);
-  try {
-    return checkLabels(lines, f.labelsFile!);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  return checkLabels(lines, f.labelsFile!); // a file's content: exit 1, not a usage error
 }
 
 export function registerZeroShotCommand(program: Command): void {

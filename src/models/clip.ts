@@ -267,7 +267,7 @@ export class ClipImageClassifier extends ImageModel {
 
   constructor(config: Partial<ClipImageConfig> = {}) {
     super();
-    const clip = config.clip ?? CLIP_CONFIGS['clip_tiny']!;
+    const clip = config.clip ?? clipImageDefaults.clip;
     const c = (this.config = { ...clipImageDefaults, ...config, clip, imgSize: clip.imageSize, inChans: 3 });
     const rng = new Random(c.seed);
     this.visual = this.addChild('visual', new ClipVisionTower(clip, rng));

@@ -29,7 +29,7 @@ export function promptsOf(labels: readonly string[], templates: readonly string[
 export function checkLabels(labels: readonly string[], source: string): string[] {
   const seen = new Map<string, number>();
   labels.forEach((l, i) => {
-    if (!l.trim()) throw new ZeroShotError(`${source}: label ${i + 1} is empty; give one label per line, without blank lines`);
+    if (!l.trim()) throw new ZeroShotError(`${source}: label ${i + 1} is empty${source.startsWith('--') ? '' : '; give one label per line, without blank lines'}`);
     const first = seen.get(l.trim());
     if (first !== undefined) throw new ZeroShotError(`${source}: label "${l.trim()}" appears twice (labels ${first + 1} and ${i + 1})`);
     seen.set(l.trim(), i);
@@ -43,7 +43,7 @@ export async function encodeTexts(clip: ClipModel, tokenizer: ClipTokenizer, tex
   const n = clip.config.contextLength;
   const e = clip.config.embedDim;
   if (tokenizer.vocabSize > clip.config.vocabSize) {
-    throw new ZeroShotError(`the tokenizer (${tokenizer.source}) has ${tokenizer.vocabSize} tokens but the checkpoint's text tower embeds ${clip.config.vocabSize}`);
+    throw new Error(`the tokenizer (${tokenizer.source}) has ${tokenizer.vocabSize} tokens but the checkpoint's text tower embeds ${clip.config.vocabSize}`);
   }
   const ids = tokenizer.tokenize(texts, { contextLength: n }); // every text checked before any runs
   const exe = await compile((t) => ({ text: clip.encodeText(t) }), [{ name: 't', shape: ['batch', n], dtype: 'int64' }], { threads });

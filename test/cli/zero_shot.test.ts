@@ -2,8 +2,8 @@
  * `tessera zero-shot` against scripts/make_clip_zero_shot_goldens.py (the tiny CLIP in
  * clip_ref.py, the toy BPE through the reference tokenizer, prompt ensembling as OpenAI's
  * notebook): probabilities and raw logits ≤ 1e-4 with one template and with two; text output;
- * one-line errors for a text longer than the context, a label file with a duplicate or an empty
- * line, and a checkpoint without a text tower.
+ * one-line errors (exit 2 for the command line, 1 for files) for a text longer than the context,
+ * a label file with a duplicate or an empty line, and a checkpoint without a text tower.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -95,18 +95,19 @@ describe('tessera zero-shot', () => {
     expect([noZeroShot.code, noZeroShot.err.trim()]).toEqual([2, 'tessera: --template is for --zero-shot']);
   }, 60_000);
 
-  it('bad input is one line each, exit 2', async () => {
+  it('bad input is one line each: exit 2 for the command line, 1 for what was read', async () => {
     const file = (name: string, text: string) => { writeFileSync(join(dir, name), text); return join(dir, name); };
-    const cases: [string[], RegExp][] = [
-      [['--labels', `cat,${'very '.repeat(20)}long`], /^tessera: text "a photo of a very very .*" is \d+ tokens, longer than the context of 16$/],
-      [['--labels-file', file('dup.txt', 'cat\ndog\ncat\n')], /^tessera: .*dup\.txt: label "cat" appears twice \(labels 1 and 3\)$/],
-      [['--labels-file', file('blank.txt', 'cat\n\ndog\n')], /^tessera: .*blank\.txt: label 2 is empty; give one label per line, without blank lines$/],
-      [['--labels', 'cat,dog', '--template', 'a photo'], /^tessera: template "a photo" has no \{\} for the label$/],
-      [['--labels', 'cat,dog', '--checkpoint', join(dir, 'visual', 'model.safetensors')], /^tessera: .*visual[/\\]model\.safetensors: has no text tower .*: zero-shot needs a full CLIP checkpoint$/],
+    const cases: [string[], number, RegExp][] = [
+      [['--labels', `cat,${'very '.repeat(20)}long`], 2, /^tessera: text "a photo of a very very .*" is \d+ tokens, longer than the context of 16$/],
+      [['--labels', 'cat,,dog'], 2, /^tessera: --labels: label 2 is empty$/],
+      [['--labels', 'cat,dog', '--template', 'a photo'], 2, /^tessera: template "a photo" has no \{\} for the label$/],
+      [['--labels-file', file('dup.txt', 'cat\ndog\ncat\n')], 1, /^tessera: .*dup\.txt: label "cat" appears twice \(labels 1 and 3\)$/],
+      [['--labels-file', file('blank.txt', 'cat\n\ndog\n')], 1, /^tessera: .*blank\.txt: label 2 is empty; give one label per line, without blank lines$/],
+      [['--labels', 'cat,dog', '--checkpoint', join(dir, 'visual', 'model.safetensors')], 1, /^tessera: .*visual[/\\]model\.safetensors: has no text tower .*: zero-shot needs a full CLIP checkpoint$/],
     ];
-    for (const [extra, message] of cases) {
+    for (const [extra, code, message] of cases) {
       const r = await run(['zero-shot', '--checkpoint', ckpt, ...extra, images[0]!]);
-      expect(r.code, extra.join(' ')).toBe(2);
+      expect(r.code, extra.join(' ')).toBe(code);
       expect(r.err.trimEnd().split('\n'), extra.join(' ')).toHaveLength(1);
       expect(r.err.trimEnd(), extra.join(' ')).toMatch(message);
       expect(r.out).toBe('');
