@@ -15,12 +15,13 @@ import { evaluate } from '../train/evaluate.js';
 import type { ClassificationSummary } from '../train/metrics.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
 import { openForInference } from './load_for_inference.js';
+import { addTemplateOption, openZeroShotForEval, type ZeroShotFlags } from './zero_shot.js';
 import { nonNegativeInt, positiveInt } from './parse.js';
 import { UsageError, printTable } from './output.js';
 
 type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
   dataset: string; split: 'train' | 'test' | 'all'; batchSize: number; limit?: number; workers?: number; strict?: boolean;
-};
+} & ZeroShotFlags & { zeroShot?: boolean };
 
 export function registerEvalCommand(program: Command): void {
   const cmd = program.command('eval').description('evaluate a checkpoint: top-1/top-5, loss, per-class accuracy, confusion matrix');
@@ -35,9 +36,12 @@ export function registerEvalCommand(program: Command): void {
     .option('--limit <n>', 'evaluate N images only: the first N of a built-in dataset, a seeded sample of N from images on disk', positiveInt('--limit'))
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json', { description: 'print JSON (accuracies as numbers in [0, 1])' }))
+    .option('--zero-shot', 'classify with a CLIP checkpoint by text prompts of the dataset\'s class names (see --template)');
+  addTemplateOption(cmd)
     .action(async (f: EvalFlags) => {
+      if (f.template && !f.zeroShot) throw new UsageError('--template is for --zero-shot');
       if (f.split === 'all' && isBuiltinDataset(f.dataset)) throw new UsageError(`--split all is for images on disk; ${f.dataset} has a train and a test split`);
-      const { exe, classNames, transform, heldOut, close } = await openForInference(f, f.threads);
+      const { exe, classNames, transform, heldOut, close } = f.zeroShot ? await openZeroShotForEval(f, f.threads) : await openForInference(f, f.threads);
       try {
         const source = isBuiltinDataset(f.dataset) ? await builtinSource(f, transform, classNames) : imageSource(f, transform, classNames, heldOut);
         let summary;

@@ -43,7 +43,7 @@ export async function openForInference(f: PreprocessFlags, threads?: number): Pr
   return { exe, classNames: meta.classNames, transform, ...(meta.heldOut ? { heldOut: meta.heldOut } : {}), close: () => exe.dispose() };
 }
 
-function withOverrides(f: PreprocessFlags, t: EvalTransform): EvalTransform {
+export function withOverrides(f: PreprocessFlags, t: EvalTransform): EvalTransform {
   const [c, h, w] = t.inputSize;
   if (f.imgSize !== undefined && f.imgSize !== h) throw new Error(`--img-size ${f.imgSize} differs from the model's ${h}×${w}`);
   for (const [flag, list] of [['--mean', f.mean], ['--std', f.std]] as const) {

@@ -12,6 +12,7 @@ import { registerBenchCommand } from './bench.js';
 import { registerTrainCommand } from './train.js';
 import { registerEvalCommand } from './eval.js';
 import { registerPredictCommand } from './predict.js';
+import { registerZeroShotCommand } from './zero_shot.js';
 import { registerConvertCommand } from './convert.js';
 import { registerExplainCommand } from './explain.js';
 import { registerAttackCommand } from './attack.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerTrainCommand(program);
   registerEvalCommand(program);
   registerPredictCommand(program);
+  registerZeroShotCommand(program);
   registerConvertCommand(program);
   registerExplainCommand(program);
   registerAttackCommand(program);

@@ -8,8 +8,10 @@ import { createFromConfig, createModel, familyOf, getModelEntry } from '../model
 import { getFamily, type ImageModel } from '../models/model.js';
 import type { TrainConfig } from './config.js';
 import { applyPretrained, loadPretrainedWeights } from './finetune.js';
+import { clipStart, isClipWithText } from './clip_start.js';
 
-export async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly [number, number, number], log: (m: string) => void): Promise<{ model: ImageModel; modelName: string }> {
+export async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: readonly [number, number, number], log: (m: string) => void, classNames: readonly string[] = []): Promise<{ model: ImageModel; modelName: string }> {
+  if (cfg.pretrained && isClipWithText(cfg.pretrained)) return { model: await clipStart(cfg.pretrained, cfg.model, classNames.slice(0, numClasses), log), modelName: cfg.model };
   const common = { ...cfg.modelKwargs, numClasses, dropPathRate: cfg.dropPath, dropRate: cfg.drop, seed: cfg.seed };
   if (!cfg.pretrained) {
     return { model: checkKwargs(cfg, cfg.model, createModel(cfg.model, cfg.imgSize ? { ...common, imgSize: h } : common)), modelName: cfg.model };

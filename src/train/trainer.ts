@@ -122,7 +122,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
   const committed = resumed && recoverRunDir(resumed);
   const { model, modelName } = resumed && committed
     ? { model: loadRunModel(resumed), modelName: cfg.model }
-    : await buildModel(cfg, numClasses, data.imageShape, log);
+    : await buildModel(cfg, numClasses, data.imageShape, log, classNames);
   const [c, h, w] = model.inputShape;
   const [dc, dh, dw] = data.imageShape;
   if (c !== dc || h !== dh || w !== dw) {

@@ -1,0 +1,37 @@
+"""Exports the image tower of scripts/clip_ref.py (OpenAI's model.py ported) with the weights tessera
+wrote, for bench/clip_zero_shot.ts: ORT then runs PyTorch's export of the same tower.
+
+argv: weights.safetensors (OpenAI keys, visual.* used) out.onnx name (ViT-B-32 …)
+Run with PYTHONPATH=/opt/torch2 /usr/bin/python3 (torch 2.x; its TorchScript-based exporter).
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+from clip_ref import CONFIGS, Visual  # noqa: E402
+
+
+def main():
+    weights, out, name = sys.argv[1:4]
+    c = CONFIGS[name]
+    tower = Visual(c["image_size"], c["patch"], c["vw"], c["vl"], c["vw"] // 64, 4 * c["vw"], c["embed_dim"], "quick_gelu").eval()
+    with open(weights, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        blob = f.read()
+    sd = {k[len("visual."):]: torch.from_numpy(np.frombuffer(blob[v["data_offsets"][0]:v["data_offsets"][1]], dtype="<f4").reshape(v["shape"]).copy())
+          for k, v in header.items() if k.startswith("visual.")}
+    tower.load_state_dict(sd)
+    x = torch.randn(2, 3, c["image_size"], c["image_size"])
+    with torch.no_grad():
+        torch.onnx.export(tower, (x,), out, input_names=["x"], output_names=["embedding"], dynamic_axes={"x": {0: "batch"}, "embedding": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    print(json.dumps({"torch": torch.__version__, "out": out}))
+
+
+if __name__ == "__main__":
+    main()
