@@ -100,6 +100,18 @@ w3 = torch.randn(6, 3, 2, 2)
 golden['adapt'] = {'shape': list(w3.shape), 'weight': w3.ravel().tolist(),
                    'to4': adapt_input_conv(4, w3).ravel().tolist(), 'to1': adapt_input_conv(1, w3).ravel().tolist(),
                    'to7': adapt_input_conv(7, w3).ravel().tolist()}
+# --- a tiny 4-band 16-bit folder dataset and its per-channel statistics (NumPy, ddof=0, all pixels) ---
+pixels = []
+for cls, sizes in (('field', [(8, 8), (6, 10)]), ('water', [(7, 9)])):
+    os.makedirs(os.path.join(OUT, 'stats_ds', cls), exist_ok=True)
+    for k, (h, w) in enumerate(sizes):
+        img = rng.integers(0, 65536, (h, w, 4), dtype=np.uint16)
+        img[..., 3] //= 4  # a band with another range, so per-channel values differ
+        tifffile.imwrite(os.path.join(OUT, 'stats_ds', cls, f'{k}.tif'), img, photometric='minisblack', planarconfig='contig')
+        pixels.append(img.reshape(-1, 4).astype(np.float64) / 65535)
+allpx = np.concatenate(pixels)
+golden['stats'] = {'mean': allpx.mean(axis=0).tolist(), 'std': allpx.std(axis=0).tolist(), 'pixels': int(allpx.shape[0]), 'images': len(pixels)}
+
 golden['reference'] = 'timm aa4b5850c1543fa488abf260f18390eda46cf85d adapt_input_conv; PIL ' + Image.__version__ + '; tifffile ' + tifffile.__version__
 with open(os.path.join(OUT, 'goldens.json'), 'w') as f:
     json.dump(golden, f)

@@ -17,6 +17,7 @@ import { registerExplainCommand } from './explain.js';
 import { registerAttackCommand } from './attack.js';
 import { registerExportCommand } from './export.js';
 import { registerServeCommand } from './serve.js';
+import { registerStatsCommand } from './stats.js';
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerModelsCommand(program);
   registerBenchCommand(program);
+  registerStatsCommand(program);
   return program;
 }
 

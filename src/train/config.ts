@@ -89,6 +89,7 @@ export const trainConfigSchema = z.object({
   unfreezeSchedule: count.optional().describe('with --freeze backbone: unfreeze one more block, top first, every N epochs'),
   layerDecay: z.number().gt(0).max(1).optional().describe("layer-wise LR decay (timm's --layer-decay), e.g. 0.75"),
   valSplit: z.number().min(0).lt(1).optional().describe('image datasets without a validation folder or split column: hold out this seeded, stratified fraction of each class for evaluation (default 0.1)'),
+  stats: z.string().optional().describe('image datasets: a tessera stats --out JSON file; its per-channel mean/std normalise the data and are stored in the checkpoint'),
   imgSize: count.optional().describe("image datasets: the model's input size (square; default the model's); pretrained position embeddings are resampled"),
   workers: z.number().int().min(0).optional().describe('image datasets: decoding threads (default: the core count; 0 decodes on the main thread)'),
   strict: z.boolean().default(false).describe('image datasets: stop at the first unreadable image instead of skipping it'),
