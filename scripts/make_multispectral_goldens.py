@@ -112,6 +112,31 @@ for cls, sizes in (('field', [(8, 8), (6, 10)]), ('water', [(7, 9)])):
 allpx = np.concatenate(pixels)
 golden['stats'] = {'mean': allpx.mean(axis=0).tolist(), 'std': allpx.std(axis=0).tolist(), 'pixels': int(allpx.shape[0]), 'images': len(pixels)}
 
+# --- tiled inference: grid positions (last row/column moved in to end at the edge), softmax per
+# tile, mean/max aggregation and the per-pixel class map (highest summed probability of the
+# covering tiles), for given per-tile logits ------------------------------------------------------
+def starts(size, tile, stride):
+    t = min(tile, size)
+    s = list(range(0, size - t + 1, stride))
+    if s[-1] + t < size:
+        s.append(size - t)
+    return s
+
+
+tiled = []
+for (w, h, tile, stride, k) in ((37, 29, 16, 10, 3), (64, 64, 32, 16, 2), (20, 50, 24, 24, 4), (30, 30, 30, 15, 2)):
+    xs, ys = starts(w, tile, stride), starts(h, tile, stride)
+    boxes = [(x, y, min(tile, w), min(tile, h)) for y in ys for x in xs]
+    logits = rng.standard_normal((len(boxes), k)).astype(np.float32)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    acc = np.zeros((h, w, k))
+    for (x, y, bw, bh), pr in zip(boxes, p):
+        acc[y:y + bh, x:x + bw] += pr
+    tiled.append({'width': w, 'height': h, 'tile': tile, 'stride': stride, 'classes': k, 'boxes': boxes, 'logits': logits.ravel().tolist(),
+                  'mean': p.mean(0).tolist(), 'max': p.max(0).tolist(), 'class_map': acc.argmax(2).ravel().tolist()})
+golden['tiled'] = tiled
+
 golden['reference'] = 'timm aa4b5850c1543fa488abf260f18390eda46cf85d adapt_input_conv; PIL ' + Image.__version__ + '; tifffile ' + tifffile.__version__
 with open(os.path.join(OUT, 'goldens.json'), 'w') as f:
     json.dump(golden, f)
