@@ -143,7 +143,8 @@ export function resolveTrainConfig(input: Record<string, unknown>, source = 'con
 
 /** Validates --model-kwargs with the family's schema, naming keys in snake_case as timm's flag and the help write them. */
 function checkModelKwargs(model: string, kwargs: Record<string, unknown>, source: string, keyName: (k: string) => string): Record<string, unknown> {
-  const schema = getFamily(familyOf(model)).kwargsSchema;
+  // in_chans is timm's create_model argument for every family (multispectral data, issue #24)
+  const schema = getFamily(familyOf(model)).kwargsSchema.extend({ inChans: z.number().int().min(1).optional() });
   const r = schema.safeParse(kwargs);
   if (r.success) return r.data as Record<string, unknown>;
   const first = r.error.issues[0]!;
