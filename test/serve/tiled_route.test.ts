@@ -12,7 +12,7 @@ import { startInferenceWorker } from '../../src/serve/worker_model.js';
 
 let server: TesseraServer;
 let url: string;
-let png: Buffer;
+let png: Uint8Array<ArrayBuffer>;
 let expected: Awaited<ReturnType<typeof predictTiles>>;
 
 beforeAll(async () => {
@@ -20,7 +20,7 @@ beforeAll(async () => {
   const meta = metaFor('vit_tiny_patch4_32', model, ['a', 'b', 'c'], { cropPct: 1 });
   const { bytes, meta: onnxMeta } = exportModel(model, meta);
   const w = 50, h = 34;
-  png = await sharp(Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 53 + (i >> 4) * 7) & 255), { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  png = new Uint8Array(await sharp(Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 53 + (i >> 4) * 7) & 255), { raw: { width: w, height: h, channels: 3 } }).png().toBuffer());
   const t = evalTransformOf(onnxMeta);
   const exe = await compileInference(model, { threads: 1 });
   expected = await predictTiles(await decodeForTiles(png, t, 'png'), t, async (x) => (await exe.run({ x })).logits!.data as Float32Array, 3,

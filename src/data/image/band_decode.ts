@@ -23,7 +23,7 @@ export interface BandImage {
 
 type Input = string | Uint8Array;
 
-const isPng = (b: Uint8Array) => b.length > 24 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
+export const isPng = (b: Uint8Array): boolean => b.length > 24 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
 
 const bytesOf = async (input: Input, label: string): Promise<Uint8Array> => {
   if (typeof input !== 'string') return input;

@@ -5,7 +5,7 @@
  * one at a time; each image's sums are taken in float64 and merged with Chan et al.'s pairwise
  * update, so a large dataset neither needs memory nor loses precision.
  */
-import { decodeBands, type BandImage } from '../image/band_decode.js';
+import { decodeBands, isPng, type BandImage } from '../image/band_decode.js';
 import { decodeFull } from '../image/image_decode.js';
 import { isTiff } from '../image/tiff_bands.js';
 import { readFile } from 'node:fs/promises';
@@ -18,8 +18,6 @@ export interface ChannelStats {
   pixels: number;
   images: number;
 }
-
-const isPng = (b: Uint8Array) => b.length > 8 && b[0] === 0x89 && b[1] === 0x50;
 
 /** The image as [0, 1] samples: PNG/TIFF through the band decoder (any depth), other formats as 8-bit sRGB. */
 async function samplesOf(path: string): Promise<BandImage> {

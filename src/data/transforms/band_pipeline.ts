@@ -9,16 +9,9 @@ import type { Random } from '../../random.js';
 import type { BandImage } from '../image/band_decode.js';
 import { ImageDecodeError } from '../image/image_decode.js';
 import { centerCropBox, evalResizeSize, randomResizedCropBox, resizeShorterSide, type CropBox } from './geometry.js';
+import { bicubic, bilinear } from './resample.js';
 import { randomErasing } from './tensor_transforms.js';
 import type { EvalTransform, Interpolation, ResolvedImageTransform } from './transform_config.js';
-
-const bilinear = (x: number) => (x < 1 ? 1 - x : 0);
-const bicubic = (x: number) => {
-  const a = -0.5;
-  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-  return 0;
-};
 
 /** PIL's precompute_coeffs for one axis, normalised, in double (the 32-bit-float path keeps them so). */
 function axisWeights(inSize: number, outSize: number, interpolation: Interpolation): { first: Int32Array; taps: Int32Array; weights: Float64Array; ksize: number } {
@@ -33,7 +26,7 @@ function axisWeights(inSize: number, outSize: number, interpolation: Interpolati
     const lo = Math.max(0, Math.trunc(center - support + 0.5));
     const n = Math.min(inSize, Math.trunc(center + support + 0.5)) - lo;
     let sum = 0;
-    for (let k = 0; k < n; k++) sum += (weights[o * ksize + k] = filter(Math.abs((k + lo - center + 0.5) / filterscale)));
+    for (let k = 0; k < n; k++) sum += (weights[o * ksize + k] = filter((k + lo - center + 0.5) / filterscale));
     if (sum !== 0) for (let k = 0; k < n; k++) weights[o * ksize + k]! /= sum;
     first[o] = lo;
     taps[o] = n;
