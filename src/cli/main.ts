@@ -21,6 +21,8 @@ import { registerServeCommand } from './serve.js';
 import { registerTorchrunCommand } from './torchrun.js';
 import { registerImportRunCommand } from './import_run.js';
 
+import { registerStatsCommand } from './stats.js';
+
 export function buildProgram(): Command {
   const program = new Command('tessera')
     .description('Vision Transformers in TypeScript: train, evaluate, explain, attack and export ViTs on ONNX Runtime')
@@ -42,6 +44,7 @@ export function buildProgram(): Command {
   registerImportRunCommand(program);
   registerModelsCommand(program);
   registerBenchCommand(program);
+  registerStatsCommand(program);
   return program;
 }
 

@@ -14,8 +14,9 @@ import { topK } from '../serve/prediction.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
 import { openForInference } from './load_for_inference.js';
 import { positiveInt } from './parse.js';
+import { addTileOptions, predictTiledImages, tileOptionsOf, type TileFlags } from './predict_tiled.js';
 
-type PredictFlags = PreprocessFlags & Pick<SharedValues, 'threads' | 'json'> & { topk: number; batchSize: number; jsonl?: boolean };
+type PredictFlags = PreprocessFlags & Pick<SharedValues, 'threads' | 'json'> & TileFlags & { topk: number; batchSize: number; jsonl?: boolean };
 
 interface Prediction {
   image: string;
@@ -31,13 +32,16 @@ export function registerPredictCommand(program: Command): void {
     .addOption(sharedOption('batchSize', { default: 64, description: 'images per model run' }))
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json', { description: 'print a JSON array, including each image\'s raw logits (written as the images are done)' }).conflicts('jsonl'))
-    .option('--jsonl', 'print one JSON object per image and line (as --json\'s elements)')
+    .option('--jsonl', 'print one JSON object per image and line (as --json\'s elements)');
+  addTileOptions(cmd)
     .action(async (args: string[], f: PredictFlags) => {
+      const tiling = tileOptionsOf(f);
       const { exe, classNames, transform, close } = await openForInference(f, f.threads);
       configureSharpForLoading();
       const out = new PredictionWriter(f.json ? 'json' : f.jsonl ? 'jsonl' : 'text');
       let failed = 0, total = 0;
       try {
+        if (tiling) ({ failed, total } = await predictTiledImages(args, exe, transform, classNames, tiling, f, (p) => out.write(p)));
         const [c, h, w] = transform.inputSize;
         const per = c * h * w;
         const x = new Float32Array(f.batchSize * per);
@@ -50,7 +54,8 @@ export function registerPredictCommand(program: Command): void {
         };
         // decodes in flight beside the batch being filled: enough to keep sharp's threads busy
         const decoding = Math.min(f.batchSize, 2 * physicalCores());
-        for await (const r of inOrder(imagePathsOf(args), decoding, (a) => decode(a, transform))) {
+        // with --tile the images were answered above
+        for await (const r of inOrder(tiling ? noImages() : imagePathsOf(args), decoding, (a) => decode(a, transform))) {
           total++;
           if ('error' in r) {
             failed++;
@@ -72,6 +77,9 @@ export function registerPredictCommand(program: Command): void {
       }
     });
 }
+
+// eslint-disable-next-line require-yield
+async function* noImages(): AsyncGenerator<ImageArg> {}
 
 type Decoded = { path: string; data: Float32Array } | { error: string };
 
@@ -108,7 +116,7 @@ class PredictionWriter {
 
   constructor(private readonly format: 'text' | 'json' | 'jsonl') {}
 
-  async write(p: Prediction): Promise<void> {
+  async write(p: Pick<Prediction, 'image' | 'top'>): Promise<void> {
     let s: string;
     if (this.format === 'json') s = `${this.count ? ',' : '['}${JSON.stringify(p)}`;
     else if (this.format === 'jsonl') s = `${JSON.stringify(p)}\n`;

@@ -12,6 +12,7 @@ import { decodeImage, readImages } from './images.js';
 import { ServeMetrics } from './metrics.js';
 import { modelInfo, prediction } from './prediction.js';
 import { registerStatic } from './static.js';
+import { registerTiledRoute } from './tiled_route.js';
 import type { ServedModel } from './worker_model.js';
 
 export interface ServeOptions {
@@ -139,6 +140,8 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
     const results = await classify(await readImages(req, maxImages, { json: true, bodyLimit }), req.query);
     return { model: meta.model, results };
   });
+
+  registerTiledRoute(app, { batcher, transform, meta, bodyLimit, maxQueue, defaultTopk });
 
   const info = modelInfo(meta, model.bytes.byteLength, { maxBatch, maxWaitMs }, mapSize);
   app.get('/v1/model', async () => info);

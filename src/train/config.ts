@@ -89,6 +89,7 @@ export const trainConfigSchema = z.object({
   unfreezeSchedule: count.optional().describe('with --freeze backbone: unfreeze one more block, top first, every N epochs'),
   layerDecay: z.number().gt(0).max(1).optional().describe("layer-wise LR decay (timm's --layer-decay), e.g. 0.75"),
   valSplit: z.number().min(0).lt(1).optional().describe('image datasets without a validation folder or split column: hold out this seeded, stratified fraction of each class for evaluation (default 0.1)'),
+  stats: z.string().optional().describe('image datasets: a tessera stats --out JSON file; its per-channel mean/std normalise the data and are stored in the checkpoint'),
   imgSize: count.optional().describe("image datasets: the model's input size (square; default the model's); pretrained position embeddings are resampled"),
   workers: z.number().int().min(0).optional().describe('image datasets: decoding threads (default: the core count; 0 decodes on the main thread)'),
   strict: z.boolean().default(false).describe('image datasets: stop at the first unreadable image instead of skipping it'),
@@ -142,7 +143,8 @@ export function resolveTrainConfig(input: Record<string, unknown>, source = 'con
 
 /** Validates --model-kwargs with the family's schema, naming keys in snake_case as timm's flag and the help write them. */
 function checkModelKwargs(model: string, kwargs: Record<string, unknown>, source: string, keyName: (k: string) => string): Record<string, unknown> {
-  const schema = getFamily(familyOf(model)).kwargsSchema;
+  // in_chans is timm's create_model argument for every family (multispectral data, issue #24)
+  const schema = getFamily(familyOf(model)).kwargsSchema.extend({ inChans: z.number().int().min(1).optional() });
   const r = schema.safeParse(kwargs);
   if (r.success) return r.data as Record<string, unknown>;
   const first = r.error.issues[0]!;

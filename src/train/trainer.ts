@@ -5,6 +5,7 @@
  * and commit the run directory. Resume, EMA, accumulation, the objective and checkpointing each
  * live in their own file.
  */
+import { trainingPreprocessing } from './dataset_stats.js';
 import { resolve } from 'node:path';
 import type { TensorDataset } from '../data/datasets/dataset.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
@@ -96,9 +97,10 @@ export async function train(cfg: TrainConfig, opts: TrainOptions = {}): Promise<
   if (cfg.imgSize !== undefined && !opts.datasets && !isImageDataset(cfg.dataset)) {
     throw new RangeError(`--img-size applies to image folders and manifests; ${cfg.dataset}'s images have a fixed size`);
   }
-  const [channels, height, width] = pre.inputSize;
+  const [, height, width] = pre.inputSize;
+  const { channels, mean, std } = trainingPreprocessing(pre, cfg);
   const inputSize: [number, number, number] = cfg.imgSize ? [channels, cfg.imgSize, cfg.imgSize] : [channels, height, width];
-  const transform: EvalTransform = { inputSize, cropPct: pre.cropPct, interpolation: pre.interpolation, mean: pre.mean, std: pre.std };
+  const transform: EvalTransform = { inputSize, cropPct: pre.cropPct, interpolation: pre.interpolation, mean, std };
   const data = await openTrainData(cfg, { transform }, log, opts.datasets);
   try {
     return await trainOn(cfg, opts, data, transform, log);

@@ -16,6 +16,8 @@ import { ImageDecodeError, decodeResized, decodeResizedCrop } from '../image/ima
 import { advance, cropPixels, releasePixels, toGrayscale, toNormalizedChw, type PixelImage } from './pixels.js';
 import { randAugment } from './rand_augment.js';
 import { randomErasing } from './tensor_transforms.js';
+import { decodeBandsIfNeeded } from '../image/band_decode.js';
+import { evalBandSample, trainBandSample } from './band_pipeline.js';
 import type { EvalTransform, Interpolation, ResolvedImageTransform } from './transform_config.js';
 
 type Input = string | Uint8Array;
@@ -26,6 +28,9 @@ const toModelChannels = (img: PixelImage, channels: number): PixelImage => (chan
 /** Training transform → normalised CHW floats of inputSize (written into `out` when given). */
 export async function trainSample(input: Input, t: ResolvedImageTransform, rng: Random, label = typeof input === 'string' ? input : 'image', out?: Float32Array): Promise<Float32Array> {
   const [c, h, w] = t.eval.inputSize;
+  // more than 8 bits or other than 1/3 bands: the float band pipeline (band_pipeline.ts)
+  const bands = await decodeBandsIfNeeded(input, c, label);
+  if (bands) return trainBandSample(bands, t, rng, label, out);
   const pick = (): Interpolation => (t.trainInterpolation === 'random' ? (rng.int(2) === 0 ? 'bilinear' : 'bicubic') : t.trainInterpolation);
   // the flips are drawn here, in timm's order, and run inside the decoding pipeline
   let img = await decodeResizedCrop(input, (iw, ih) => {
@@ -57,6 +62,8 @@ export async function evalPixels(input: Input, t: EvalTransform, label = typeof 
 
 /** Eval transform → normalised CHW floats of inputSize (written into `out` when given). */
 export async function evalSample(input: Input, t: EvalTransform, label = typeof input === 'string' ? input : 'image', out?: Float32Array): Promise<Float32Array> {
+  const bands = await decodeBandsIfNeeded(input, t.inputSize[0], label);
+  if (bands) return evalBandSample(bands, t, label, out);
   const img = await evalPixels(input, t, label);
   const data = toNormalizedChw(img, t.mean, t.std, out);
   releasePixels(img);

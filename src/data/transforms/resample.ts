@@ -12,12 +12,14 @@ import { resampleRgbSimd, type AxisCoefficients } from '../kernels/resample.js';
 
 const PRECISION_BITS = 32 - 8 - 2;
 
-const bilinear = (x: number) => {
+/** PIL's triangle filter (shared with the float resampling of band images) */
+export const bilinear = (x: number) => {
   x = Math.abs(x);
   return x < 1 ? 1 - x : 0;
 };
 
-const bicubic = (x: number) => {
+/** PIL's Keys a = −0.5 cubic filter */
+export const bicubic = (x: number) => {
   const a = -0.5;
   x = Math.abs(x);
   if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;

@@ -79,8 +79,8 @@ export interface ResolvedImageTransform {
 export function resolveImageTransform(opts: ImageTransformOptions): ResolvedImageTransform {
   const { inputSize, cropPct, interpolation, mean, std, ...augmentKeys } = opts;
   const [c, h, w] = inputSize;
-  if (!(c === 1 || c === 3) || !(Number.isInteger(h) && h > 0 && Number.isInteger(w) && w > 0)) {
-    throw new RangeError(`transform inputSize: expected [1 or 3, H, W] with positive integer H and W, got [${inputSize.join(', ')}]`);
+  if (!(Number.isInteger(c) && c > 0) || !(Number.isInteger(h) && h > 0 && Number.isInteger(w) && w > 0)) {
+    throw new RangeError(`transform inputSize: expected [C, H, W] with positive integer H and W, got [${inputSize.join(', ')}]`);
   }
   if (!(cropPct > 0 && cropPct <= 1)) throw new RangeError(`transform cropPct: expected a value in (0, 1], got ${cropPct}`);
   if (interpolation !== 'bilinear' && interpolation !== 'bicubic') throw new RangeError(`transform interpolation: expected bilinear or bicubic, got ${String(interpolation)}`);

@@ -1,0 +1,165 @@
+/**
+ * Sliding-window (tiled) inference for images larger than the model's input, as remote-sensing
+ * and inspection users run it: tiles of `tile` pixels every `stride` pixels (the last row and
+ * column are moved in to end at the image's edge, so every pixel is covered and no tile is
+ * padded), each tile through the model's eval transform exactly as plain predict would put a
+ * file of that size through it, the tiles batched, softmax per tile, and the image's
+ * probabilities the mean or max of its tiles'. The image is decoded once; the next batch is
+ * prepared while the model runs the current one.
+ */
+import { decodeBandsIfNeeded, type BandImage } from '../data/image/band_decode.js';
+import { decodeFull } from '../data/image/image_decode.js';
+import { bandsToNormalizedChw, cropBands, evalBands } from '../data/transforms/band_pipeline.js';
+import { centerCropBox, evalResizeSize, resizeShorterSide } from '../data/transforms/geometry.js';
+import { cropPixels, toGrayscale, toNormalizedChw, type PixelImage } from '../data/transforms/pixels.js';
+import { resamplePixels } from '../data/transforms/resample.js';
+import type { EvalTransform } from '../data/transforms/transform_config.js';
+
+export type TileAggregate = 'mean' | 'max';
+
+export interface TileOptions {
+  /** tile side in image pixels */
+  tile: number;
+  /** step between tiles (tile / 2 is 50% overlap) */
+  stride: number;
+  aggregate: TileAggregate;
+  /** tiles per model run */
+  batchSize: number;
+}
+
+export interface TileBox { left: number; top: number; width: number; height: number }
+
+export interface TileResult extends TileBox { probabilities: Float32Array }
+
+export interface TiledPrediction {
+  width: number;
+  height: number;
+  tiles: TileResult[];
+  /** the aggregate of the tiles' probabilities */
+  probabilities: Float32Array;
+}
+
+/** Starts along one axis: 0, stride, 2·stride, … and a last one ending at the edge (a tile larger than the side is clipped to it). */
+export function tileStarts(size: number, tile: number, stride: number): number[] {
+  const t = Math.min(tile, size);
+  const starts: number[] = [];
+  for (let s = 0; s + t <= size; s += stride) starts.push(s);
+  if (starts[starts.length - 1]! + t < size) starts.push(size - t);
+  return starts;
+}
+
+/** The tile boxes of a width × height image, row by row. */
+export function tileGrid(width: number, height: number, tile: number, stride: number): TileBox[] {
+  const xs = tileStarts(width, tile, stride), ys = tileStarts(height, tile, stride);
+  return ys.flatMap((top) => xs.map((left) => ({ left, top, width: Math.min(tile, width), height: Math.min(tile, height) })));
+}
+
+/** A decoded image that tiles are cut from: 8-bit pixels (the 8-bit pipeline's arithmetic) or float bands. */
+type Decoded = { kind: 'pixels'; img: PixelImage } | { kind: 'bands'; img: BandImage };
+
+export async function decodeForTiles(input: string | Uint8Array, t: EvalTransform, label: string): Promise<Decoded> {
+  const bands = await decodeBandsIfNeeded(input, t.inputSize[0], label);
+  return bands ? { kind: 'bands', img: bands } : { kind: 'pixels', img: await decodeFull(input, label) };
+}
+
+/** One tile through the eval transform (Resize(size / crop_pct) → CenterCrop → channels → Normalize) into `out`. */
+function tileInput(d: Decoded, box: TileBox, t: EvalTransform, label: string, out: Float32Array): void {
+  if (d.kind === 'bands') {
+    bandsToNormalizedChw(evalBands(cropBands(d.img, box), t, label), t.mean, t.std, out);
+    return;
+  }
+  const [c, h, w] = t.inputSize;
+  const crop = cropPixels(d.img, box.top, box.left, box.height, box.width);
+  const [rw, rh] = resizeShorterSide(box.width, box.height, evalResizeSize(h, w, t.cropPct));
+  const resized = resamplePixels(crop, rw, rh, t.interpolation);
+  const b = centerCropBox(rh, rw, h, w);
+  let px = cropPixels(resized, b.top, b.left, h, w);
+  if (c === 1) px = toGrayscale(px);
+  toNormalizedChw(px, t.mean, t.std, out);
+}
+
+export function softmax(row: Float32Array): Float32Array {
+  let max = -Infinity;
+  for (const v of row) max = Math.max(max, v);
+  const out = new Float32Array(row.length);
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += (out[i] = Math.exp(row[i]! - max));
+  for (let i = 0; i < row.length; i++) out[i]! /= sum;
+  return out;
+}
+
+/** Model runs: a batch of n inputs [n, C, H, W] → logits [n, classes]. */
+export type RunBatch = (x: Float32Array, n: number) => Promise<Float32Array>;
+
+/** Tiles `d` and classifies every tile, `o.batchSize` tiles per run, the next batch cut while the model runs. */
+export async function predictTiles(d: Decoded, t: EvalTransform, run: RunBatch, classes: number, o: TileOptions, label = 'image'): Promise<TiledPrediction> {
+  const { width, height } = d.img;
+  const boxes = tileGrid(width, height, o.tile, o.stride);
+  const per = t.inputSize[0] * t.inputSize[1] * t.inputSize[2];
+  const tiles: TileResult[] = [];
+  const fill = (start: number) => {
+    const n = Math.min(o.batchSize, boxes.length - start);
+    const x = new Float32Array(n * per);
+    for (let i = 0; i < n; i++) tileInput(d, boxes[start + i]!, t, label, x.subarray(i * per, (i + 1) * per));
+    return { x, n, start };
+  };
+  let next = fill(0);
+  while (next.n > 0) {
+    const cur = next;
+    const running = run(cur.x, cur.n);
+    const after = cur.start + cur.n;
+    // cut the next batch while the model runs this one (ORT's threads are not the event loop's)
+    next = after < boxes.length ? fill(after) : { x: new Float32Array(0), n: 0, start: after };
+    const logits = await running;
+    for (let i = 0; i < cur.n; i++) tiles.push({ ...boxes[cur.start + i]!, probabilities: softmax(logits.subarray(i * classes, (i + 1) * classes)) });
+  }
+  return { width, height, tiles, probabilities: aggregateTiles(tiles, classes, o.aggregate) };
+}
+
+export function aggregateTiles(tiles: readonly TileResult[], classes: number, how: TileAggregate): Float32Array {
+  const out = new Float32Array(classes).fill(how === 'max' ? -Infinity : 0);
+  for (const t of tiles) {
+    for (let k = 0; k < classes; k++) out[k] = how === 'max' ? Math.max(out[k]!, t.probabilities[k]!) : out[k]! + t.probabilities[k]! / tiles.length;
+  }
+  return out;
+}
+
+/**
+ * The per-pixel class map at `scale` of the image's size: each pixel takes the class of highest
+ * mean probability over the tiles that cover it. Returns class indices [H·W] (row-major).
+ */
+export function tileClassMap(p: TiledPrediction, classes: number, scale = 1): { map: Int32Array; width: number; height: number } {
+  const w = Math.max(1, Math.round(p.width * scale)), h = Math.max(1, Math.round(p.height * scale));
+  const sum = new Float32Array(w * h * classes);
+  for (const t of p.tiles) {
+    const x0 = Math.floor(t.left * scale), x1 = Math.min(w, Math.ceil((t.left + t.width) * scale));
+    const y0 = Math.floor(t.top * scale), y1 = Math.min(h, Math.ceil((t.top + t.height) * scale));
+    for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) {
+      const o = (y * w + x) * classes;
+      for (let k = 0; k < classes; k++) sum[o + k] += t.probabilities[k]!;
+    }
+  }
+  const map = new Int32Array(w * h);
+  for (let i = 0; i < w * h; i++) {
+    let best = 0;
+    for (let k = 1; k < classes; k++) if (sum[i * classes + k]! > sum[i * classes + best]!) best = k;
+    map[i] = best;
+  }
+  return { map, width: w, height: h };
+}
+
+/** The image as [0, 1] CHW floats at `scale` (nearest pixel; the first three bands of a multiband image), for the overlay. */
+export function displayImage(d: Decoded, width: number, height: number): { data: Float32Array; channels: number; width: number; height: number } {
+  const src = d.img;
+  const channels = Math.min(3, src.channels);
+  const data = new Float32Array(channels * width * height);
+  const norm = d.kind === 'pixels' ? 1 / 255 : 1;
+  for (let y = 0; y < height; y++) {
+    const sy = Math.min(src.height - 1, Math.floor(((y + 0.5) * src.height) / height));
+    for (let x = 0; x < width; x++) {
+      const sx = Math.min(src.width - 1, Math.floor(((x + 0.5) * src.width) / width));
+      for (let c = 0; c < channels; c++) data[c * width * height + y * width + x] = src.data[(sy * src.width + sx) * src.channels + c]! * norm;
+    }
+  }
+  return { data, channels, width, height };
+}
