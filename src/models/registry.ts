@@ -10,6 +10,7 @@ import { convitEntries } from './convit.js';
 import { swinEntries } from './swin.js';
 import { cvtEntries } from './cvt.js';
 import { mobilevitEntries } from './mobilevit.js';
+import { maeEntries } from './mae.js';
 
 export interface PretrainedConfig {
   /** [C, H, W] */
@@ -79,3 +80,4 @@ for (const e of convitEntries) registerModel(e);
 for (const e of swinEntries) registerModel(e);
 for (const e of cvtEntries) registerModel(e);
 for (const e of mobilevitEntries) registerModel(e);
+for (const e of maeEntries) registerModel(e);

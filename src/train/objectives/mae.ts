@@ -1,0 +1,72 @@
+/**
+ * MAE pretraining (He et al. 2021): reconstruct the removed patches' (normalised) pixels from the
+ * visible ones. Each micro-batch's masking is drawn on the host from the run's seeded stream
+ * (uniform noise per patch, as random_masking's torch.rand), so a resumed run masks the same
+ * patches; the graph takes the kept indices, the restoring permutation and the mask as inputs.
+ * The model must be an MAE (`mae_*` entries, src/models/mae.ts).
+ */
+import type { Batch } from '../../data/loader/batch_source.js';
+import type { Feed } from '../../runtime/compile.js';
+import { Random, mixSeed } from '../../random.js';
+import type { ImageModel } from '../../models/model.js';
+import { MaskedAutoencoderViT, keptPatches, maskFromNoise } from '../../models/mae.js';
+import type { Objective, ObjectiveEvaluation } from './objective.js';
+
+/** Salt of the masking noise stream (mixed with the run seed and the micro-batch index). */
+const MASK_SALT = 0x3a3e;
+
+export function asMae(model: ImageModel): MaskedAutoencoderViT {
+  if (!(model instanceof MaskedAutoencoderViT)) throw new RangeError(`MAE pretraining needs an MAE model (e.g. mae_vit_tiny_patch4_28), got a ${model.family} model`);
+  return model;
+}
+
+/** Uniform noise [batch, N] in [0, 1) from `rng` (random_masking's torch.rand). */
+export function drawMaskNoise(rng: Random, batch: number, numPatches: number): Float32Array {
+  return Float32Array.from({ length: batch * numPatches }, () => rng.uniform());
+}
+
+/** The graph feeds of one masking of `batch` images. */
+export function maskFeeds(model: MaskedAutoencoderViT, noise: Float32Array, batch: number, maskRatio: number): Record<string, Feed> {
+  const n = model.numPatches;
+  const m = maskFromNoise(noise, batch, n, maskRatio);
+  return {
+    ids_keep: { data: m.idsKeep, shape: [batch, m.keep] },
+    ids_restore: { data: m.idsRestore, shape: [batch, n] },
+    mask: { data: m.mask, shape: [batch, n] },
+  };
+}
+
+export class MaeObjective implements Objective {
+  readonly name = 'mae';
+  readonly best = { metric: 'eval_loss', mode: 'min' } as const;
+
+  constructor(private readonly model: MaskedAutoencoderViT, readonly maskRatio: number, private readonly seed: number) {
+    if (!(maskRatio > 0 && maskRatio < 1)) throw new RangeError(`--mask-ratio must be in (0, 1), got ${maskRatio}`);
+  }
+
+  inputs(model: ImageModel) {
+    const mae = asMae(model);
+    const n = mae.numPatches;
+    const keep = keptPatches(n, this.maskRatio);
+    if (keep < 1) throw new RangeError(`--mask-ratio ${this.maskRatio} keeps no patch of ${n}`);
+    return [
+      { name: 'ids_keep', shape: ['batch', keep] as const, dtype: 'int64' as const },
+      { name: 'ids_restore', shape: ['batch', n] as const, dtype: 'int64' as const },
+      { name: 'mask', shape: ['batch', n] as const },
+    ];
+  }
+
+  loss(model: ImageModel, x: Parameters<Objective['loss']>[1], inputs: Parameters<Objective['loss']>[2]) {
+    return asMae(model).maeForward(x, { idsKeep: inputs.ids_keep!, idsRestore: inputs.ids_restore!, mask: inputs.mask! }).loss;
+  }
+
+  feeds(batch: Batch, micro: number): Record<string, Feed> {
+    const mae = this.model;
+    const noise = drawMaskNoise(new Random(mixSeed(this.seed, micro, MASK_SALT)), batch.size, mae.numPatches);
+    return { x: batch.x, ...maskFeeds(mae, noise, batch.size, this.maskRatio) };
+  }
+
+  async evaluate(): Promise<ObjectiveEvaluation> {
+    throw new Error('MAE evaluation runs through the pretrain loop');
+  }
+}
