@@ -277,6 +277,10 @@ registerFamily<MaeConfig>({
   kwargsSchema: maeKwargsSchema,
   create: (config) => new MaskedAutoencoderViT(config),
   tinyArgs: { imgSize: 16, patchSize: 4, inChans: 3, embedDim: 24, depth: 2, numHeads: 2, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2, mlpRatio: 2 },
+  encoder: {
+    family: 'vit',
+    config: (c) => ({ imgSize: c.imgSize, patchSize: c.patchSize, inChans: c.inChans, embedDim: c.embedDim, depth: c.depth, numHeads: c.numHeads, mlpRatio: c.mlpRatio }),
+  },
   // an MAE state dict: the encoder's keys plus the official decoder's
   inferConfig(sd) {
     const pred = sd['decoder_pred.weight'];
