@@ -15,11 +15,13 @@ import { evaluate } from '../train/evaluate.js';
 import type { ClassificationSummary } from '../train/metrics.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
 import { openForInference } from './load_for_inference.js';
-import { nonNegativeInt, positiveInt } from './parse.js';
+import { nonNegativeInt, positiveInt, positiveNumber } from './parse.js';
 import { UsageError, printTable } from './output.js';
+import { runKnnEval } from './eval_knn.js';
 
 type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
   dataset: string; split: 'train' | 'test' | 'all'; batchSize: number; limit?: number; workers?: number; strict?: boolean;
+  knn?: boolean; knnK: number; knnTemperature: number;
 };
 
 export function registerEvalCommand(program: Command): void {
@@ -35,7 +37,11 @@ export function registerEvalCommand(program: Command): void {
     .option('--limit <n>', 'evaluate N images only: the first N of a built-in dataset, a seeded sample of N from images on disk', positiveInt('--limit'))
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json', { description: 'print JSON (accuracies as numbers in [0, 1])' }))
+    .option('--knn', "weighted k-NN accuracy of the checkpoint's features instead (DINO's: train split as the bank, test split queried; built-in datasets)")
+    .option('--knn-k <k>', 'neighbours of --knn', positiveInt('--knn-k'), 20)
+    .option('--knn-temperature <t>', 'vote temperature of --knn: weights exp(similarity / T)', positiveNumber('--knn-temperature'), 0.07)
     .action(async (f: EvalFlags) => {
+      if (f.knn) return runKnnEval({ ...f, checkpoint: (f as { checkpoint: string }).checkpoint });
       if (f.split === 'all' && isBuiltinDataset(f.dataset)) throw new UsageError(`--split all is for images on disk; ${f.dataset} has a train and a test split`);
       const { exe, classNames, transform, heldOut, close } = await openForInference(f, f.threads);
       try {

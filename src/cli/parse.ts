@@ -18,3 +18,9 @@ export const nonNegativeInt = (flag: string) => (v: string): number => {
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a whole number ≥ 0, got "${v}"`);
   return n;
 };
+
+export const positiveNumber = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive number, got "${v}"`);
+  return n;
+};
