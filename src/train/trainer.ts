@@ -128,7 +128,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
   if (c !== dc || h !== dh || w !== dw) {
     throw new RangeError(`model ${cfg.model} expects ${c}×${h}×${w} images but ${cfg.dataset} has ${dc}×${dh}×${dw}; pick a model for this input (tessera models), e.g. ${dc === 1 ? 'vit_tiny_patch4_28' : 'vit_tiny_patch4_32'}`);
   }
-  if (model.numClasses !== classNames.length) {
+  if (model.numClasses !== classNames.length && model.numClasses !== 0) {
     throw new RangeError(`the checkpoint has ${model.numClasses} classes but ${cfg.dataset} has ${classNames.length}`);
   }
   const session = { threads: cfg.threads };

@@ -6,14 +6,17 @@
  * The model must be an MAE (`mae_*` entries, src/models/mae.ts).
  */
 import type { Batch } from '../../data/loader/batch_source.js';
-import type { Feed } from '../../runtime/compile.js';
+import { compile, type Executable, type Feed } from '../../runtime/compile.js';
+import type { SessionOptions } from '../../runtime/session.js';
 import { Random, mixSeed } from '../../random.js';
 import type { ImageModel } from '../../models/model.js';
 import { MaskedAutoencoderViT, keptPatches, maskFromNoise } from '../../models/mae.js';
-import type { Objective, ObjectiveEvaluation } from './objective.js';
+import type { EvaluationContext, Objective, ObjectiveContext, ObjectiveEvaluation } from './objective.js';
 
 /** Salt of the masking noise stream (mixed with the run seed and the micro-batch index). */
 const MASK_SALT = 0x3a3e;
+/** Salt of the evaluation masks: the same masks every epoch, so eval_loss compares across epochs. */
+const EVAL_MASK_SALT = 0x3a3f;
 
 export function asMae(model: ImageModel): MaskedAutoencoderViT {
   if (!(model instanceof MaskedAutoencoderViT)) throw new RangeError(`MAE pretraining needs an MAE model (e.g. mae_vit_tiny_patch4_28), got a ${model.family} model`);
@@ -40,7 +43,13 @@ export class MaeObjective implements Objective {
   readonly name = 'mae';
   readonly best = { metric: 'eval_loss', mode: 'min' } as const;
 
-  constructor(private readonly model: MaskedAutoencoderViT, readonly maskRatio: number, private readonly seed: number) {
+  private evalLoss?: Executable;
+
+  static create({ model, cfg, session }: ObjectiveContext): MaeObjective {
+    return new MaeObjective(asMae(model), cfg.maskRatio, cfg.seed, session);
+  }
+
+  constructor(private readonly model: MaskedAutoencoderViT, readonly maskRatio: number, private readonly seed: number, private readonly session: SessionOptions = {}) {
     if (!(maskRatio > 0 && maskRatio < 1)) throw new RangeError(`--mask-ratio must be in (0, 1), got ${maskRatio}`);
   }
 
@@ -66,7 +75,27 @@ export class MaeObjective implements Objective {
     return { x: batch.x, ...maskFeeds(mae, noise, batch.size, this.maskRatio) };
   }
 
-  async evaluate(): Promise<ObjectiveEvaluation> {
-    throw new Error('MAE evaluation runs through the pretrain loop');
+  /** The masked-patch loss on the evaluation images (eval_loss, which picks best.safetensors), at fixed masks. */
+  async evaluate({ loader }: EvaluationContext): Promise<ObjectiveEvaluation> {
+    const mae = this.model;
+    const [c, h, w] = mae.inputShape;
+    this.evalLoss ??= await compile((x, ...rest) => this.loss(mae, x, { ids_keep: rest[0]!, ids_restore: rest[1]!, mask: rest[2]! }),
+      [{ name: 'x', shape: ['batch', c, h, w] }, ...this.inputs(mae)], this.session);
+    let total = 0;
+    let images = 0;
+    for (let i = 0; i < loader.numBatches; i++) {
+      const b = await loader.batch(0, i);
+      if (b.size === 0) continue;
+      const noise = drawMaskNoise(new Random(mixSeed(this.seed, i, EVAL_MASK_SALT)), b.size, mae.numPatches);
+      const out = await this.evalLoss.run({ x: { data: b.x, shape: [b.size, c, h, w] }, ...maskFeeds(mae, noise, b.size, this.maskRatio) });
+      total += Number(out.output!.data[0]) * b.size;
+      images += b.size;
+      loader.release?.(b);
+    }
+    return { record: { eval_loss: total / Math.max(1, images) } };
+  }
+
+  async dispose(): Promise<void> {
+    await this.evalLoss?.dispose();
   }
 }
