@@ -15,7 +15,15 @@ export function registerTrainCommand(program: Command): void {
     .option('--overwrite', 'replace the run already in --output (without it, training into an existing run is refused)')
     .option('--json', 'print the final result as JSON');
   addSchemaOptions(cmd, trainConfigSchema.shape);
-  cmd.action(async (opts: Record<string, unknown>) => {
+  cmd.action((opts: Record<string, unknown>) => runTraining('train', opts));
+}
+
+/**
+ * The body of `train` and `pretrain` (src/cli/pretrain.ts): resolve the config (`defaults` under
+ * the config file under the flags), run with progress and Ctrl-C, print the result.
+ */
+export async function runTraining(command: string, opts: Record<string, unknown>, defaults: Record<string, unknown> = {}): Promise<void> {
+  {
     const flags = pickSchemaValues(opts, trainConfigSchema.shape);
     let cfg;
     if (opts.resume) {
@@ -26,7 +34,7 @@ export function registerTrainCommand(program: Command): void {
     } else {
       const file = opts.config ? readConfigFile(opts.config as string) : {};
       if (opts.config) resolveTrainConfig(file, opts.config as string);
-      cfg = resolveTrainConfig({ ...file, ...flags }, 'invalid option', (k) => (k in flags ? `--${kebab(k)}` : `"${k}" in ${opts.config}`));
+      cfg = resolveTrainConfig({ ...defaults, ...file, ...flags }, 'invalid option', (k) => (k in flags ? `--${kebab(k)}` : `"${k}" in ${opts.config}`));
     }
 
     const progress = createProgress(process.stderr);
@@ -50,7 +58,7 @@ export function registerTrainCommand(program: Command): void {
         events: {
           log,
           onStep: (s) => progress.step(s),
-          onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.train_loss.toFixed(4)}, test top-1 ${pct(r.eval_top1)}, top-5 ${pct(r.eval_top5)}` +
+          onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.train_loss.toFixed(4)}, ${r.eval_top1 === undefined ? `test loss ${r.eval_loss?.toFixed(4)}` : `test top-1 ${pct(r.eval_top1)}, top-5 ${pct(r.eval_top5)}`}` +
             `${r.ema_top1 !== undefined ? `, EMA top-1 ${pct(r.ema_top1)}` : ''}${r.robust_top1 !== undefined ? `, robust top-1 ${pct(r.robust_top1)}` : ''}` +
             `${r.skipped_files ? `, ${r.skipped_files} unreadable files skipped` : ''}, ${r.images_per_second?.toFixed(0)} img/s, ${formatDuration(r.seconds ?? 0)}`),
         },
@@ -60,17 +68,19 @@ export function registerTrainCommand(program: Command): void {
       process.off('SIGINT', onSigint);
     }
     if (result.status === 'interrupted') {
-      process.stderr.write(`interrupted; resume with: npx tessera train --resume ${result.runDir}\n`);
+      process.stderr.write(`interrupted; resume with: npx tessera ${command} --resume ${result.runDir}\n`);
       process.exitCode = 130;
       return;
     }
     const last = result.metrics[result.metrics.length - 1];
     if (opts.json) {
       console.log(JSON.stringify({ runDir: result.runDir, epochs: result.metrics.length, top1: last?.eval_top1, top5: last?.eval_top5, loss: last?.eval_loss, emaTop1: last?.ema_top1 }));
+    } else if (last?.eval_top1 === undefined) {
+      console.log(`test loss: ${last?.eval_loss?.toFixed(4)}; run saved in ${result.runDir}`);
     } else {
       console.log(`test accuracy: ${pct(last?.eval_top1)} (top-5 ${pct(last?.eval_top5)}); run saved in ${result.runDir}`);
     }
-  });
+  }
 }
 
 const pct = (v?: number) => (v === undefined ? 'n/a' : `${(100 * v).toFixed(2)}%`);

@@ -239,7 +239,8 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
       const summaryMetrics = final ? { top1: final.top1, top5: final.top5, loss: final.loss } : evaluation.record;
       saved = checkpointer.commitEpoch(pos, metrics, { ...meta, epoch: epoch + 1, metrics: summaryMetrics }, improved);
       try {
-        await writeReport(files.dir, { runName: files.dir, model: cfg.model, classNames, metrics, confusion: final?.confusion ?? [], config: cfg });
+        // an objective without a classification summary (MAE) has no confusion matrix to draw
+        await writeReport(files.dir, { runName: files.dir, model: cfg.model, classNames: final ? classNames : [], metrics, confusion: final?.confusion ?? [], config: cfg });
       } catch (e) {
         log(`warning: could not write the training report: ${(e as Error).message}`);
       }
