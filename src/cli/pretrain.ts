@@ -7,7 +7,7 @@
 import { Option, type Command } from 'commander';
 import { trainConfigSchema } from '../train/config.js';
 import { addSchemaOptions } from './schema_options.js';
-import { runTraining } from './train.js';
+import { addRunOptions, runTraining } from './train.js';
 
 /** The pretraining methods; DINO and CLIP-contrastive join as objective files registered under their names. */
 const METHODS = ['mae'] as const;
@@ -21,11 +21,8 @@ const MAE_DEFAULTS = { model: 'mae_vit_tiny_patch4_28', method: 'mae', lr: 1e-3,
 
 export function registerPretrainCommand(program: Command): void {
   const cmd = program.command('pretrain')
-    .description('self-supervised pretraining (MAE) of a ViT encoder; defaults: mae_vit_tiny_patch4_28 on Fashion-MNIST without its labels, mask ratio 0.75')
-    .option('--config <file>', 'JSON or YAML file of options (keys as the flags); flags override it')
-    .option('--resume <run-dir>', 'continue a stopped run from its run directory, exactly where it stopped')
-    .option('--overwrite', 'replace the run already in --output')
-    .option('--json', 'print the final result as JSON');
+    .description('self-supervised pretraining (MAE) of a ViT encoder; defaults: mae_vit_tiny_patch4_28 on Fashion-MNIST without its labels, mask ratio 0.75');
+  addRunOptions(cmd);
   // --method is pretrain's own (the pretraining methods); every other training option is train's
   const { method: _method, ...shape } = trainConfigSchema.shape;
   addSchemaOptions(cmd, shape);

@@ -9,13 +9,19 @@ import { UsageError } from './output.js';
 
 export function registerTrainCommand(program: Command): void {
   const cmd = program.command('train')
-    .description('train a ViT (defaults: vit_tiny_patch4_28 on Fashion-MNIST, AdamW, cosine schedule, 10 epochs)')
+    .description('train a ViT (defaults: vit_tiny_patch4_28 on Fashion-MNIST, AdamW, cosine schedule, 10 epochs)');
+  addRunOptions(cmd);
+  addSchemaOptions(cmd, trainConfigSchema.shape);
+  cmd.action((opts: Record<string, unknown>) => runTraining('train', opts));
+}
+
+/** The options of a command that runs the training loop (train, pretrain), besides the config schema's. */
+export function addRunOptions(cmd: Command): Command {
+  return cmd
     .option('--config <file>', 'JSON or YAML file of training options (keys as the flags, camelCase or kebab-case); flags override it')
     .option('--resume <run-dir>', 'continue a stopped run from its run directory, exactly where it stopped')
     .option('--overwrite', 'replace the run already in --output (without it, training into an existing run is refused)')
     .option('--json', 'print the final result as JSON');
-  addSchemaOptions(cmd, trainConfigSchema.shape);
-  cmd.action((opts: Record<string, unknown>) => runTraining('train', opts));
 }
 
 /**
