@@ -223,7 +223,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
       }
       const seconds = (performance.now() - epochStart) / 1000;
 
-      const evaluation = await objective.evaluate({ inference, loader: data.eval, classNames, ema });
+      const evaluation = await objective.evaluate({ inference, loader: data.eval, classNames, ema, runDir: files.dir });
       const record: EpochRecord = {
         epoch: epoch + 1, step: pos.optimizerStep, lr: schedule(Math.max(0, pos.optimizerStep - 1)), train_loss: lossSum / Math.max(1, lossCount),
         ...evaluation.record,

@@ -13,6 +13,7 @@ import { sliceDataset, type TensorDataset } from '../../src/data/datasets/datase
 import { resolveTrainConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { readStateDict } from '../../src/checkpoint/checkpoint.js';
+import sharp from 'sharp';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-mae-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,6 +36,14 @@ describe('MAE pretraining through the training loop', () => {
     const [e1, e2] = straight.metrics;
     expect(e2!.eval_loss!).toBeLessThan(e1!.eval_loss!);
     expect(e2!.train_loss).toBeLessThan(e1!.train_loss);
+    // originals / masked / reconstructions of 8 evaluation images; the masked row is a quarter original, the rest mid-grey
+    const png = sharp(join(straight.runDir, 'reconstruction.png'));
+    expect(await png.metadata()).toMatchObject({ width: 8 * 28, height: 3 * 28 });
+    const { data: px } = await png.greyscale().raw().toBuffer({ resolveWithObject: true });
+    const row = (r: number) => Array.from({ length: 28 * 28 * 8 }, (_, i) => px[(r * 28 + Math.floor(i / 224)) * 224 + (i % 224)]!);
+    const grey = row(1).filter((v) => Math.abs(v - 128) <= 1).length / (28 * 28 * 8);
+    expect(grey).toBeGreaterThan(0.6);
+    expect(row(0).filter((v) => Math.abs(v - 128) <= 1).length / (28 * 28 * 8)).toBeLessThan(0.2);
 
     const controller = new AbortController();
     const killed = await train(resolveTrainConfig({ ...base, output: join(dir, 'killed') }), {

@@ -8,6 +8,10 @@
 import type { Batch } from '../../data/loader/batch_source.js';
 import { compile, type Executable, type Feed } from '../../runtime/compile.js';
 import type { SessionOptions } from '../../runtime/session.js';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../checkpoint/atomic.js';
+import { imagePng } from '../../data/image/image_overlay.js';
+import { reconstructionGrid } from '../mae_grid.js';
 import { Random, mixSeed } from '../../random.js';
 import type { ImageModel } from '../../models/model.js';
 import { MaskedAutoencoderViT, keptPatches, maskFromNoise } from '../../models/mae.js';
@@ -45,11 +49,12 @@ export class MaeObjective implements Objective {
 
   private evalLoss?: Executable;
 
-  static create({ model, cfg, session }: ObjectiveContext): MaeObjective {
-    return new MaeObjective(asMae(model), cfg.maskRatio, cfg.seed, session);
+  static create({ model, cfg, session, transform }: ObjectiveContext): MaeObjective {
+    return new MaeObjective(asMae(model), cfg.maskRatio, cfg.seed, session, transform);
   }
 
-  constructor(private readonly model: MaskedAutoencoderViT, readonly maskRatio: number, private readonly seed: number, private readonly session: SessionOptions = {}) {
+  constructor(private readonly model: MaskedAutoencoderViT, readonly maskRatio: number, private readonly seed: number,
+    private readonly session: SessionOptions = {}, private readonly display?: { mean: readonly number[]; std: readonly number[] }) {
     if (!(maskRatio > 0 && maskRatio < 1)) throw new RangeError(`--mask-ratio must be in (0, 1), got ${maskRatio}`);
   }
 
@@ -75,11 +80,14 @@ export class MaeObjective implements Objective {
     return { x: batch.x, ...maskFeeds(mae, noise, batch.size, this.maskRatio) };
   }
 
-  /** The masked-patch loss on the evaluation images (eval_loss, which picks best.safetensors), at fixed masks. */
-  async evaluate({ loader }: EvaluationContext): Promise<ObjectiveEvaluation> {
+  /**
+   * The masked-patch loss on the evaluation images (eval_loss, which picks best.safetensors), at
+   * fixed masks; with a run directory, reconstruction.png of the first 8 images (src/train/mae_grid.ts).
+   */
+  async evaluate({ loader, runDir }: EvaluationContext): Promise<ObjectiveEvaluation> {
     const mae = this.model;
     const [c, h, w] = mae.inputShape;
-    this.evalLoss ??= await compile((x, ...rest) => this.loss(mae, x, { ids_keep: rest[0]!, ids_restore: rest[1]!, mask: rest[2]! }),
+    this.evalLoss ??= await compile((x, ...rest) => ({ ...mae.maeForward(x, { idsKeep: rest[0]!, idsRestore: rest[1]!, mask: rest[2]! }) }),
       [{ name: 'x', shape: ['batch', c, h, w] }, ...this.inputs(mae)], this.session);
     let total = 0;
     let images = 0;
@@ -87,8 +95,15 @@ export class MaeObjective implements Objective {
       const b = await loader.batch(0, i);
       if (b.size === 0) continue;
       const noise = drawMaskNoise(new Random(mixSeed(this.seed, i, EVAL_MASK_SALT)), b.size, mae.numPatches);
-      const out = await this.evalLoss.run({ x: { data: b.x, shape: [b.size, c, h, w] }, ...maskFeeds(mae, noise, b.size, this.maskRatio) });
-      total += Number(out.output!.data[0]) * b.size;
+      const feeds = maskFeeds(mae, noise, b.size, this.maskRatio);
+      const out = await this.evalLoss.run({ x: { data: b.x, shape: [b.size, c, h, w] }, ...feeds });
+      total += Number(out.loss!.data[0]) * b.size;
+      if (i === 0 && runDir && this.display) {
+        const n = Math.min(8, b.size);
+        const grid = reconstructionGrid({ x: b.x, pred: out.pred!.data as Float32Array, mask: (feeds.mask as { data: Float32Array }).data, n, shape: [c, h, w],
+          patch: mae.config.patchSize, normPix: mae.config.normPixLoss, mean: this.display.mean, std: this.display.std });
+        writeFileAtomic(join(runDir, 'reconstruction.png'), await imagePng(grid));
+      }
       images += b.size;
       loader.release?.(b);
     }
