@@ -8,6 +8,7 @@ export * as models from './models/api.js';
 export * as data from './data/api.js';
 export * as checkpoint from './checkpoint/api.js';
 export * as training from './train/api.js';
+export * as pretrain from './train/pretrain_api.js';
 export * as explain from './explain/index.js';
 export * as robust from './robust/index.js';
 export * as deploy from './export/api.js';

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { vitDefaults, type VitConfig } from '../models/vit.js';
 import { familyOf, listModels, createFromConfig, getModelEntry } from '../models/registry.js';
-import { getFamily, inferFamily } from '../models/model.js';
+import { getFamily, inferFamily, listFamilies } from '../models/model.js';
 import type { CheckpointMeta } from './checkpoint.js';
 import { fromHf } from './layout_hf.js';
 import { fromTorchvision } from './layout_torchvision.js';
@@ -97,9 +97,9 @@ export function fromTimm(raw: RawTensors, source: string, metadata: Record<strin
     } catch {
       throw new LayoutError(`${source}: the tessera metadata is not valid JSON`);
     }
-    // the layouts here are the ViT family's; checkpoints before families hold ViTs
-    if (tessera && (tessera.family ?? 'vit') !== 'vit') {
-      throw new LayoutError(`${source} holds a ${tessera.model} (${tessera.family} family); the timm, Hugging Face and torchvision layouts are converted for ViT checkpoints only`);
+    // checkpoints before families hold ViTs; another registered family's loads through fromTimmFamily below
+    if (tessera && !listFamilies().includes(tessera.family ?? 'vit')) {
+      throw new LayoutError(`${source} holds a ${tessera.model} (${tessera.family} family), which this build does not know; known families: ${listFamilies().join(', ')}`);
     }
   }
   const args = (hubConfig?.model_args ?? {}) as Record<string, any>;

@@ -16,12 +16,13 @@ import type { ClassificationSummary } from '../train/metrics.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
 import { openForInference } from './load_for_inference.js';
 import { addTemplateOption, openZeroShotForEval, type ZeroShotFlags } from './zero_shot.js';
-import { nonNegativeInt, positiveInt } from './parse.js';
+import { nonNegativeInt, positiveInt, positiveNumber } from './parse.js';
 import { UsageError, printTable } from './output.js';
+import { runKnnEval } from './eval_knn.js';
 
 type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
   dataset: string; split: 'train' | 'test' | 'all'; batchSize: number; limit?: number; workers?: number; strict?: boolean;
-} & ZeroShotFlags & { zeroShot?: boolean };
+} & ZeroShotFlags & { zeroShot?: boolean; knn?: boolean; knnK: number; knnTemperature: number };
 
 export function registerEvalCommand(program: Command): void {
   const cmd = program.command('eval').description('evaluate a checkpoint: top-1/top-5, loss, per-class accuracy, confusion matrix');
@@ -36,10 +37,15 @@ export function registerEvalCommand(program: Command): void {
     .option('--limit <n>', 'evaluate N images only: the first N of a built-in dataset, a seeded sample of N from images on disk', positiveInt('--limit'))
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json', { description: 'print JSON (accuracies as numbers in [0, 1])' }))
-    .option('--zero-shot', 'classify with a CLIP checkpoint by text prompts of the dataset\'s class names (see --template)');
+    .option('--zero-shot', 'classify with a CLIP checkpoint by text prompts of the dataset\'s class names (see --template)')
+    .option('--knn', "weighted k-NN accuracy of the checkpoint's features instead (DINO's: train split as the bank, test split queried; built-in datasets)")
+    .option('--knn-k <k>', 'neighbours of --knn', positiveInt('--knn-k'), 20)
+    .option('--knn-temperature <t>', 'vote temperature of --knn: weights exp(similarity / T)', positiveNumber('--knn-temperature'), 0.07);
   addTemplateOption(cmd)
     .action(async (f: EvalFlags) => {
       if (f.template && !f.zeroShot) throw new UsageError('--template is for --zero-shot');
+      if (f.knn && f.zeroShot) throw new UsageError('--knn and --zero-shot do not go together');
+      if (f.knn) return runKnnEval({ ...f, checkpoint: (f as { checkpoint: string }).checkpoint });
       if (f.split === 'all' && isBuiltinDataset(f.dataset)) throw new UsageError(`--split all is for images on disk; ${f.dataset} has a train and a test split`);
       const { exe, classNames, transform, heldOut, close } = f.zeroShot ? await openZeroShotForEval(f, f.threads) : await openForInference(f, f.threads);
       try {

@@ -10,6 +10,7 @@ import { UsageError } from './output.js';
 import { registerModelsCommand } from './models.js';
 import { registerBenchCommand } from './bench.js';
 import { registerTrainCommand } from './train.js';
+import { registerPretrainCommand } from './pretrain.js';
 import { registerEvalCommand } from './eval.js';
 import { registerPredictCommand } from './predict.js';
 import { registerZeroShotCommand } from './zero_shot.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
     })
     .exitOverride();
   registerTrainCommand(program);
+  registerPretrainCommand(program);
   registerEvalCommand(program);
   registerPredictCommand(program);
   registerZeroShotCommand(program);

@@ -26,3 +26,9 @@ export const positiveInts = (flag: string) => (v: string): number[] => {
   if (nums.some((n, i) => !Number.isInteger(n) || n < 1 || parts[i]!.trim() === '')) throw new InvalidArgumentError(`${flag} must be positive integers separated by commas, got "${v}"`);
   return nums;
 };
+
+export const positiveNumber = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive number, got "${v}"`);
+  return n;
+};

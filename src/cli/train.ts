@@ -9,26 +9,40 @@ import { UsageError } from './output.js';
 
 /** train's options (also those of `tessera torchrun`, which translates the same recipe for timm). */
 export function addTrainOptions(cmd: Command): Command {
-  cmd.option('--config <file>', 'JSON or YAML file of training options (keys as the flags, camelCase or kebab-case); flags override it')
-    .option('--resume <run-dir>', 'continue a stopped run from its run directory, exactly where it stopped')
-    .option('--overwrite', 'replace the run already in --output (without it, training into an existing run is refused)')
-    .option('--json', 'print the final result as JSON');
+  addRunOptions(cmd);
   addSchemaOptions(cmd, trainConfigSchema.shape);
   return cmd;
 }
 
-/** The recipe of --config and the flags (flags override the file). */
-export function configFromOptions(opts: Record<string, unknown>): TrainConfig {
+/** The recipe of `defaults` under --config under the flags (flags override the file). */
+export function configFromOptions(opts: Record<string, unknown>, defaults: Record<string, unknown> = {}): TrainConfig {
   const flags = pickSchemaValues(opts, trainConfigSchema.shape);
   const file = opts.config ? readConfigFile(opts.config as string) : {};
   if (opts.config) resolveTrainConfig(file, opts.config as string);
-  return resolveTrainConfig({ ...file, ...flags }, 'invalid option', (k) => (k in flags ? `--${kebab(k)}` : `"${k}" in ${opts.config}`));
+  return resolveTrainConfig({ ...defaults, ...file, ...flags }, 'invalid option', (k) => (k in flags ? `--${kebab(k)}` : `"${k}" in ${opts.config}`));
 }
 
 export function registerTrainCommand(program: Command): void {
   const cmd = addTrainOptions(program.command('train')
     .description('train a ViT (defaults: vit_tiny_patch4_28 on Fashion-MNIST, AdamW, cosine schedule, 10 epochs)'));
-  cmd.action(async (opts: Record<string, unknown>) => {
+  cmd.action((opts: Record<string, unknown>) => runTraining('train', opts));
+}
+
+/** The options of a command that runs the training loop (train, pretrain), besides the config schema's. */
+export function addRunOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'JSON or YAML file of training options (keys as the flags, camelCase or kebab-case); flags override it')
+    .option('--resume <run-dir>', 'continue a stopped run from its run directory, exactly where it stopped')
+    .option('--overwrite', 'replace the run already in --output (without it, training into an existing run is refused)')
+    .option('--json', 'print the final result as JSON');
+}
+
+/**
+ * The body of `train` and `pretrain` (src/cli/pretrain.ts): resolve the config (`defaults` under
+ * the config file under the flags), run with progress and Ctrl-C, print the result.
+ */
+export async function runTraining(command: string, opts: Record<string, unknown>, defaults: Record<string, unknown> = {}): Promise<void> {
+  {
     const flags = pickSchemaValues(opts, trainConfigSchema.shape);
     let cfg;
     if (opts.resume) {
@@ -37,7 +51,7 @@ export function registerTrainCommand(program: Command): void {
       if (given.length) throw new UsageError(`--resume continues a run with its saved configuration; remove ${given.join(', ')}`);
       cfg = resolveTrainConfig(readSavedConfig(opts.resume as string), `${opts.resume}/config.json`);
     } else {
-      cfg = configFromOptions(opts);
+      cfg = configFromOptions(opts, defaults);
     }
 
     const progress = createProgress(process.stderr);
@@ -61,7 +75,7 @@ export function registerTrainCommand(program: Command): void {
         events: {
           log,
           onStep: (s) => progress.step(s),
-          onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.train_loss.toFixed(4)}, test top-1 ${pct(r.eval_top1)}, top-5 ${pct(r.eval_top5)}` +
+          onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.train_loss.toFixed(4)}, ${r.eval_top1 === undefined ? `test loss ${r.eval_loss?.toFixed(4)}` : `test top-1 ${pct(r.eval_top1)}, top-5 ${pct(r.eval_top5)}`}` +
             `${r.ema_top1 !== undefined ? `, EMA top-1 ${pct(r.ema_top1)}` : ''}${r.robust_top1 !== undefined ? `, robust top-1 ${pct(r.robust_top1)}` : ''}` +
             `${r.skipped_files ? `, ${r.skipped_files} unreadable files skipped` : ''}, ${r.images_per_second?.toFixed(0)} img/s, ${formatDuration(r.seconds ?? 0)}`),
         },
@@ -71,17 +85,19 @@ export function registerTrainCommand(program: Command): void {
       process.off('SIGINT', onSigint);
     }
     if (result.status === 'interrupted') {
-      process.stderr.write(`interrupted; resume with: npx tessera train --resume ${result.runDir}\n`);
+      process.stderr.write(`interrupted; resume with: npx tessera ${command} --resume ${result.runDir}\n`);
       process.exitCode = 130;
       return;
     }
     const last = result.metrics[result.metrics.length - 1];
     if (opts.json) {
       console.log(JSON.stringify({ runDir: result.runDir, epochs: result.metrics.length, top1: last?.eval_top1, top5: last?.eval_top5, loss: last?.eval_loss, emaTop1: last?.ema_top1 }));
+    } else if (last?.eval_top1 === undefined) {
+      console.log(`test loss: ${last?.eval_loss?.toFixed(4)}; run saved in ${result.runDir}`);
     } else {
       console.log(`test accuracy: ${pct(last?.eval_top1)} (top-5 ${pct(last?.eval_top5)}); run saved in ${result.runDir}`);
     }
-  });
+  }
 }
 
 const pct = (v?: number) => (v === undefined ? 'n/a' : `${(100 * v).toFixed(2)}%`);

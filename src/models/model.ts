@@ -142,7 +142,7 @@ export abstract class ImageModel extends Module {
 
   abstract layerGrouping(): LayerGrouping;
 
-  /** Keys of the classifier, re-initialised when pretrained weights have another class count. */
+  /** Keys of the classifier (and a norm before it), re-initialised when pretrained weights have another class count or lack them. */
   abstract headKeys(): string[];
 
   /** Attention maps over a patch grid: present where the family has global attention. */
@@ -186,6 +186,11 @@ export interface ModelFamily<C extends CommonModelArgs = CommonModelArgs> {
    * returns undefined when the keys are not this family's: a bare checkpoint then needs no --model.
    */
   inferConfig?(sd: StateDict): Partial<C> | undefined;
+  /**
+   * A pretraining family whose encoder is a model of another family (MAE's is a ViT): the
+   * encoder's config from this family's, so `train --pretrained` fine-tunes the encoder.
+   */
+  encoder?: { family: string; config(config: Record<string, unknown>): Record<string, unknown> };
   /** A one-line error for kwargs that validate alone but make no sense for model `name`, or undefined. */
   checkKwargs?(kwargs: Record<string, unknown>, model: ImageModel, name: string): string | undefined;
 }

@@ -124,7 +124,8 @@ export class VisionTransformer extends ImageModel {
   }
 
   headKeys(): string[] {
-    return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias'];
+    // fc_norm too: MAE's fine-tuning starts it fresh, as its pretraining has the final norm instead
+    return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias', 'fc_norm.weight', 'fc_norm.bias'];
   }
 
   override tokenGrid(): TokenGrid {

@@ -14,6 +14,8 @@ export interface MovementAttrs {
   slice: { readonly axes: readonly number[]; readonly starts: readonly number[]; readonly ends: readonly number[] };
   gather: { readonly axis: number };
   scatterAdd: { readonly axis: number; readonly shape: Shape };
+  gatherElements: { readonly axis: number };
+  scatterElementsAdd: { readonly axis: number; readonly shape: Shape };
   squeeze: { readonly axes: readonly number[] };
   unsqueeze: { readonly axes: readonly number[] };
   pad: { readonly pads: readonly number[]; readonly value: number };
@@ -24,6 +26,13 @@ export function emitReshape(ctx: EmitContext, input: string, dims: Shape, out?: 
   const symbolic = dims.filter(isBatchDim).length;
   const target = symbolic <= 1 ? ctx.int64s(dims.map((d) => (isBatchDim(d) ? -1 : d))) : ctx.shape(dims);
   return ctx.op('Reshape', [input, target], {}, out);
+}
+
+/** Element-wise indices: int64/int32, the data's rank, and the data's size on every axis but `axis`. */
+function checkElementIndices(op: string, data: Shape, idx: { dtype: string; shape: Shape }, axis: number): void {
+  if (idx.dtype !== 'int64' && idx.dtype !== 'int32') fail(`${op}: indices must be int64 or int32, got ${idx.dtype}`);
+  const same = idx.shape.length === data.length && data.every((d, i) => i === axis || dimEquals(d, idx.shape[i]!));
+  if (!same) fail(`${op}: indices ${formatShape(idx.shape)} must match data ${formatShape(data)} on every axis but ${axis}`);
 }
 
 function staticDim(d: Dim, what: string): number {
@@ -144,6 +153,30 @@ export const movementRules: RuleTable<keyof MovementAttrs> = {
       ctx.op('ScatterElements', [zeros, i2, u], { axis: { i: axis }, reduction: { s: 'add' } }, out);
     },
   },
+  // out[…, i, …] = x[…, idx[…, i, …], …] along `axis` (torch.gather): the indices have the output's shape
+  gatherElements: {
+    infer: ([x, idx], { axis }) => {
+      checkElementIndices('gatherElements', x!.shape, idx!, axis);
+      return { dtype: x!.dtype, shape: idx!.shape };
+    },
+    // d x = scatter-add of the cotangent to the positions it was taken from (repeats accumulate)
+    vjp: ({ g, inputs: [x, idx], attrs: { axis } }) => [scatterElementsAdd(g, idx!, axis, x!.shape), null],
+    emit: (ctx, { inputs, out, attrs }) => void ctx.op('GatherElements', inputs, { axis: { i: attrs.axis } }, out),
+  },
+  // zeros of `shape` with out[…, idx[…, i, …], …] += u[…, i, …] along `axis` (torch.scatter_add)
+  scatterElementsAdd: {
+    infer: ([u, idx], { axis, shape }) => {
+      checkElementIndices('scatterElementsAdd', shape, idx!, axis);
+      if (!shapeEquals(u!.shape, idx!.shape)) fail(`updates ${formatShape(u!.shape)} and indices ${formatShape(idx!.shape)} must have the same shape`);
+      return { dtype: u!.dtype, shape };
+    },
+    // d u = the cotangent read back at the scattered positions
+    vjp: ({ g, inputs: [, idx], attrs: { axis } }) => [gatherElements(g, idx!, axis), null],
+    emit: (ctx, { inputs: [updates, indices], out, attrs: { axis, shape }, outType }) => {
+      const zeros = ctx.op('Expand', [ctx.scalar(0, outType.dtype), ctx.shape(shape)]);
+      ctx.op('ScatterElements', [zeros, indices!, updates!], { axis: { i: axis }, reduction: { s: 'add' } }, out);
+    },
+  },
   squeeze: {
     infer: ([x], { axes }) => {
       for (const a of axes) if (x!.shape[a] !== 1) fail(`cannot squeeze axis ${a} of size ${String(x!.shape[a])}`);
@@ -252,6 +285,16 @@ export function gather(x: Tensor, indices: Tensor, axis: number): Tensor {
 /** Adds `updates` into zeros of `shape` at `indices` along `axis`; the adjoint of gather. */
 export function scatterAdd(updates: Tensor, indices: Tensor, axis: number, shape: Shape): Tensor {
   return apply('scatterAdd', [updates, indices], { axis, shape });
+}
+
+/** torch.gather: `indices` (int64, the output's shape) pick along `axis`; every other axis matches `x`'s. */
+export function gatherElements(x: Tensor, indices: Tensor, axis: number): Tensor {
+  return apply('gatherElements', [x, indices], { axis: normAxis(axis, x.rank, 'gatherElements') });
+}
+
+/** torch.zeros(shape).scatter_add(axis, indices, updates); the adjoint of gatherElements. */
+export function scatterElementsAdd(updates: Tensor, indices: Tensor, axis: number, shape: Shape): Tensor {
+  return apply('scatterElementsAdd', [updates, indices], { axis: normAxis(axis, shape.length, 'scatterElementsAdd'), shape });
 }
 
 export function squeeze(x: Tensor, axes: number | readonly number[]): Tensor {

@@ -18,8 +18,13 @@ export async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: r
   }
   const weights = await loadPretrainedWeights(cfg.pretrained);
   const entry = getModelEntry(cfg.model);
-  const family = weights.meta ? weights.meta.family ?? familyOf(weights.meta.model) : entry.family;
-  const base = weights.meta?.config ?? { ...getFamily(entry.family).defaults, ...entry.config };
+  const source = weights.meta ? weights.meta.family ?? familyOf(weights.meta.model) : entry.family;
+  // pretraining weights (an MAE run) fine-tune as their encoder: --model's family and head, their encoder's sizes
+  const encoder = getFamily(source).encoder;
+  const asEncoder = encoder?.family === entry.family && weights.meta?.config !== undefined;
+  const family = asEncoder ? entry.family : source;
+  const base = asEncoder ? { ...getFamily(entry.family).defaults, ...entry.config, ...encoder!.config(weights.meta!.config!) }
+    : weights.meta?.config ?? { ...getFamily(entry.family).defaults, ...entry.config };
   const model = checkKwargs(cfg, cfg.model, createFromConfig(family, { ...base, ...common, inChans: c, imgSize: h }));
   applyPretrained(model, weights, log);
   log(`initialised from ${cfg.pretrained}`);

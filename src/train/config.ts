@@ -50,6 +50,7 @@ export const trainConfigSchema = z.object({
   model: z.string().default('vit_tiny_patch4_28').describe('Registered architecture (`tessera models`).'),
   modelKwargs: modelKwargsSchema.optional().describe(`architecture overrides, as timm's --model-kwargs: key=value pairs separated by commas or spaces, e.g. embed_dim=128,depth=8,global_pool=avg; a list as [1,2,2]. The keys are the model family's (${familyKwargKeys()})`),
   method: z.string().default('supervised').describe(`training objective: ${'supervised'} (cross-entropy on the labels; --adv switches it to adversarial training), or another registered method`),
+  maskRatio: z.number().gt(0).lt(1).default(0.75).describe('--method mae: the share of patches removed from each image (MAE: 0.75)'),
   dataset: z.string().default('fashion-mnist').describe('a built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder (one subfolder per class, or train/ and val/) or a CSV/JSONL manifest of path,label'),
   dataDir: z.string().optional().describe('Where built-in datasets are looked for first (and downloaded to).'),
   output: z.string().optional().describe('Run directory; default runs/<model>-<dataset>-<timestamp>.'),

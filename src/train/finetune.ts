@@ -48,7 +48,11 @@ export function applyPretrained(model: ImageModel, weights: PretrainedWeights, l
   state = adapted.state;
   for (const note of adapted.notes) log(note);
   model.loadStateDict(state, false, { resamplePos: true });
-  const missing = [...own.keys()].filter((k) => !(k in state) && !reset.includes(k));
+  // weights without a classifier (self-supervised pretraining: MAE) leave the model's head as initialised
+  const heads = new Set(model.headKeys());
+  const fresh = [...own.keys()].filter((k) => !(k in state) && heads.has(k) && !reset.includes(k));
+  if (fresh.length) log(`${weights.source} has no ${fresh.join(', ')}: initialised fresh`);
+  const missing = [...own.keys()].filter((k) => !(k in state) && !reset.includes(k) && !heads.has(k));
   if (missing.length) throw new Error(`${weights.source} lacks ${missing.join(', ')} needed by the ${model.family} model (${model.numFeatures} features)`);
 }
 

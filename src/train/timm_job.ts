@@ -70,6 +70,8 @@ const TORCH_DATASETS: Record<string, { name: string; classes: number; mode: 'L' 
 export const TIMM_RULES: { [K in keyof TrainConfig]-?: Rule<K> } = {
   model: () => [], // with modelKwargs, imgSize, numClasses: timmModel()
   modelKwargs: () => [],
+  maskRatio: () => [], // read by --method mae only, which the method rule reports
+  stats: (v) => ifSet(v, 'the stats file is not read for timm: pass its mean/std as --mean/--std'),
   method: (v) => onlyDefault(v, 'supervised', `timm's train.py trains supervised classification only, not ${v}`),
   dataset: (v, c) => {
     const t = TORCH_DATASETS[v];

@@ -130,7 +130,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
   if (c !== dc || h !== dh || w !== dw) {
     throw new RangeError(`model ${cfg.model} expects ${c}×${h}×${w} images but ${cfg.dataset} has ${dc}×${dh}×${dw}; pick a model for this input (tessera models), e.g. ${dc === 1 ? 'vit_tiny_patch4_28' : 'vit_tiny_patch4_32'}`);
   }
-  if (model.numClasses !== classNames.length) {
+  if (model.numClasses !== classNames.length && model.numClasses !== 0) {
     throw new RangeError(`the checkpoint has ${model.numClasses} classes but ${cfg.dataset} has ${classNames.length}`);
   }
   const session = { threads: cfg.threads };
@@ -225,7 +225,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
       }
       const seconds = (performance.now() - epochStart) / 1000;
 
-      const evaluation = await objective.evaluate({ inference, loader: data.eval, classNames, ema });
+      const evaluation = await objective.evaluate({ inference, loader: data.eval, classNames, ema, runDir: files.dir });
       const record: EpochRecord = {
         epoch: epoch + 1, step: pos.optimizerStep, lr: schedule(Math.max(0, pos.optimizerStep - 1)), train_loss: lossSum / Math.max(1, lossCount),
         ...evaluation.record,
@@ -241,7 +241,8 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
       const summaryMetrics = final ? { top1: final.top1, top5: final.top5, loss: final.loss } : evaluation.record;
       saved = checkpointer.commitEpoch(pos, metrics, { ...meta, epoch: epoch + 1, metrics: summaryMetrics }, improved);
       try {
-        await writeReport(files.dir, { runName: files.dir, model: cfg.model, classNames, metrics, confusion: final?.confusion ?? [], config: cfg });
+        // an objective without a classification summary (MAE) has no confusion matrix to draw
+        await writeReport(files.dir, { runName: files.dir, model: cfg.model, classNames: final ? classNames : [], metrics, confusion: final?.confusion ?? [], config: cfg });
       } catch (e) {
         log(`warning: could not write the training report: ${(e as Error).message}`);
       }

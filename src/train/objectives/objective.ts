@@ -28,6 +28,8 @@ export interface EvaluationContext {
   loader: BatchSource;
   classNames: readonly string[];
   ema?: ModelEma;
+  /** The run directory, for pictures an objective draws each epoch (MAE's reconstructions). */
+  runDir?: string;
 }
 
 export interface Objective {

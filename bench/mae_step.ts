@@ -1,0 +1,56 @@
+/**
+ * MAE step speed (issue #19 target): images/s of one MAE training step (forward + backward, mask
+ * ratio 0.75) against a supervised step of the same encoder (vit_tiny_patch4_32: dim 192, depth 9)
+ * and against PyTorch eager running the same MAE (scripts/mae_torch_step.py), interleaved in one
+ * run so contention hits all sides alike. Host optimiser updates are left out on every side.
+ *
+ *   npx tsx bench/mae_step.ts [--batch 64] [--steps 5] [--rounds 3] [--threads 2]
+ *   (the PyTorch peer runs with PYTHONPATH=/opt/torch2 when that folder exists)
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { MaskedAutoencoderViT } from '../src/models/mae.js';
+import { createModel } from '../src/models/registry.js';
+import { MaeObjective, drawMaskNoise, maskFeeds } from '../src/train/objectives/mae.js';
+import { SupervisedObjective } from '../src/train/objectives/supervised.js';
+import { compileTrainStep } from '../src/train/step.js';
+import { Random } from '../src/random.js';
+
+const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
+const [batch, steps, rounds, threads] = [arg('batch', 64), arg('steps', 5), arg('rounds', 3), arg('threads', 2)];
+
+const mae = new MaskedAutoencoderViT({ imgSize: 32, patchSize: 4, inChans: 3, embedDim: 192, depth: 9, numHeads: 3, mlpRatio: 2, decoderEmbedDim: 128, decoderDepth: 2, decoderNumHeads: 4 });
+const vit = createModel('vit_tiny_patch4_32');
+const maeStep = await compileTrainStep(mae, new MaeObjective(mae, 0.75, 0), { threads });
+const supStep = await compileTrainStep(vit, new SupervisedObjective(), { threads });
+const x = { data: Float32Array.from({ length: batch * 3 * 32 * 32 }, (_, i) => Math.sin(i)), shape: [batch, 3, 32, 32] };
+const targets = { data: Float32Array.from({ length: batch * 10 }, (_, i) => (i % 10 === 0 ? 1 : 0)), shape: [batch, 10] };
+
+async function rate(run: (s: number) => Promise<unknown>): Promise<number> {
+  await run(-1);
+  const t = performance.now();
+  for (let s = 0; s < steps; s++) await run(s);
+  return (batch * steps) / ((performance.now() - t) / 1000);
+}
+const torchRate = (): number | undefined => {
+  const env = existsSync('/opt/torch2') ? { ...process.env, PYTHONPATH: '/opt/torch2' } : process.env;
+  const r = spawnSync('/usr/bin/python3', ['scripts/mae_torch_step.py', String(batch), String(steps), String(threads)], { env, encoding: 'utf8' });
+  return r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').pop()!).images_per_second : undefined;
+};
+
+const rows: { mae: number; sup: number; torch?: number }[] = [];
+for (let r = 0; r < rounds; r++) {
+  const m = await rate((s) => maeStep.exe.run({ x, ...maskFeeds(mae, drawMaskNoise(new Random(s + 7), batch, mae.numPatches), batch, 0.75) }));
+  const s = await rate(() => supStep.exe.run({ x, targets }));
+  const t = torchRate();
+  rows.push({ mae: m, sup: s, torch: t });
+  console.log(`round ${r + 1}: MAE ${m.toFixed(0)} img/s, supervised ${s.toFixed(0)} img/s, PyTorch eager MAE ${t?.toFixed(0) ?? 'n/a'} img/s`);
+}
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+const m = median(rows.map((r) => r.mae));
+const t = rows.every((r) => r.torch) ? median(rows.map((r) => r.torch!)) : undefined;
+console.log(`median: MAE/supervised ${(m / median(rows.map((r) => r.sup))).toFixed(2)}x (target >= 2.5x), MAE/PyTorch eager ${t ? (m / t).toFixed(2) : 'n/a'}x (target >= 1.3x); ` +
+  `batch ${batch}, ${threads} threads, ${cpus().length} cores, ${new Date().toISOString()}`);
+await maeStep.exe.dispose();
+await supStep.exe.dispose();
