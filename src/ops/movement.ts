@@ -14,6 +14,8 @@ export interface MovementAttrs {
   slice: { readonly axes: readonly number[]; readonly starts: readonly number[]; readonly ends: readonly number[] };
   gather: { readonly axis: number };
   scatterAdd: { readonly axis: number; readonly shape: Shape };
+  gatherElements: { readonly axis: number };
+  scatterElementsAdd: { readonly axis: number };
   squeeze: { readonly axes: readonly number[] };
   unsqueeze: { readonly axes: readonly number[] };
   pad: { readonly pads: readonly number[]; readonly value: number };
@@ -144,6 +146,31 @@ export const movementRules: RuleTable<keyof MovementAttrs> = {
       ctx.op('ScatterElements', [zeros, i2, u], { axis: { i: axis }, reduction: { s: 'add' } }, out);
     },
   },
+  // torch.gather: out[…, i, …] = x[…, idx[…, i, …], …] along `axis`, one index per output element
+  gatherElements: {
+    infer: ([x, idx], { axis }) => {
+      if (idx!.dtype !== 'int64') fail(`indices must be int64, got ${idx!.dtype}`);
+      if (idx!.shape.length !== x!.shape.length) fail(`indices of rank ${idx!.shape.length} for data of rank ${x!.shape.length}`);
+      if (idx!.shape.some((d, i) => i !== axis && !dimEquals(d, x!.shape[i]!))) fail(`indices ${formatShape(idx!.shape)} differ from data ${formatShape(x!.shape)} outside axis ${axis}`);
+      return { dtype: x!.dtype, shape: idx!.shape };
+    },
+    // d x = the cotangent added back where each element was taken from (repeats accumulate)
+    vjp: ({ g, inputs: [x, idx], attrs: { axis } }) => [scatterElementsAdd(expand(x!.graph.scalar(0, g.dtype), x!.shape), idx!, g, axis), null],
+    emit: (ctx, { inputs, out, attrs }) => void ctx.op('GatherElements', inputs, { axis: { i: attrs.axis } }, out),
+  },
+  // torch.scatter_add: out = data, then out[…, idx[…, i, …], …] += updates[…, i, …] along `axis`
+  scatterElementsAdd: {
+    infer: ([data, idx, updates], { axis }) => {
+      if (idx!.dtype !== 'int64') fail(`indices must be int64, got ${idx!.dtype}`);
+      if (!shapeEquals(idx!.shape, updates!.shape)) fail(`indices ${formatShape(idx!.shape)} and updates ${formatShape(updates!.shape)} differ`);
+      if (updates!.dtype !== data!.dtype) fail(`dtype mismatch: ${data!.dtype} vs ${updates!.dtype}`);
+      if (idx!.shape.length !== data!.shape.length || idx!.shape.some((d, i) => i !== axis && !dimEquals(d, data!.shape[i]!))) fail(`indices ${formatShape(idx!.shape)} differ from data ${formatShape(data!.shape)} outside axis ${axis}`);
+      return { dtype: data!.dtype, shape: data!.shape };
+    },
+    // d data = g; d updates = g read back at the scattered positions
+    vjp: ({ g, inputs: [, idx], attrs: { axis } }) => [g, null, gatherElements(g, idx!, axis)],
+    emit: (ctx, { inputs, out, attrs }) => void ctx.op('ScatterElements', inputs, { axis: { i: attrs.axis }, reduction: { s: 'add' } }, out),
+  },
   squeeze: {
     infer: ([x], { axes }) => {
       for (const a of axes) if (x!.shape[a] !== 1) fail(`cannot squeeze axis ${a} of size ${String(x!.shape[a])}`);
@@ -252,6 +279,16 @@ export function gather(x: Tensor, indices: Tensor, axis: number): Tensor {
 /** Adds `updates` into zeros of `shape` at `indices` along `axis`; the adjoint of gather. */
 export function scatterAdd(updates: Tensor, indices: Tensor, axis: number, shape: Shape): Tensor {
   return apply('scatterAdd', [updates, indices], { axis, shape });
+}
+
+/** torch.gather along `axis`: `indices` (int64, x's rank) picks one element of x per output element. */
+export function gatherElements(x: Tensor, indices: Tensor, axis: number): Tensor {
+  return apply('gatherElements', [x, indices], { axis: normAxis(axis, x.rank, 'gatherElements') });
+}
+
+/** torch.scatter_add: `data` with each of `updates` added at its index along `axis`. */
+export function scatterElementsAdd(data: Tensor, indices: Tensor, updates: Tensor, axis: number): Tensor {
+  return apply('scatterElementsAdd', [data, indices, updates], { axis: normAxis(axis, data.rank, 'scatterElementsAdd') });
 }
 
 export function squeeze(x: Tensor, axes: number | readonly number[]): Tensor {
