@@ -15,12 +15,12 @@ import { checkAgainstTessera, compareInt8, samplePixels, accuracyOn, type Export
 import { loadOnnxModel } from '../runtime/onnx_model.js';
 import { physicalCores } from '../runtime/cores.js';
 import { sharedOption } from './common_options.js';
-import { loadModelFile } from './load_for_inference.js';
+import { applyModelKwargs, loadModelFile } from './load_for_inference.js';
 import { UsageError } from './output.js';
 import { positiveInt } from './parse.js';
 
 interface ExportFlags {
-  checkpoint: string; model?: string; out: string; opset: number; preprocess?: boolean; attentionMap?: boolean; quantize?: 'int8';
+  checkpoint: string; model?: string; modelKwargs?: Record<string, unknown>; out: string; opset: number; preprocess?: boolean; attentionMap?: boolean; quantize?: 'int8';
   perTensor?: boolean; exclude?: string[]; verify?: string; calibrate?: string; dataDir?: string; verifyLimit?: number;
   samples: number; threads?: number; json?: boolean;
 }
@@ -39,6 +39,7 @@ export function registerExportCommand(program: Command): void {
     .description('export a checkpoint as a self-contained .onnx file (dynamic batch, labels and preprocessing in its metadata)')
     .addOption(sharedOption('checkpoint', { required: true, description: 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or a float32 .onnx file tessera exported (re-exported, e.g. with --quantize)' }))
     .addOption(sharedOption('model'))
+    .addOption(sharedOption('modelKwargs'))
     .requiredOption('--out <file>', 'the .onnx file to write')
     .option('--opset <n>', 'ONNX opset, 17 to 21', opsetArg, 17)
     .option('--preprocess', 'take raw pixels uint8 [B, H, W, C] and normalise inside the graph')
@@ -55,7 +56,7 @@ export function registerExportCommand(program: Command): void {
     .addOption(sharedOption('json'))
     .action(async (f: ExportFlags) => {
       if ((f.perTensor || f.exclude) && !f.quantize) throw new UsageError('--per-tensor and --exclude only apply with --quantize int8');
-      const { model, meta } = loadModelFile(f.checkpoint, { model: f.model }, 'export');
+      const { model, meta } = applyModelKwargs(loadModelFile(f.checkpoint, { model: f.model }, 'export'), f.modelKwargs);
       const datasetName = f.verify ?? f.calibrate;
       let dataset: TensorDataset | undefined;
       if (datasetName) {
