@@ -132,8 +132,10 @@ export class VisionTransformer extends ImageModel {
     return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias'];
   }
 
-  override tokenGrid(): TokenGrid {
+  /** None while tokens merge: later blocks' tokens are no longer a grid of patches (attention maps need one). */
+  override tokenGrid(): TokenGrid | undefined {
     const c = this.config;
+    if (c.tomeR > 0) return undefined;
     return { grid: [...this.patchEmbed.gridSize] as [number, number], prefix: this.numPrefixTokens, pool: c.globalPool === 'avg' ? 'patch-mean' : 'cls', depth: c.depth, heads: c.numHeads };
   }
 
