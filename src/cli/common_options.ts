@@ -10,7 +10,8 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { z } from 'zod';
-import { kebab } from './schema_options.js';
+import { kebab, parsePairs } from './schema_options.js';
+import { modelKwargsSchema } from '../models/model_kwargs.js';
 
 interface SharedOption {
   schema: z.ZodType;
@@ -48,6 +49,7 @@ export const sharedOptions = {
   batchSize: { placeholder: '<n>', schema: count.describe('images per batch'), ...positiveInt },
   dataDir: { placeholder: '<dir>', schema: z.string().describe('where built-in datasets are looked for first') },
   json: { schema: z.boolean().describe('print JSON') },
+  modelKwargs: { placeholder: '<key=value...>', schema: modelKwargsSchema, parse: (raw: string) => parsePairs('--model-kwargs')(raw, undefined), expected: 'key=value pairs' },
 } satisfies Record<string, SharedOption>;
 
 export type SharedOptionName = keyof typeof sharedOptions;
@@ -81,7 +83,7 @@ export function sharedOption(name: SharedOptionName, use: SharedOptionUse = {}):
 }
 
 /** The preprocessing flags of commands that load a model for inference (eval, predict, explain, attack). */
-export const preprocessOptionNames = ['checkpoint', 'model', 'imgSize', 'mean', 'std', 'cropPct', 'interpolation'] as const;
+export const preprocessOptionNames = ['checkpoint', 'model', 'imgSize', 'mean', 'std', 'cropPct', 'interpolation', 'modelKwargs'] as const;
 
 /** --checkpoint help of the commands that rebuild the model from an .onnx file's weights (modelFromOnnx). */
 export const rebuiltOnnxCheckpointHelp = 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or a float32 .onnx file from `tessera export` (the model is rebuilt from its weights)';

@@ -16,12 +16,12 @@ import { TRITON_DEFAULTS, tritonModelName, writeTritonRepository } from '../expo
 import { loadOnnxModel } from '../runtime/onnx_model.js';
 import { physicalCores } from '../runtime/cores.js';
 import { sharedOption } from './common_options.js';
-import { loadModelFile } from './load_for_inference.js';
+import { applyModelKwargs, loadModelFile } from './load_for_inference.js';
 import { UsageError } from './output.js';
 import { positiveInt, positiveInts } from './parse.js';
 
 interface ExportFlags {
-  checkpoint: string; model?: string; out?: string; triton?: string; tritonName?: string; maxBatchSize: number; preferredBatchSize: number[]; opset: number; preprocess?: boolean; attentionMap?: boolean; quantize?: 'int8';
+  checkpoint: string; model?: string; modelKwargs?: Record<string, unknown>; out?: string; triton?: string; tritonName?: string; maxBatchSize: number; preferredBatchSize: number[]; opset: number; preprocess?: boolean; attentionMap?: boolean; quantize?: 'int8';
   perTensor?: boolean; exclude?: string[]; verify?: string; calibrate?: string; dataDir?: string; verifyLimit?: number;
   samples: number; threads?: number; json?: boolean;
 }
@@ -40,6 +40,7 @@ export function registerExportCommand(program: Command): void {
     .description('export a checkpoint as a self-contained .onnx file (dynamic batch, labels and preprocessing in its metadata)')
     .addOption(sharedOption('checkpoint', { required: true, description: 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or a float32 .onnx file tessera exported (re-exported, e.g. with --quantize)' }))
     .addOption(sharedOption('model'))
+    .addOption(sharedOption('modelKwargs'))
     .option('--out <file>', 'the .onnx file to write (required unless --triton is given)')
     .option('--triton <dir>', 'write a Triton model repository: DIR/<name>/config.pbtxt, labels.txt, 1/model.onnx (fp32) and, with --quantize int8, 2/model.onnx')
     .option('--triton-name <name>', 'with --triton: the model name (default: the model\'s, e.g. vit_tiny_patch4_28)')
@@ -62,7 +63,7 @@ export function registerExportCommand(program: Command): void {
       if ((f.perTensor || f.exclude) && !f.quantize) throw new UsageError('--per-tensor and --exclude only apply with --quantize int8');
       if (!f.out && !f.triton) throw new UsageError('give --out model.onnx, --triton DIR, or both');
       if (f.preferredBatchSize?.some((b) => b > f.maxBatchSize)) throw new UsageError(`--preferred-batch-size ${f.preferredBatchSize.join(',')} exceeds --max-batch-size ${f.maxBatchSize}`);
-      const { model, meta } = loadModelFile(f.checkpoint, { model: f.model }, 'export');
+      const { model, meta } = applyModelKwargs(loadModelFile(f.checkpoint, { model: f.model }, 'export'), f.modelKwargs);
       const datasetName = f.verify ?? f.calibrate;
       let dataset: TensorDataset | undefined;
       if (datasetName) {

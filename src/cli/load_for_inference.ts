@@ -14,6 +14,8 @@ import type { Executable } from '../runtime/compile.js';
 import { inspectOnnxModel, isOnnxPath, loadOnnxModel } from '../runtime/onnx_model.js';
 import { evalTransformOf } from '../export/metadata.js';
 import type { PreprocessFlags } from './common_options.js';
+import { ModelKwargsError, withModelKwargs } from '../models/model_kwargs.js';
+import { UsageError } from './output.js';
 
 export interface LoadedForInference {
   model: ImageModel;
@@ -34,6 +36,7 @@ export interface InferenceModel {
 export async function openForInference(f: PreprocessFlags, threads?: number): Promise<InferenceModel> {
   if (isOnnxPath(f.checkpoint)) {
     if (f.model) throw new Error(`--model is for checkpoints without metadata; ${f.checkpoint} carries its own`);
+    if (f.modelKwargs) throw new UsageError(`--model-kwargs apply to checkpoints; ${f.checkpoint} is an exported graph (export the checkpoint with --model-kwargs instead)`);
     const m = await loadOnnxModel(f.checkpoint, { threads });
     const base = evalTransformOf(m.meta);
     return { exe: m.executable, classNames: m.meta.classNames, transform: withOverrides(f, base), close: () => m.dispose() };
@@ -97,8 +100,17 @@ function floatsOf(t: TensorProto): Float32Array | undefined {
   return Float32Array.from(t.floatData ?? []);
 }
 
+/** `--model-kwargs` on a loaded model (token merging on a checkpoint trained without it), as a usage error when it cannot apply. */
+export function applyModelKwargs(loaded: { model: ImageModel; meta: CheckpointMeta }, kwargs: Record<string, unknown> | undefined): { model: ImageModel; meta: CheckpointMeta } {
+  try {
+    return withModelKwargs(loaded.model, loaded.meta, kwargs);
+  } catch (e) {
+    throw e instanceof ModelKwargsError ? new UsageError(e.message) : e;
+  }
+}
+
 export function loadForInference(f: PreprocessFlags, command = 'this command'): LoadedForInference {
-  const { model, meta } = loadModelFile(f.checkpoint, { model: f.model }, command);
+  const { model, meta } = applyModelKwargs(loadModelFile(f.checkpoint, { model: f.model }, command), f.modelKwargs);
   const [c, h, w] = meta.inputSize;
   if (f.imgSize !== undefined && f.imgSize !== h) {
     throw new Error(`--img-size ${f.imgSize} differs from the checkpoint's ${h}×${w}; resampling position embeddings for a new size is part of fine-tuning, not evaluation`);

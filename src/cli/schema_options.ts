@@ -41,7 +41,7 @@ const parseNumbers = (flag: string) => (v: string): number[] => {
  * hold several pairs separated by commas or spaces); values become numbers or booleans where they
  * read as such.
  */
-const parsePairs = (flag: string) => (v: string, previous: Record<string, unknown> | undefined): Record<string, unknown> => {
+export const parsePairs = (flag: string) => (v: string, previous: Record<string, unknown> | undefined): Record<string, unknown> => {
   const out = { ...previous };
   const scalar = (raw: string): unknown => {
     const num = Number(raw);

@@ -10,7 +10,7 @@ import { nonNegativeNumber, positiveInt } from './parse.js';
 
 interface ServeFlags {
   checkpoint?: string; model?: string; port: number; host: string; maxBatch: number; maxWaitMs: number;
-  bodyLimit: number; topk: number; threads?: number; log?: boolean;
+  bodyLimit: number; topk: number; threads?: number; log?: boolean; modelKwargs?: Record<string, unknown>;
 }
 
 const port = (v: string): number => {
@@ -32,6 +32,7 @@ export function registerServeCommand(program: Command): void {
     .description('serve a model over HTTP: POST /v1/predict, /v1/predict/batch, GET /v1/model, /healthz, /metrics and a web page at /')
     .addOption(sharedOption('checkpoint', { description: 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory), exported to ONNX in memory' }))
     .option('--model <file>', 'an .onnx file written by `tessera export`')
+    .addOption(sharedOption('modelKwargs'))
     .option('--port <n>', 'TCP port (0: any free port)', port, 8080)
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--max-batch <n>', 'most images per model run; 1 turns dynamic batching off', positiveInt('--max-batch'), 32)
@@ -41,7 +42,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(sharedOption('threads'))
     .option('--log', 'log every request (JSON lines on stdout)')
     .action(async (f: ServeFlags) => {
-      const model = await loadServedModel({ checkpoint: f.checkpoint, onnx: f.model }, { threads: f.threads });
+      const model = await loadServedModel({ checkpoint: f.checkpoint, onnx: f.model, modelKwargs: f.modelKwargs }, { threads: f.threads });
       const server = await createServer({
         model, maxBatch: f.maxBatch, maxWaitMs: f.maxWaitMs, bodyLimit: f.bodyLimit, topk: f.topk, logger: f.log ?? false,
       });

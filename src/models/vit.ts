@@ -15,7 +15,8 @@ import { StateDictError, type StateDict } from '../nn/module.js';
 import { Identity, LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
 import { ConvStemEmbed, type StemNorm } from '../nn/conv_stem.js';
-import { Block } from '../nn/transformer.js';
+import { Block, type MergeHooks } from '../nn/transformer.js';
+import { bipartiteSoftMatching, identitySource, mergeWeighted, sizeBias, type MergeState } from '../nn/tome.js';
 import { attentionConfigOf, attentionDefaults, attentionKwargsShape, checkAttentionKwargs, fitMechanismState, type AttentionConfig } from '../nn/attention/index.js';
 import { normal, truncNormal } from '../nn/init.js';
 import { resamplePosEmbed } from './pos_embed.js';
@@ -50,12 +51,14 @@ export interface VitConfig extends CommonModelArgs, AttentionConfig {
   stemStrides: readonly number[];
   /** The conv stem's normalisation: 'none', or 'group' (a GroupNorm after each 3×3 conv). */
   stemNorm: StemNorm;
+  /** Token merging (ToMe, src/nn/tome.ts): tokens merged in each block; 0 off. Needs no training. */
+  tomeR: number;
 }
 
 export const vitDefaults: VitConfig = {
   imgSize: 224, patchSize: 16, inChans: 3, numClasses: 1000, embedDim: 768, depth: 12, numHeads: 12,
   mlpRatio: 4, qkvBias: true, classToken: true, globalPool: 'token', distilled: false, noEmbedClass: false,
-  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24, stemStrides: [], stemNorm: 'none',
+  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24, stemStrides: [], stemNorm: 'none', tomeR: 0,
   ...attentionDefaults,
 };
 
@@ -65,6 +68,7 @@ export const vitKwargsSchema = z.object({
   embedDim: count, depth: count, numHeads: count, mlpRatio: z.number().positive(), patchSize: count,
   qkvBias: z.boolean(), classToken: z.boolean(), globalPool: z.enum(['token', 'avg']), noEmbedClass: z.boolean(),
   embedLayer: z.enum(['patch', 'conv']), stemWidth: count, stemStrides: z.array(z.number().refine((v) => v === 1 || v === 2, 'each stride must be 1 or 2')).min(1), stemNorm: z.enum(['none', 'group']), eps: z.number().positive(),
+  tomeR: z.number().int().nonnegative(),
   ...attentionKwargsShape,
 }).partial().strict();
 
@@ -86,6 +90,7 @@ export class VisionTransformer extends ImageModel {
     const c = (this.config = { ...vitDefaults, ...config });
     if (c.globalPool === 'token' && !c.classToken) throw new RangeError("globalPool 'token' needs classToken");
     if (c.distilled && !c.classToken) throw new RangeError('a distilled model needs classToken');
+    if (c.tomeR > 0 && c.attnType !== 'softmax') throw new RangeError(`tome_r=${c.tomeR} needs attn_type=softmax (proportional attention biases softmax logits), got ${c.attnType}`);
     const rng = new Random(c.seed);
     this.numPrefixTokens = (c.classToken ? 1 : 0) + (c.distilled ? 1 : 0);
     this.patchEmbed = this.addChild('patch_embed', c.embedLayer === 'conv'
@@ -128,8 +133,10 @@ export class VisionTransformer extends ImageModel {
     return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias', 'fc_norm.weight', 'fc_norm.bias'];
   }
 
-  override tokenGrid(): TokenGrid {
+  /** None while tokens merge: later blocks' tokens are no longer a grid of patches (attention maps need one). */
+  override tokenGrid(): TokenGrid | undefined {
     const c = this.config;
+    if (c.tomeR > 0) return undefined;
     return { grid: [...this.patchEmbed.gridSize] as [number, number], prefix: this.numPrefixTokens, pool: c.globalPool === 'avg' ? 'patch-mean' : 'cls', depth: c.depth, heads: c.numHeads };
   }
 
@@ -144,11 +151,13 @@ export class VisionTransformer extends ImageModel {
   }
 
   /** Images [B, C, H, W] → tokens [B, prefix + N, D] after the final norm. */
-  forwardFeatures(x: Tensor, { noise, attentions }: ForwardOptions & { attentions?: Tensor[] } = {}): Tensor {
+  forwardFeatures(x: Tensor, { noise, attentions, merged }: ForwardOptions & { attentions?: Tensor[]; merged?: MergeState & { traceSource?: boolean } } = {}): Tensor {
     const g = x.graph;
     const c = this.config;
     const d = c.embedDim;
     const dropPath = noise?.drop_path;
+    // token merging's sizes (and, when the caller asks, source map) travel from block to block
+    const merging: MergeState | undefined = c.tomeR > 0 ? (merged ?? {}) : undefined;
     let tokens = this.patchEmbed.forward(x); // [B, N, D]
     tokens = this.scoped(g, () => {
       const prefix = [...(c.classToken ? ['cls_token'] : []), ...(c.distilled ? ['dist_token'] : [])]
@@ -157,16 +166,32 @@ export class VisionTransformer extends ImageModel {
       if (c.noEmbedClass) return concat([...prefix, add(tokens, pos)], 1);
       return add(concat([...prefix, tokens], 1), pos); // [B, T, D]
     });
+    if (merging && merged?.traceSource) merging.source = this.scoped(g, () => identitySource(tokens)); // [B, T, T]
     this.blocks.forEach((block, i) => {
       const scale = dropPath && this.scoped(g, () => ({
         attn: reshape(slice(dropPath, [1], [2 * i], [2 * i + 1]), [-1, 1, 1]), // [B, 1, 1]
         mlp: reshape(slice(dropPath, [1], [2 * i + 1], [2 * i + 2]), [-1, 1, 1]),
       }));
-      const out = block.forwardWithAttention(tokens, scale, attentions !== undefined);
+      const out = block.forwardWithAttention(tokens, scale, attentions !== undefined, merging && this.mergeHooks(merging));
       tokens = out.out;
       if (out.attn) attentions?.push(out.attn);
     });
     return this.norm instanceof LayerNorm ? this.norm.forward(tokens) : tokens;
+  }
+
+  /** ToMe between attention and MLP; proportional attention once tokens have sizes. `state` is updated in place. */
+  private mergeHooks(state: MergeState): MergeHooks {
+    const c = this.config;
+    return {
+      logitBias: state.size && sizeBias(state.size),
+      between: (x, keys) => {
+        const merge = bipartiteSoftMatching(keys, c.tomeR, { classToken: c.classToken, distillToken: c.distilled });
+        if (!merge) return x;
+        const out = mergeWeighted(merge, x, state);
+        Object.assign(state, out.state);
+        return out.x;
+      },
+    };
   }
 
   /** Pooling, fc_norm and head(s): tokens [B, T, D] → logits [B, classes] (or features when headless). */

@@ -5,16 +5,27 @@
  * performer, linear, sparse, axial); the keys stay attn.qkv and attn.proj whichever it is.
  */
 import type { Tensor } from '../ir/tensor.js';
-import { gelu, mul, reshape, slice, transpose, add } from '../ops/index.js';
+import { gelu, matmul, mean, mul, reshape, slice, transpose, add } from '../ops/index.js';
 import type { Random } from '../random.js';
 import { Module } from './module.js';
 import { LayerNorm, Linear } from './layers.js';
 import { attentionConfigOf, createMechanism, mechanismChildName, type AttentionConfig, type AttentionMechanism, type TokenLayout } from './attention/index.js';
+import { softmaxScores } from './attention/mechanism.js';
 
 /** The mechanism and its options; `layout` (the token grid) for axial and sparse, `seed` for Performer's features. */
 export type MechanismOptions = Partial<AttentionConfig> & { layout?: TokenLayout; seed?: number };
 
 export interface AttentionOptions { qkvBias?: boolean; mechanism?: MechanismOptions }
+
+/**
+ * Token merging's hooks into a block (src/nn/tome.ts): `logitBias` [B, 1, 1, N] is added to the
+ * softmax logits (proportional attention), and `between` runs on the attention branch's result
+ * and the keys averaged over heads [B, N, D·H/H] before the MLP (the merge).
+ */
+export interface MergeHooks {
+  logitBias?: Tensor;
+  between(x: Tensor, keys: Tensor): Tensor;
+}
 
 export class Attention extends Module {
   readonly headDim: number;
@@ -38,9 +49,9 @@ export class Attention extends Module {
    * attention; for the other mechanisms only when `withAttention` (the output is then computed
    * through that matrix, O(N²)).
    */
-  forwardWithAttention(x: Tensor): { out: Tensor; attn: Tensor };
-  forwardWithAttention(x: Tensor, withAttention: boolean): { out: Tensor; attn?: Tensor };
-  forwardWithAttention(x: Tensor, withAttention = true): { out: Tensor; attn?: Tensor } {
+  forwardWithAttention(x: Tensor): { out: Tensor; attn: Tensor; keys: () => Tensor };
+  forwardWithAttention(x: Tensor, withAttention: boolean, logitBias?: Tensor): { out: Tensor; attn?: Tensor; keys: () => Tensor };
+  forwardWithAttention(x: Tensor, withAttention = true, logitBias?: Tensor): { out: Tensor; attn?: Tensor; keys: () => Tensor } {
     return this.scoped(x.graph, () => {
       const [, n, c] = x.shape as [unknown, number, number];
       const h = this.numHeads;
@@ -51,10 +62,17 @@ export class Attention extends Module {
       const qkv = transpose(reshape(this.qkv.forward(x), [-1, n, 3, h, d]), [2, 0, 3, 1, 4]); // [3, B, H, N, D]
       const part = (i: number) => reshape(slice(qkv, [0], [i], [i + 1]), [-1, h, n, d]); // [B, H, N, D]
       const [q, k, v] = [part(0), part(1), part(2)];
-      const { out, attn } = this.mechanism.attendWithMatrix(q, k, v, withAttention); // [B, H, N, D]
+      const { out, attn } = logitBias ? this.biased(q, k, v, logitBias) : this.mechanism.attendWithMatrix(q, k, v, withAttention); // [B, H, N, D]
       const y = reshape(transpose(out, [0, 2, 1, 3]), [-1, n, c]); // [B, N, C]
-      return { out: this.proj.forward(y), attn };
+      return { out: this.proj.forward(y), attn, keys: () => this.scoped(x.graph, () => mean(k, 1)) }; // keys: [B, N, D]
     });
+  }
+
+  /** Softmax attention with an additive logit bias (token merging's proportional attention). */
+  private biased(q: Tensor, k: Tensor, v: Tensor, bias: Tensor): { out: Tensor; attn: Tensor } {
+    if (this.mechanism.type !== 'softmax') throw new RangeError(`${this.path || 'attention'}: token merging needs attn_type=softmax, got ${this.mechanism.type}`);
+    const attn = softmaxScores(q, k, bias); // [B, H, N, N]
+    return { out: matmul(attn, v), attn };
   }
 
   forward(x: Tensor): Tensor {
@@ -96,15 +114,17 @@ export class Block extends Module {
   /**
    * x + attn(norm1(x)), then + mlp(norm2(x)). `residualScale` multiplies each branch: drop-path
    * passes a per-sample keep mask divided by the keep probability [B, 1, 1]. The attention
-   * probabilities come as Attention.forwardWithAttention gives them.
+   * probabilities come as Attention.forwardWithAttention gives them. `merge` (token merging)
+   * biases the attention logits and reduces the tokens between the two branches.
    */
   forwardWithAttention(x: Tensor, residualScale?: { attn: Tensor; mlp: Tensor }): { out: Tensor; attn: Tensor };
-  forwardWithAttention(x: Tensor, residualScale: { attn: Tensor; mlp: Tensor } | undefined, withAttention: boolean): { out: Tensor; attn?: Tensor };
-  forwardWithAttention(x: Tensor, residualScale?: { attn: Tensor; mlp: Tensor }, withAttention = true): { out: Tensor; attn?: Tensor } {
-    const { out: a, attn } = this.attn.forwardWithAttention(this.norm1.forward(x), withAttention);
+  forwardWithAttention(x: Tensor, residualScale: { attn: Tensor; mlp: Tensor } | undefined, withAttention: boolean, merge?: MergeHooks): { out: Tensor; attn?: Tensor };
+  forwardWithAttention(x: Tensor, residualScale?: { attn: Tensor; mlp: Tensor }, withAttention = true, merge?: MergeHooks): { out: Tensor; attn?: Tensor } {
+    const { out: a, attn, keys } = this.attn.forwardWithAttention(this.norm1.forward(x), withAttention, merge?.logitBias);
     const g = x.graph;
     const scale = (t: Tensor, s?: Tensor) => (s ? this.scoped(g, () => mul(t, s)) : t);
-    const x1 = this.scoped(g, () => add(x, scale(a, residualScale?.attn)));
+    let x1 = this.scoped(g, () => add(x, scale(a, residualScale?.attn)));
+    if (merge) x1 = this.scoped(g, () => merge.between(x1, keys()));
     const m = this.mlp.forward(this.norm2.forward(x1));
     return { out: this.scoped(g, () => add(x1, scale(m, residualScale?.mlp))), attn };
   }

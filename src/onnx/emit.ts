@@ -63,14 +63,15 @@ export function emitModel(graph: Graph, outputs: Record<string, Tensor>, opts: E
 
   const ctx: EmitContext = {
     opset,
-    op(opType: string, ins: readonly string[], attrs: Record<string, OnnxAttr> = {}, output?: string) {
+    op(opType: string, ins: readonly string[], attrs: Record<string, OnnxAttr> = {}, output?: string | readonly string[]) {
       const k = counter++;
-      const out = output ?? `v${k}`;
+      const outs = typeof output === 'object' ? [...output] : [output ?? `v${k}`];
+      const out = outs[0]!;
       nodes.push({
         name: `${scope ? `${scope}/` : ''}${opType}_${k}`,
         opType,
         input: [...ins],
-        output: [out],
+        output: outs,
         attribute: Object.entries(attrs).map(([n, a]) => attributeProto(n, a)),
       });
       return out;

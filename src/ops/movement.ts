@@ -15,7 +15,7 @@ export interface MovementAttrs {
   gather: { readonly axis: number };
   scatterAdd: { readonly axis: number; readonly shape: Shape };
   gatherElements: { readonly axis: number };
-  scatterElementsAdd: { readonly axis: number; readonly shape: Shape };
+  scatterElementsAdd: { readonly axis: number };
   squeeze: { readonly axes: readonly number[] };
   unsqueeze: { readonly axes: readonly number[] };
   pad: { readonly pads: readonly number[]; readonly value: number };
@@ -26,13 +26,6 @@ export function emitReshape(ctx: EmitContext, input: string, dims: Shape, out?: 
   const symbolic = dims.filter(isBatchDim).length;
   const target = symbolic <= 1 ? ctx.int64s(dims.map((d) => (isBatchDim(d) ? -1 : d))) : ctx.shape(dims);
   return ctx.op('Reshape', [input, target], {}, out);
-}
-
-/** Element-wise indices: int64/int32, the data's rank, and the data's size on every axis but `axis`. */
-function checkElementIndices(op: string, data: Shape, idx: { dtype: string; shape: Shape }, axis: number): void {
-  if (idx.dtype !== 'int64' && idx.dtype !== 'int32') fail(`${op}: indices must be int64 or int32, got ${idx.dtype}`);
-  const same = idx.shape.length === data.length && data.every((d, i) => i === axis || dimEquals(d, idx.shape[i]!));
-  if (!same) fail(`${op}: indices ${formatShape(idx.shape)} must match data ${formatShape(data)} on every axis but ${axis}`);
 }
 
 function staticDim(d: Dim, what: string): number {
@@ -153,29 +146,30 @@ export const movementRules: RuleTable<keyof MovementAttrs> = {
       ctx.op('ScatterElements', [zeros, i2, u], { axis: { i: axis }, reduction: { s: 'add' } }, out);
     },
   },
-  // out[…, i, …] = x[…, idx[…, i, …], …] along `axis` (torch.gather): the indices have the output's shape
+  // torch.gather: out[…, i, …] = x[…, idx[…, i, …], …] along `axis`, one index per output element
   gatherElements: {
     infer: ([x, idx], { axis }) => {
-      checkElementIndices('gatherElements', x!.shape, idx!, axis);
+      if (idx!.dtype !== 'int64') fail(`indices must be int64, got ${idx!.dtype}`);
+      if (idx!.shape.length !== x!.shape.length) fail(`indices of rank ${idx!.shape.length} for data of rank ${x!.shape.length}`);
+      if (idx!.shape.some((d, i) => i !== axis && !dimEquals(d, x!.shape[i]!))) fail(`indices ${formatShape(idx!.shape)} differ from data ${formatShape(x!.shape)} outside axis ${axis}`);
       return { dtype: x!.dtype, shape: idx!.shape };
     },
-    // d x = scatter-add of the cotangent to the positions it was taken from (repeats accumulate)
-    vjp: ({ g, inputs: [x, idx], attrs: { axis } }) => [scatterElementsAdd(g, idx!, axis, x!.shape), null],
+    // d x = the cotangent added back where each element was taken from (repeats accumulate)
+    vjp: ({ g, inputs: [x, idx], attrs: { axis } }) => [scatterElementsAdd(expand(x!.graph.scalar(0, g.dtype), x!.shape), idx!, g, axis), null],
     emit: (ctx, { inputs, out, attrs }) => void ctx.op('GatherElements', inputs, { axis: { i: attrs.axis } }, out),
   },
-  // zeros of `shape` with out[…, idx[…, i, …], …] += u[…, i, …] along `axis` (torch.scatter_add)
+  // torch.scatter_add: out = data, then out[…, idx[…, i, …], …] += updates[…, i, …] along `axis`
   scatterElementsAdd: {
-    infer: ([u, idx], { axis, shape }) => {
-      checkElementIndices('scatterElementsAdd', shape, idx!, axis);
-      if (!shapeEquals(u!.shape, idx!.shape)) fail(`updates ${formatShape(u!.shape)} and indices ${formatShape(idx!.shape)} must have the same shape`);
-      return { dtype: u!.dtype, shape };
+    infer: ([data, idx, updates], { axis }) => {
+      if (idx!.dtype !== 'int64') fail(`indices must be int64, got ${idx!.dtype}`);
+      if (!shapeEquals(idx!.shape, updates!.shape)) fail(`indices ${formatShape(idx!.shape)} and updates ${formatShape(updates!.shape)} differ`);
+      if (updates!.dtype !== data!.dtype) fail(`dtype mismatch: ${data!.dtype} vs ${updates!.dtype}`);
+      if (idx!.shape.length !== data!.shape.length || idx!.shape.some((d, i) => i !== axis && !dimEquals(d, data!.shape[i]!))) fail(`indices ${formatShape(idx!.shape)} differ from data ${formatShape(data!.shape)} outside axis ${axis}`);
+      return { dtype: data!.dtype, shape: data!.shape };
     },
-    // d u = the cotangent read back at the scattered positions
-    vjp: ({ g, inputs: [, idx], attrs: { axis } }) => [gatherElements(g, idx!, axis), null],
-    emit: (ctx, { inputs: [updates, indices], out, attrs: { axis, shape }, outType }) => {
-      const zeros = ctx.op('Expand', [ctx.scalar(0, outType.dtype), ctx.shape(shape)]);
-      ctx.op('ScatterElements', [zeros, indices!, updates!], { axis: { i: axis }, reduction: { s: 'add' } }, out);
-    },
+    // d data = g; d updates = g read back at the scattered positions
+    vjp: ({ g, inputs: [, idx], attrs: { axis } }) => [g, null, gatherElements(g, idx!, axis)],
+    emit: (ctx, { inputs, out, attrs }) => void ctx.op('ScatterElements', inputs, { axis: { i: attrs.axis }, reduction: { s: 'add' } }, out),
   },
   squeeze: {
     infer: ([x], { axes }) => {
@@ -287,14 +281,14 @@ export function scatterAdd(updates: Tensor, indices: Tensor, axis: number, shape
   return apply('scatterAdd', [updates, indices], { axis, shape });
 }
 
-/** torch.gather: `indices` (int64, the output's shape) pick along `axis`; every other axis matches `x`'s. */
+/** torch.gather along `axis`: `indices` (int64, x's rank) picks one element of x per output element. */
 export function gatherElements(x: Tensor, indices: Tensor, axis: number): Tensor {
   return apply('gatherElements', [x, indices], { axis: normAxis(axis, x.rank, 'gatherElements') });
 }
 
-/** torch.zeros(shape).scatter_add(axis, indices, updates); the adjoint of gatherElements. */
-export function scatterElementsAdd(updates: Tensor, indices: Tensor, axis: number, shape: Shape): Tensor {
-  return apply('scatterElementsAdd', [updates, indices], { axis: normAxis(axis, shape.length, 'scatterElementsAdd'), shape });
+/** torch.scatter_add: `data` with each of `updates` added at its index along `axis`. */
+export function scatterElementsAdd(data: Tensor, indices: Tensor, updates: Tensor, axis: number): Tensor {
+  return apply('scatterElementsAdd', [data, indices, updates], { axis: normAxis(axis, data.rank, 'scatterElementsAdd') });
 }
 
 export function squeeze(x: Tensor, axes: number | readonly number[]): Tensor {

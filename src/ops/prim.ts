@@ -32,8 +32,11 @@ export type OnnxAttr =
 /** What an emission rule may do: add ONNX nodes and small int64 constants. */
 export interface EmitContext {
   readonly opset: number;
-  /** Adds a node and returns the name of its (first) output; `output` fixes that name. */
-  op(opType: string, inputs: readonly string[], attrs?: Record<string, OnnxAttr>, output?: string): string;
+  /**
+   * Adds a node and returns the name of its (first) output; `output` fixes that name, or, as a
+   * list, the names of all its outputs (TopK's values and indices).
+   */
+  op(opType: string, inputs: readonly string[], attrs?: Record<string, OnnxAttr>, output?: string | readonly string[]): string;
   /** A 1-D int64 initializer. */
   int64s(values: readonly number[]): string;
   /** A rank-0 initializer of the given dtype. */

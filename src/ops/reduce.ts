@@ -8,7 +8,8 @@ import { emitReshape, expand, reshape } from './movement.js';
 import { dimSize } from './nn.js';
 
 export interface ReduceOpAttrs { readonly axes: readonly number[]; readonly keepdims: boolean }
-export interface ReduceAttrs { sum: ReduceOpAttrs; mean: ReduceOpAttrs; max: ReduceOpAttrs }
+export interface TopkAttrs { readonly k: number; readonly axis: number; readonly largest: boolean }
+export interface ReduceAttrs { sum: ReduceOpAttrs; mean: ReduceOpAttrs; max: ReduceOpAttrs; topk: TopkAttrs }
 
 export function reducedShape(shape: Shape, axes: readonly number[], keepdims: boolean): Dim[] {
   const out: Dim[] = [];
@@ -80,7 +81,30 @@ export const reduceRules: RuleTable<keyof ReduceAttrs> = {
     const count = spread(sum(hit, attrs.axes, true), x!, { ...attrs, keepdims: true });
     return [div(mul(spread(g, x!, attrs), hit), count)];
   }),
+  // the positions of the k largest (or smallest) along `axis`, in order; equal values by index
+  topk: {
+    infer: ([x], { k, axis }) => {
+      const d = x!.shape[axis];
+      if (typeof d !== 'number') fail(`topk axis ${axis} must have a static size, not the batch size`);
+      if (!(k >= 1 && k <= (d as number))) fail(`k = ${k} is out of range for axis ${axis} of size ${String(d)}`);
+      return { dtype: 'int64', shape: x!.shape.map((s, i) => (i === axis ? k : s)) };
+    },
+    vjp: 'nondiff',
+    emit: (ctx, { inputs, out, attrs: { k, axis, largest } }) =>
+      void ctx.op('TopK', [inputs[0]!, ctx.int64s([k])], { axis: { i: axis }, largest: { i: largest ? 1 : 0 }, sorted: { i: 1 } }, [`${out}_values`, out]),
+  },
 };
+
+/** Indices (int64) of the k largest elements along `axis`, largest first (torch.topk(...).indices; `largest` false: smallest first). */
+export function topk(x: Tensor, k: number, axis = -1, largest = true): Tensor {
+  return apply('topk', [x], { k, axis: normAxis(axis, x.rank, 'topk'), largest });
+}
+
+/** argsort along `axis` (descending by default), as the indices of a full top-k. */
+export function argsort(x: Tensor, axis = -1, descending = true): Tensor {
+  const a = normAxis(axis, x.rank, 'argsort');
+  return topk(x, x.shape[a] as number, a, descending);
+}
 
 /** Number of elements reduced over `axes`: a constant, or computed at run time when the batch axis is among them. */
 function reducedCount(x: Tensor, axes: readonly number[]): Tensor | number {
