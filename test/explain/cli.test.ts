@@ -120,7 +120,7 @@ describe('tessera explain', () => {
     [['--class', '12'], /--class 12 is out of range: the checkpoint has 10 classes/],
     [['--smoothgrad', '8'], /--smoothgrad applies to --method saliency, not rollout/],
     [['--discard-ratio', '0.5', '--method', 'attention'], /--discard-ratio applies to --method rollout, not attention/],
-    [['missing.png'], /missing\.png: not a readable image/],
+    [['missing.png'], /missing\.png: cannot be read \(ENOENT\)/],
   ])('rejects %j with one line and writes nothing', async (extra, message) => {
     const out = join(dir, 'bad');
     const r = await runCommand(['explain', '--checkpoint', ckpt, images[0]!, '--out', out, ...extra]);

@@ -29,7 +29,9 @@ const toModelChannels = (img: PixelImage, channels: number): PixelImage => (chan
 export async function trainSample(input: Input, t: ResolvedImageTransform, rng: Random, label = typeof input === 'string' ? input : 'image', out?: Float32Array): Promise<Float32Array> {
   const [c, h, w] = t.eval.inputSize;
   // more than 8 bits or other than 1/3 bands: the float band pipeline (band_pipeline.ts)
-  const bands = await decodeBandsIfNeeded(input, c, label);
+  // (colour augmentation is defined on 8-bit RGB: a 1/3-channel model with it reads deep files in 8 bits)
+  const colourAugment = (c === 1 || c === 3) && (t.randAugment || t.colorJitter);
+  const bands = colourAugment ? undefined : await decodeBandsIfNeeded(input, c, label);
   if (bands) return trainBandSample(bands, t, rng, label, out);
   const pick = (): Interpolation => (t.trainInterpolation === 'random' ? (rng.int(2) === 0 ? 'bilinear' : 'bicubic') : t.trainInterpolation);
   // the flips are drawn here, in timm's order, and run inside the decoding pipeline
