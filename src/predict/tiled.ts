@@ -58,8 +58,8 @@ export function tileGrid(width: number, height: number, tile: number, stride: nu
 type Decoded = { kind: 'pixels'; img: PixelImage } | { kind: 'bands'; img: BandImage };
 
 export async function decodeForTiles(input: string | Uint8Array, t: EvalTransform, label: string): Promise<Decoded> {
-  const bands = await decodeBandsIfNeeded(input, t.inputSize[0], label);
-  return bands ? { kind: 'bands', img: bands } : { kind: 'pixels', img: await decodeFull(input, label) };
+  const read = await decodeBandsIfNeeded(input, t.inputSize[0], label);
+  return read instanceof Uint8Array ? { kind: 'pixels', img: await decodeFull(read, label) } : { kind: 'bands', img: read };
 }
 
 /** One tile through the eval transform (Resize(size / crop_pct) → CenterCrop → channels → Normalize) into `out`. */

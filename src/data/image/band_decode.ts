@@ -37,10 +37,15 @@ const bytesOf = async (input: Input, label: string): Promise<Uint8Array> => {
 /**
  * The band image when the file needs the band path for a model of `channels` input channels:
  * a TIFF or PNG of more than 8 bits, or any TIFF whose band count is not 1 or 3, or any model of
- * other than 1 or 3 channels. undefined means the 8-bit pipeline reads the file exactly.
+ * other than 1 or 3 channels. Otherwise the file's bytes, which the 8-bit pipeline reads exactly
+ * (so a file on disk is read once, not once to look at and again to decode).
  */
-export async function decodeBandsIfNeeded(input: Input, channels: number, label: string): Promise<BandImage | undefined> {
+export async function decodeBandsIfNeeded(input: Input, channels: number, label: string): Promise<BandImage | Uint8Array> {
   const bytes = await bytesOf(input, label);
+  return (await bandsOf(bytes, channels, label)) ?? bytes;
+}
+
+async function bandsOf(bytes: Uint8Array, channels: number, label: string): Promise<BandImage | undefined> {
   const plain = channels === 1 || channels === 3;
   if (isPng(bytes)) {
     // IHDR's bit depth is byte 24
@@ -69,9 +74,8 @@ export async function decodeBandsIfNeeded(input: Input, channels: number, label:
 /** Decodes `input` as a band image whatever its depth (the band count of an 8-bit image included). */
 export async function decodeBands(input: Input, label: string): Promise<BandImage> {
   const bytes = await bytesOf(input, label);
-  const bands = await decodeBandsIfNeeded(bytes, 0, label);
-  if (bands) return bands;
-  return decodePng(bytes, label); // unreachable for channels 0 except non-PNG/TIFF, which threw
+  // a channel count of 0 is neither 1 nor 3: every PNG and TIFF is decoded, any other format refused
+  return (await bandsOf(bytes, 0, label))!;
 }
 
 async function decodePng(bytes: Uint8Array, label: string): Promise<BandImage> {

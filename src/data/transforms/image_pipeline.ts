@@ -31,8 +31,11 @@ export async function trainSample(input: Input, t: ResolvedImageTransform, rng: 
   // more than 8 bits or other than 1/3 bands: the float band pipeline (band_pipeline.ts)
   // (colour augmentation is defined on 8-bit RGB: a 1/3-channel model with it reads deep files in 8 bits)
   const colourAugment = (c === 1 || c === 3) && (t.randAugment || t.colorJitter);
-  const bands = colourAugment ? undefined : await decodeBandsIfNeeded(input, c, label);
-  if (bands) return trainBandSample(bands, t, rng, label, out);
+  if (!colourAugment) {
+    const read = await decodeBandsIfNeeded(input, c, label);
+    if (!(read instanceof Uint8Array)) return trainBandSample(read, t, rng, label, out);
+    input = read;
+  }
   const pick = (): Interpolation => (t.trainInterpolation === 'random' ? (rng.int(2) === 0 ? 'bilinear' : 'bicubic') : t.trainInterpolation);
   // the flips are drawn here, in timm's order, and run inside the decoding pipeline
   let img = await decodeResizedCrop(input, (iw, ih) => {
@@ -64,9 +67,9 @@ export async function evalPixels(input: Input, t: EvalTransform, label = typeof 
 
 /** Eval transform → normalised CHW floats of inputSize (written into `out` when given). */
 export async function evalSample(input: Input, t: EvalTransform, label = typeof input === 'string' ? input : 'image', out?: Float32Array): Promise<Float32Array> {
-  const bands = await decodeBandsIfNeeded(input, t.inputSize[0], label);
-  if (bands) return evalBandSample(bands, t, label, out);
-  const img = await evalPixels(input, t, label);
+  const read = await decodeBandsIfNeeded(input, t.inputSize[0], label);
+  if (!(read instanceof Uint8Array)) return evalBandSample(read, t, label, out);
+  const img = await evalPixels(read, t, label);
   const data = toNormalizedChw(img, t.mean, t.std, out);
   releasePixels(img);
   return data;
