@@ -26,7 +26,7 @@ export async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: r
   const base = asEncoder ? { ...getFamily(entry.family).defaults, ...entry.config, ...encoder!.config(weights.meta!.config!) }
     : weights.meta?.config ?? { ...getFamily(entry.family).defaults, ...entry.config };
   const model = checkKwargs(cfg, cfg.model, createFromConfig(family, { ...base, ...common, inChans: c, imgSize: h }));
-  applyPretrained(model, weights, log);
+  applyPretrained(model, asEncoder && encoder!.state ? { ...weights, state: encoder!.state(weights.state) } : weights, log);
   log(`initialised from ${cfg.pretrained}`);
   return { model, modelName: weights.meta?.model ?? cfg.model };
 }
