@@ -14,7 +14,6 @@
  */
 import { z } from 'zod';
 import type { Tensor } from '../ir/tensor.js';
-import { BATCH } from '../ir/shape.js';
 import { add, concat, div, expand, gelu, matmul, maximum, mul, reshape, slice, sqrt, sum, transpose } from '../ops/index.js';
 import { Random } from '../random.js';
 import { Module, type StateDict } from '../nn/module.js';

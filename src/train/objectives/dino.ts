@@ -90,6 +90,13 @@ export function clipPerTensor(grads: Map<string, Float32Array>, clip: number): v
   }
 }
 
+/** [V, B, K] (DINO's crop-major chunks) → [B, V, K], so the batch leads as the step's inputs need. */
+export function viewMajorToImageMajor(x: Float32Array, b: number, views: number, k: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < b; i++) for (let v = 0; v < views; v++) out.set(x.subarray((v * b + i) * k, (v * b + i + 1) * k), (i * views + v) * k);
+  return out;
+}
+
 /** The traced loss of one step. teacherProbs [B, 2, K]; locals [B, N, C, l, l] or none. */
 export function dinoLoss(model: DinoViT, global1: Tensor, global2: Tensor, teacherProbs: Tensor, locals?: Tensor): Tensor {
   const k = model.config.outDim;
@@ -164,7 +171,7 @@ export class DinoObjective implements Objective {
     return dinoLoss(asDino(model), x, inputs.global2!, inputs.teacher_probs!, inputs.locals);
   }
 
-  startEpoch(epoch: number, { stepsPerEpoch, epochs }: { stepsPerEpoch: number; epochs: number }): void {
+  startEpoch(epoch: number, { stepsPerEpoch, epochs }: { stepsPerEpoch: number; epochs: number; microPerEpoch?: number }): void {
     this.epoch = epoch;
     this.totalSteps = epochs * stepsPerEpoch;
   }
@@ -192,9 +199,7 @@ export class DinoObjective implements Objective {
     const k = m.config.outDim;
     const probs = teacherTargets(raw, k, this.center, teacherTemperature(this.cfg, this.epoch));
     updateCenter(this.center, raw);
-    // [2, B, K] → [B, 2, K], so the batch leads as the step's inputs need
-    const byImage = new Float32Array(probs.length);
-    for (let i = 0; i < b; i++) for (let v = 0; v < 2; v++) byImage.set(probs.subarray((v * b + i) * k, (v * b + i + 1) * k), (i * 2 + v) * k);
+    const byImage = viewMajorToImageMajor(probs, b, 2, k);
     return {
       x: x1, global2: { data: x2, shape: [b, c, g, g] }, teacher_probs: { data: byImage, shape: [b, 2, k] },
       ...(n > 0 ? { locals: { data: locals, shape: [b, n, c, l, l] } } : {}),
