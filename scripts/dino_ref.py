@@ -20,10 +20,12 @@ Writes test/fixtures/dino_goldens.safetensors and test/fixtures/dino_official.pt
   momentum 0.9 (the student unchanged), and clip_gradients(…, 0.05) of the gradients;
 - dino_official.pth: torch.save of the checkpoint layout train_dino writes — `student` (the
   DDP-wrapped state dict: `module.` prefixes), `teacher` (no prefix), `epoch` and the DINOLoss
-  state `dino_loss` (its centre) — with the same weights.
+  state `dino_loss` (its centre) — of another small model (write_official), and
+  dino_official.json: each teacher tensor's sum, first value and shape.
 
 Run from the repository root:  /usr/bin/python3 scripts/dino_ref.py   (Debian torch 1.13)
 """
+import json
 import math
 import os
 import sys
@@ -144,6 +146,26 @@ def randomise(model, scale):
             p.copy_(torch.randn_like(p) * (scale if p.dim() > 1 else scale / 3) + (1.0 if norm_weight else 0.0))
 
 
+def write_official(path):
+    """train_dino's checkpoint layout: the DDP student (module.*), the bare teacher, the epoch and the loss's centre.
+
+    A 28-px 1-channel model of head width 64 (DINO's ViTs all have 64-wide heads, which is how a
+    loader tells the head count from the shapes), one block, head 32-32-16 → 64.
+    """
+    torch.manual_seed(1)
+    student = Wrapper(Backbone(img=28, patch=4, chans=1, dim=64, depth=1, heads=1, mlp_ratio=2), Head(64, 64, 32, 16))
+    teacher = Wrapper(Backbone(img=28, patch=4, chans=1, dim=64, depth=1, heads=1, mlp_ratio=2), Head(64, 64, 32, 16))
+    randomise(student, 0.1)
+    randomise(teacher, 0.1)
+    ddp = {f"module.{k}": v.detach().clone() for k, v in student.state_dict().items()}
+    torch.save({"student": ddp, "teacher": {k: v.detach().clone() for k, v in teacher.state_dict().items()}, "epoch": 1,
+                "dino_loss": {"center": torch.randn(1, 64)}}, path)
+    # what a loader must read: each teacher tensor's sum and first value (the teacher is what DINO evaluates)
+    summary = {k: [float(v.double().sum()), float(v.reshape(-1)[0]), list(v.shape)] for k, v in teacher.state_dict().items()}
+    with open(path[: -len(".pth")] + ".json", "w") as f:
+        json.dump(summary, f)
+
+
 def main():
     torch.manual_seed(0)
     student, teacher = build(), build()
@@ -183,10 +205,7 @@ def main():
     fixtures = os.path.join(os.path.dirname(SCRIPTS), "test", "fixtures")
     path = os.path.join(fixtures, "dino_goldens.safetensors")
     write_safetensors(path, out, {"dino_commit": DINO_COMMIT, "config": "img 16 patch 4 chans 2 dim 8 depth 2 heads 2 mlp 2; head 12-12-6 -> 10; B 3, 2 global 16px + 2 local 8px; teacher temp 0.07"})
-    # train_dino's checkpoint: the DDP student (module.*), the bare teacher, the epoch and the loss's centre
-    ddp = {f"module.{k}": v.detach().clone() for k, v in student.state_dict().items()}
-    torch.save({"student": ddp, "teacher": {k: v.detach().clone() for k, v in teacher.state_dict().items()}, "epoch": 1,
-                "dino_loss": {"center": center.clone()}}, os.path.join(fixtures, "dino_official.pth"))
+    write_official(os.path.join(fixtures, "dino_official.pth"))
     print(f"wrote {path} and dino_official.pth: loss {loss.item():.6f}")
 
 

@@ -253,6 +253,8 @@ registerFamily<DinoConfig>({
     const n = (sd['backbone.pos_embed']!.shape[1] as number) - 1;
     const linears = Object.keys(sd).filter((k) => /^head\.mlp(\.\d+)?\.weight$/.test(k)).length;
     return {
+      // the head count is not in the shapes: DINO's ViTs (S/16, B/16, S/8, B/8) all have 64-wide heads
+      ...(embedDim! % 64 === 0 ? { numHeads: embedDim! / 64 } : {}),
       embedDim: embedDim!, inChans: inChans!, patchSize: patchSize!, imgSize: Math.round(Math.sqrt(n)) * patchSize!, depth: count('backbone.blocks.'),
       mlpRatio: (sd['backbone.blocks.0.mlp.fc1.weight']!.shape[0] as number) / embedDim!, qkvBias: sd['backbone.blocks.0.attn.qkv.bias'] !== undefined,
       outDim: v.shape[0] as number, bottleneckDim: v.shape[1] as number, headLayers: linears,

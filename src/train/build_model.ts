@@ -28,7 +28,8 @@ export async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: r
   const model = checkKwargs(cfg, cfg.model, createFromConfig(family, { ...base, ...common, inChans: c, imgSize: h }));
   applyPretrained(model, asEncoder && encoder!.state ? { ...weights, state: encoder!.state(weights.state) } : weights, log);
   log(`initialised from ${cfg.pretrained}`);
-  return { model, modelName: weights.meta?.model ?? cfg.model };
+  // an encoder taken out of pretraining weights is a --model (its pretraining model's name may not even be registered: an official DINO file)
+  return { model, modelName: asEncoder ? cfg.model : weights.meta?.model ?? cfg.model };
 }
 
 /** Kwargs that validate alone but do not fit the model (stem keys without a conv stem…) are an error, not ignored. */

@@ -3,7 +3,8 @@
  * Fashion-MNIST: the run directory is train's, the head's last layer stays put during the first
  * epoch and moves in the second, and a run killed mid-epoch
  * resumes to the same student, teacher and centre as an uninterrupted run (the crops come from
- * the run's seeded stream; teacher and centre are saved in the resume state).
+ * the run's seeded stream; teacher and centre are saved in the resume state); its backbone starts
+ * a vit for fine-tuning.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { resolveTrainConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { readStateDict } from '../../src/checkpoint/checkpoint.js';
 import { DinoViT } from '../../src/models/dino.js';
+import { buildModel } from '../../src/train/build_model.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-dino-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,5 +63,11 @@ describe('DINO pretraining through the training loop', () => {
     expect(Object.keys(b)).toEqual(Object.keys(a));
     for (const [k, t] of Object.entries(a)) expect(maxDiff(t.data, b[k]!.data), k).toBeLessThan(1e-6);
     expect(resumed.metrics.map((m) => m.train_loss)).toEqual(straight.metrics.map((m) => m.train_loss));
+
+    // the run's backbone fine-tunes as a vit (`train --pretrained RUN/last.safetensors --model vit_tiny_patch4_28`)
+    const { model } = await buildModel(resolveTrainConfig({ model: 'vit_tiny_patch4_28', pretrained: join(straight.runDir, 'last.safetensors') }), 10, [1, 28, 28], () => {});
+    expect(model.family).toBe('vit');
+    const vit = model.stateDict();
+    for (const k of ['cls_token', 'pos_embed', 'patch_embed.proj.weight', 'blocks.1.mlp.fc2.weight', 'norm.weight']) expect(maxDiff(vit[k]!.data, a[`backbone.${k}`]!.data), k).toBe(0);
   }, 300_000);
 });
