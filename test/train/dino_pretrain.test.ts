@@ -4,7 +4,7 @@
  * epoch and moves in the second, and a run killed mid-epoch
  * resumes to the same student, teacher and centre as an uninterrupted run (the crops come from
  * the run's seeded stream; teacher and centre are saved in the resume state); its backbone starts
- * a vit for fine-tuning.
+ * a vit for fine-tuning, and teacher.safetensors holds the teacher as a checkpoint.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,8 @@ import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
 import { sliceDataset, type TensorDataset } from '../../src/data/datasets/dataset.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
-import { readStateDict } from '../../src/checkpoint/checkpoint.js';
+import { loadCheckpoint, readStateDict } from '../../src/checkpoint/checkpoint.js';
+import { readSafetensors, toFloat32 } from '../../src/checkpoint/safetensors.js';
 import { DinoViT } from '../../src/models/dino.js';
 import { buildModel } from '../../src/train/build_model.js';
 
@@ -50,6 +51,14 @@ describe('DINO pretraining through the training loop', () => {
     const a = readStateDict(join(straight.runDir, 'last.safetensors')).state;
     expect(maxDiff(a['head.last_layer.weight_v']!.data, v0)).toBeGreaterThan(1e-5);
     expect(a['head.last_layer.weight_g']!.data.every((v) => v === 1)).toBe(true);
+
+    // teacher.safetensors: the teacher of the resume state, a checkpoint of the same model, behind the student
+    const teacherFile = loadCheckpoint(join(straight.runDir, 'teacher.safetensors'));
+    expect(teacherFile.model.family).toBe('dino');
+    const saved = readSafetensors(join(straight.runDir, 'state.safetensors')).tensors;
+    const t = Object.fromEntries(teacherFile.model.namedState().map(([k, p]) => [k, p.data]));
+    for (const k of Object.keys(a).filter((k) => k !== 'head.last_layer.weight_g')) expect(maxDiff(t[k]!, toFloat32(saved.get(`objective.teacher.${k}`)!)), k).toBe(0);
+    expect(maxDiff(t['backbone.blocks.0.attn.qkv.weight']!, a['backbone.blocks.0.attn.qkv.weight']!.data)).toBeGreaterThan(1e-6);
 
     const controller = new AbortController();
     const killed = await train(resolveTrainConfig({ ...base, output: join(dir, 'killed') }), {

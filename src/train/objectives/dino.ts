@@ -28,7 +28,11 @@ import { dinoViews, pixelsFromNormalizedChw, type MultiCropOptions } from '../..
 import { releasePixels } from '../../data/transforms/pixels.js';
 import type { Optimizer } from '../../optim/adamw.js';
 import type { TrainConfig } from '../config.js';
-import type { Objective, ObjectiveContext, ObjectiveEvaluation } from './objective.js';
+import type { EvaluationContext, Objective, ObjectiveContext, ObjectiveEvaluation } from './objective.js';
+import type { EvalTransform } from '../../data/transforms/transform_config.js';
+import { metaFor } from '../../checkpoint/checkpoint.js';
+import { writeSafetensors } from '../../checkpoint/safetensors.js';
+import { join } from 'node:path';
 
 /** Salt of the multi-crop stream (mixed with the run seed and the micro-batch index). */
 const CROP_SALT = 0xd1e0;
@@ -146,7 +150,7 @@ export class DinoObjective implements Objective {
   }
 
   constructor(private readonly model: DinoViT, private readonly cfg: TrainConfig, private readonly session: SessionOptions = {},
-    transform: { mean: readonly number[]; std: readonly number[] }) {
+    private readonly transform: Pick<EvalTransform, 'mean' | 'std'> & Partial<Pick<EvalTransform, 'cropPct' | 'interpolation'>>) {
     // teacher_without_ddp.load_state_dict(student.module.state_dict())
     for (const [k, p] of model.namedParameters()) this.teacher.set(k, Float32Array.from(p.data));
     this.center = new Float32Array(model.config.outDim);
@@ -238,7 +242,19 @@ export class DinoObjective implements Objective {
     }
   }
 
-  async evaluate(): Promise<ObjectiveEvaluation> {
+  /**
+   * No held-out score. With a run directory, writes teacher.safetensors: the teacher's weights as
+   * a checkpoint of the run's model (DINO evaluates and releases the teacher; `eval --knn` and
+   * `train --pretrained` take it as they take last.safetensors, the student).
+   */
+  async evaluate({ runDir, classNames }: EvaluationContext): Promise<ObjectiveEvaluation> {
+    if (runDir) {
+      const m = this.model;
+      const tensors = Object.fromEntries(m.namedState().map(([k, p]) => [k, { shape: p.shape, data: this.teacher.get(k) ?? p.data }]));
+      const t = this.transform;
+      const meta = { ...metaFor(this.cfg.model, m, [...classNames], { mean: [...t.mean], std: [...t.std], cropPct: t.cropPct, interpolation: t.interpolation }), epoch: this.epoch + 1 };
+      writeSafetensors(join(runDir, 'teacher.safetensors'), tensors, { format: 'pt', tessera: JSON.stringify(meta) });
+    }
     return { record: {} };
   }
 
