@@ -17,7 +17,8 @@ import type { Tensor } from '../ir/tensor.js';
 import { add, concat, div, expand, gelu, matmul, maximum, mul, reshape, slice, sqrt, sum, transpose } from '../ops/index.js';
 import { Random } from '../random.js';
 import { Module, type StateDict } from '../nn/module.js';
-import { Linear } from '../nn/layers.js';
+import { LayerNorm, Linear } from '../nn/layers.js';
+import { PatchEmbed } from '../nn/patch_embed.js';
 import { ones, truncNormal } from '../nn/init.js';
 import { VisionTransformer } from './vit.js';
 import type { ModelEntry } from './registry.js';
@@ -109,7 +110,9 @@ export class DinoBackbone extends VisionTransformer {
       const side = h / p;
       const grid = this.patchEmbed.gridSize[0];
       const patches = this.scoped(g, () => reshape(transpose(reshape(x, [-1, ch, side, p, side, p]), [0, 2, 4, 1, 3, 5]), [-1, side * side, ch * p * p]));
-      const embedded = (this.patchEmbed as { proj: { scopedLinear(g: typeof x.graph, t: Tensor, o: number): Tensor } }).proj.scopedLinear(g, patches, d); // [B, n, D]
+      // DINO's backbones use the patchify conv (never a conv stem), so its weight applies to any grid
+      if (!(this.patchEmbed instanceof PatchEmbed)) throw new RangeError(`${this.path || 'backbone'}: crops of another size need a patch-embedding backbone`);
+      const embedded = this.patchEmbed.proj.scopedLinear(g, patches, d); // [B, n, D]
       tokens = this.scoped(g, () => {
         const pos = this.p(g, 'pos_embed'); // [1, 1 + g², D]
         const table = reshape(slice(pos, [1], [1], [1 + grid * grid]), [grid * grid, d]);
@@ -118,7 +121,7 @@ export class DinoBackbone extends VisionTransformer {
         return concat([expand(cls, [embedded.shape[0]!, 1, d]), add(embedded, resampled)], 1); // the batch may be B·N (local views)
       });
       for (const block of this.blocks) tokens = block.forward(tokens);
-      tokens = (this.norm as { forward(t: Tensor): Tensor }).forward(tokens);
+      if (this.norm instanceof LayerNorm) tokens = this.norm.forward(tokens);
     }
     return this.scoped(g, () => reshape(slice(tokens, [1], [0], [1]), [-1, d]));
   }
