@@ -3,7 +3,9 @@
  * commit 7c446df5): the MultiCropWrapper state dict loads with no mapping; the position table
  * interpolated for smaller crops, the teacher's raw outputs, the loss over every pair of
  * different views (≤ 1e-5 relative) and every trainable student gradient (≤ 1e-4 relative) match;
- * the centre update, the teacher's EMA step and the per-tensor clipping match to float32.
+ * the centre update, the teacher's EMA step and the per-tensor clipping match to float32 rounding;
+ * the pre-step hook clips, freezes the last layer in the first epoch only and sets DINO's
+ * weight-decay groups on the cosine.
  */
 import { describe, expect, it } from 'vitest';
 import { DinoViT, dinoPosInterpolation } from '../../src/models/dino.js';
@@ -12,6 +14,7 @@ import { resolveTrainConfig } from '../../src/train/config.js';
 import { compileTrainStep } from '../../src/train/step.js';
 import { readTensorFixture } from '../helpers/fixtures.js';
 import { relError } from '../helpers/random.js';
+import { AdamW, paramSpecs } from '../../src/optim/adamw.js';
 
 const fx = readTensorFixture('dino_goldens.safetensors');
 const golden = (k: string) => fx.get(k) ?? (() => { throw new Error(`fixture has no ${k}`); })();
@@ -86,6 +89,28 @@ describe('DINO against the PyTorch port of the official computation', () => {
     const clippedSome = keys.some((k) => relError(golden(`clipped.${k}`).data, golden(`grad.${k}`).data) > 1e-3);
     expect(clippedSome).toBe(true);
     for (const k of keys) expect(relError(grads.get(k)!, golden(`clipped.${k}`).data), k).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('before each optimiser step: per-tensor clipping, the last layer dropped in the first epoch only, DINO\'s weight-decay groups on the cosine', () => {
+    const model = referenceModel();
+    const c = resolveTrainConfig({ model: 'dino_vit_tiny_patch4_28', method: 'dino', weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 0.05, freezeLastLayer: 1 });
+    const objective = new DinoObjective(model, c, {}, { mean: [0, 0], std: [1, 1] });
+    const optimizer = new AdamW(paramSpecs(model.namedParameters(), 0.04));
+    const keys = [...fx.keys()].filter((k) => k.startsWith('grad.')).map((k) => k.slice(5));
+    const fresh = () => new Map(keys.map((k) => [k, Float32Array.from(golden(`grad.${k}`).data)]));
+    objective.startEpoch(0, { epochs: 2, stepsPerEpoch: 5, microPerEpoch: 5 });
+    let grads = fresh();
+    objective.beforeOptimizerStep({ grads, step: 0, epoch: 0, optimizer });
+    expect([...grads.keys()].filter((k) => k.includes('last_layer'))).toEqual([]);
+    expect(relError(grads.get('head.mlp.0.weight')!, golden('clipped.head.mlp.0.weight').data)).toBeLessThanOrEqual(1e-6);
+    const wd = (name: string) => optimizer.specs.find((s) => s.name === name)!.weightDecay;
+    expect([wd('backbone.blocks.0.attn.qkv.weight'), wd('backbone.cls_token'), wd('backbone.pos_embed'), wd('head.last_layer.weight_v')]).toEqual([0.04, 0.04, 0.04, 0.04].map((v) => expect.closeTo(v, 12)));
+    expect([wd('backbone.blocks.0.attn.qkv.bias'), wd('backbone.norm.weight')]).toEqual([0, 0]);
+    objective.startEpoch(1, { epochs: 2, stepsPerEpoch: 5, microPerEpoch: 5 });
+    grads = fresh();
+    objective.beforeOptimizerStep({ grads, step: 5, epoch: 1, optimizer });
+    expect(grads.has('head.last_layer.weight_v')).toBe(true);
+    expect(wd('backbone.blocks.0.attn.qkv.weight')).toBeCloseTo(0.22, 12); // halfway along 0.04 → 0.4
   });
 
   it('the schedules: cosine momentum 0.996 → 1, teacher temperature warm-up as np.linspace', () => {

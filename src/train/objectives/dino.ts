@@ -223,9 +223,9 @@ export class DinoObjective implements Objective {
   }
 
   /** clip_gradients, cancel_gradients_last_layer and the weight-decay schedule of optimiser step `step`. */
-  beforeOptimizerStep({ grads, step, optimizer }: { grads: Map<string, Float32Array>; step: number; optimizer: Optimizer }): void {
+  beforeOptimizerStep({ grads, step, epoch, optimizer }: { grads: Map<string, Float32Array>; step: number; epoch: number; optimizer: Optimizer }): void {
     if (this.cfg.clipGrad) clipPerTensor(grads, this.cfg.clipGrad);
-    if (this.epoch < this.cfg.freezeLastLayer) for (const k of [...grads.keys()]) if (LAST_LAYER.test(k)) grads.delete(k);
+    if (epoch < this.cfg.freezeLastLayer) for (const k of [...grads.keys()]) if (LAST_LAYER.test(k)) grads.delete(k);
     const end = this.cfg.weightDecayEnd;
     const wd = end === undefined ? this.cfg.weightDecay : cosineValue(this.cfg.weightDecay, end, this.totalSteps, step);
     // DINO's get_params_groups: every tensor but biases and 1-D ones is regularised (cls_token and pos_embed too)
