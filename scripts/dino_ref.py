@@ -21,7 +21,8 @@ Writes test/fixtures/dino_goldens.safetensors and test/fixtures/dino_official.pt
 - dino_official.pth: torch.save of the checkpoint layout train_dino writes — `student` (the
   DDP-wrapped state dict: `module.` prefixes), `teacher` (no prefix), `epoch` and the DINOLoss
   state `dino_loss` (its centre) — of another small model (write_official), and
-  dino_official.json: each teacher tensor's sum, first value and shape.
+  dino_official.json: each teacher tensor's sum, first value and shape; dino_official_backbone.pth:
+  the teacher's backbone alone, as the released backbone weights are saved.
 
 Run from the repository root:  /usr/bin/python3 scripts/dino_ref.py   (Debian torch 1.13)
 """
@@ -160,6 +161,8 @@ def write_official(path):
     ddp = {f"module.{k}": v.detach().clone() for k, v in student.state_dict().items()}
     torch.save({"student": ddp, "teacher": {k: v.detach().clone() for k, v in teacher.state_dict().items()}, "epoch": 1,
                 "dino_loss": {"center": torch.randn(1, 64)}}, path)
+    # the released backbone-only files (dino_deitsmall16_pretrain.pth…): the teacher's backbone as a plain state dict
+    torch.save({k: v.detach().clone() for k, v in teacher.backbone.state_dict().items()}, path[: -len(".pth")] + "_backbone.pth")
     # what a loader must read: each teacher tensor's sum and first value (the teacher is what DINO evaluates)
     summary = {k: [float(v.double().sum()), float(v.reshape(-1)[0]), list(v.shape)] for k, v in teacher.state_dict().items()}
     with open(path[: -len(".pth")] + ".json", "w") as f:

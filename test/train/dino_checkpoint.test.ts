@@ -2,7 +2,8 @@
  * An official DINO training checkpoint (the layout train_dino saves: `student` with DDP's
  * `module.` prefixes, `teacher`, `epoch`, `dino_loss`; fixture by scripts/dino_ref.py) loads:
  * as a DINO model (the teacher, as DINO evaluates it), and through `train --pretrained` as the
- * backbone of a ViT that then fine-tunes, its classifier fresh.
+ * backbone of a ViT that then fine-tunes, its classifier fresh; a released backbone-only file
+ * (plain timm keys) starts a ViT too.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,4 +54,12 @@ describe('official DINO checkpoints', () => {
     expect(run.status).toBe('completed');
     expect(Number.isFinite(run.metrics[0]!.train_loss)).toBe(true);
   }, 120_000);
+
+  it('a released backbone-only file (plain timm keys) starts a vit', async () => {
+    const cfg = resolveTrainConfig({ model: 'vit_tiny_patch4_28', pretrained: fixturePath('dino_official_backbone.pth') });
+    const { model } = await buildModel(cfg, 10, [1, 28, 28], () => {});
+    const state = model.stateDict();
+    for (const k of Object.keys(teacher).filter((k) => k.startsWith('backbone.'))) expectTensor(state[k.slice('backbone.'.length)], k);
+    expect(model.config.numHeads).toBe(1);
+  });
 });
