@@ -19,7 +19,7 @@ import { Random } from '../random.js';
 import { Module, type StateDict } from '../nn/module.js';
 import { LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
-import { ones, truncNormal } from '../nn/init.js';
+import { ones, truncNormal, uniformFanIn } from '../nn/init.js';
 import { VisionTransformer } from './vit.js';
 import type { ModelEntry } from './registry.js';
 import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type TokenGrid } from './model.js';
@@ -133,7 +133,8 @@ class WeightNormLinear extends Module {
     super();
     // a buffer: DINO freezes weight_g at 1 (norm_last_layer=True), so no optimiser ever changes it
     this.addBuffer('weight_g', [outFeatures, 1], ones());
-    this.addParam('weight_v', [outFeatures, inFeatures], truncNormal(0.02), rng);
+    // nn.Linear's default init: DINOHead's trunc_normal_ init runs before weight_norm wraps this layer
+    this.addParam('weight_v', [outFeatures, inFeatures], uniformFanIn(inFeatures), rng);
   }
 
   forward(x: Tensor): Tensor {
@@ -186,6 +187,9 @@ export class DinoViT extends ImageModel {
       numHeads: c.numHeads, mlpRatio: c.mlpRatio, qkvBias: c.qkvBias, seed: rng.nextU32(),
     }));
     this.head = this.addChild('head', new DinoHead(c.embedDim, c, rng));
+    // DINO's ViT draws its class token as trunc_normal_(std=.02); timm's (the backbone's default) is normal(1e-6)
+    const cls = this.backbone.namedParameters().find(([k]) => k === 'backbone.cls_token')![1];
+    cls.data = truncNormal(0.02)(cls.size, rng);
   }
 
   get numFeatures(): number {
