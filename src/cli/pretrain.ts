@@ -21,13 +21,13 @@ const MAE_DEFAULTS = { model: 'mae_vit_tiny_patch4_28', method: 'mae', lr: 1e-3,
 
 /**
  * DINO's recipe (main_dino.py's defaults): AdamW, weight decay 0.04 → 0.4, per-tensor clipping at
- * 3.0, the last layer frozen for the first epoch, min lr 1e-6; its lr 5e-4 · batch/256 is for
+ * 3.0, the last layer frozen for the first epoch, min lr 1e-6, student drop-path 0.1; its lr 5e-4 · batch/256 is for
  * batches of 1,024 over 100+ epochs with 10 warm-up epochs: short runs here warm up over one.
  * The loader hands the plain images over (no flip, crop or jitter of its own): the objective
  * draws DINO's multi-crop views from them.
  */
 const DINO_DEFAULTS = {
-  model: 'dino_vit_tiny_patch4_28', method: 'dino', lr: 5e-4, minLr: 1e-6, weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 3, warmupEpochs: 1,
+  model: 'dino_vit_tiny_patch4_28', method: 'dino', lr: 5e-4, minLr: 1e-6, weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 3, warmupEpochs: 1, dropPath: 0.1,
   hflip: 0, scale: [1, 1], ratio: [1, 1], colorJitter: 0,
 };
 

@@ -95,15 +95,18 @@ export function dinoPosInterpolation(grid: number, side: number): Float32Array {
 
 /** A timm ViT that also embeds square images of another size (a multiple of the patch), as DINO's ViT does. */
 export class DinoBackbone extends VisionTransformer {
-  /** The class token after the final norm, [B, D], for images [B, C, s, s] of any patch-multiple side s. */
-  classToken(x: Tensor): Tensor {
+  /**
+   * The class token after the final norm, [B, D], for images [B, C, s, s] of any patch-multiple
+   * side s; `dropPath` [B, depth·2] scales each block's two branches per sample (stochastic depth).
+   */
+  classToken(x: Tensor, dropPath?: Tensor): Tensor {
     const g = x.graph;
     const c = this.config;
     const d = c.embedDim;
     const [, ch, h, w] = x.shape as [unknown, number, number, number];
     let tokens: Tensor;
     if (h === c.imgSize && w === c.imgSize) {
-      tokens = this.forwardFeatures(x);
+      tokens = this.forwardFeatures(x, dropPath ? { noise: { drop_path: dropPath } } : {});
     } else {
       const p = c.patchSize;
       if (h !== w || h % p !== 0) throw new RangeError(`${this.path || 'backbone'}: crops must be square with a side divisible by the patch size ${p}, got ${h}×${w}`);
@@ -120,7 +123,13 @@ export class DinoBackbone extends VisionTransformer {
         const cls = add(this.p(g, 'cls_token'), slice(pos, [1], [0], [1])); // [1, 1, D]
         return concat([expand(cls, [embedded.shape[0]!, 1, d]), add(embedded, resampled)], 1); // the batch may be B·N (local views)
       });
-      for (const block of this.blocks) tokens = block.forward(tokens);
+      this.blocks.forEach((block, i) => {
+        const scale = dropPath && this.scoped(g, () => ({
+          attn: reshape(slice(dropPath, [1], [2 * i], [2 * i + 1]), [-1, 1, 1]), // [B, 1, 1]
+          mlp: reshape(slice(dropPath, [1], [2 * i + 1], [2 * i + 2]), [-1, 1, 1]),
+        }));
+        tokens = block.forwardWithAttention(tokens, scale, false).out;
+      });
       if (this.norm instanceof LayerNorm) tokens = this.norm.forward(tokens);
     }
     return this.scoped(g, () => reshape(slice(tokens, [1], [0], [1]), [-1, d]));
@@ -180,11 +189,12 @@ export class DinoViT extends ImageModel {
   constructor(config: Partial<DinoConfig> = {}) {
     super();
     const c = (this.config = { ...dinoDefaults, ...config, numClasses: 0 });
-    if (c.dropPathRate > 0 || c.dropRate > 0) throw new RangeError(`dino models take no --drop-path / --drop yet (got ${c.dropPathRate} / ${c.dropRate}); give 0`);
+    // the student's stochastic depth is drawn per view by the DINO objective (each crop size is its own branch of the graph)
+    if (c.dropRate > 0) throw new RangeError(`dino models have no classifier for --drop (dropout before the head), got ${c.dropRate}; give 0`);
     const rng = new Random(c.seed);
     this.backbone = this.addChild('backbone', new DinoBackbone({
       imgSize: c.imgSize, patchSize: c.patchSize, inChans: c.inChans, numClasses: 0, embedDim: c.embedDim, depth: c.depth,
-      numHeads: c.numHeads, mlpRatio: c.mlpRatio, qkvBias: c.qkvBias, seed: rng.nextU32(),
+      numHeads: c.numHeads, mlpRatio: c.mlpRatio, qkvBias: c.qkvBias, dropPathRate: c.dropPathRate, seed: rng.nextU32(),
     }));
     this.head = this.addChild('head', new DinoHead(c.embedDim, c, rng));
     // DINO's ViT draws its class token as trunc_normal_(std=.02); timm's (the backbone's default) is normal(1e-6)
@@ -228,9 +238,14 @@ export class DinoViT extends ImageModel {
     return { logits: features, features };
   }
 
-  /** MultiCropWrapper on one crop size: head(backbone(x)) → [B, out_dim]. */
-  project(x: Tensor): Tensor {
-    return this.head.forward(this.backbone.classToken(x));
+  /** MultiCropWrapper on one crop size: head(backbone(x)) → [B, out_dim]; `dropPath` as DinoBackbone.classToken's. */
+  project(x: Tensor, dropPath?: Tensor): Tensor {
+    return this.head.forward(this.backbone.classToken(x, dropPath));
+  }
+
+  /** The trainer draws no noise for a DINO model: the DINO objective draws the student's drop-path for every view. */
+  override noiseInputs(): [] {
+    return [];
   }
 }
 

@@ -20,7 +20,7 @@ export { knnEvaluate, knnVotes, knnAccuracy, l2Normalise, compileFeatures, extra
  */
 export function run(options: Partial<TrainConfig> & Record<string, unknown> = {}, opts: TrainOptions = {}): Promise<TrainResult> {
   const defaults = options.method === 'dino'
-    ? { model: 'dino_vit_tiny_patch4_28', lr: 5e-4, minLr: 1e-6, weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 3, hflip: 0, scale: [1, 1], ratio: [1, 1], colorJitter: 0 }
+    ? { model: 'dino_vit_tiny_patch4_28', lr: 5e-4, minLr: 1e-6, weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 3, dropPath: 0.1, hflip: 0, scale: [1, 1], ratio: [1, 1], colorJitter: 0 }
     : { model: 'mae_vit_tiny_patch4_28', method: 'mae', lr: 1e-3 };
   return train(resolveTrainConfig({ ...defaults, ...options }), opts);
 }

@@ -48,7 +48,7 @@ describe('tessera pretrain → eval --knn → train --pretrained', () => {
     for (const f of ['last.safetensors', 'state.safetensors', 'metrics.jsonl', 'report.html']) expect(existsSync(join(run, f)), f).toBe(true);
     // the saved config is DINO's recipe where the command line gave nothing
     const saved = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
-    expect(saved).toMatchObject({ model: 'dino_vit_tiny_patch4_28', method: 'dino', lr: 5e-4, weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 3, localCrops: 2, freezeLastLayer: 1, teacherTemp: 0.04, momentumTeacher: 0.996 });
+    expect(saved).toMatchObject({ model: 'dino_vit_tiny_patch4_28', method: 'dino', lr: 5e-4, weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 3, dropPath: 0.1, localCrops: 2, freezeLastLayer: 1, teacherTemp: 0.04, momentumTeacher: 0.996 });
 
     const k = await runCli(['eval', '--knn', '--checkpoint', join(run, 'last.safetensors'), '--limit', '100', '--json'], isolated);
     expect(k.code, k.stderr).toBe(0);

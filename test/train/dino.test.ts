@@ -72,6 +72,31 @@ describe('DINO against the PyTorch port of the official computation', () => {
     expect(step.trainable.length).toBe([...fx.keys()].filter((k) => k.startsWith('grad.')).length);
   }, 60_000);
 
+  it('student drop-path: all-ones scales give the reference loss; dropped branches change it', async () => {
+    const model = new DinoViT({ ...config, dropPathRate: 0.2 });
+    model.loadStateDict(Object.fromEntries([...fx].filter(([k]) => /^(backbone|head)\./.test(k))));
+    const objective = objectiveWithTeacher(model);
+    const step = await compileTrainStep(model, objective, { threads: 1 });
+    expect(step.exe.inputs.map((i) => i.name)).toContain('drop_path');
+    const probs = teacherTargets(golden('ref.teacher_out').data, K, golden('input.center').data, golden('input.temp').data[0]!);
+    const feeds = (dropPath: Float32Array) => ({
+      x: { data: golden('input.global1').data, shape: [B, 2, 16, 16] }, global2: { data: golden('input.global2').data, shape: [B, 2, 16, 16] },
+      teacher_probs: { data: viewMajorToImageMajor(probs, B, 2, K), shape: [B, 2, K] }, locals: { data: golden('input.locals').data, shape: [B, 2, 2, 8, 8] },
+      drop_path: { data: dropPath, shape: [B, 4, 4] },
+    });
+    const kept = Number((await step.exe.run(feeds(new Float32Array(B * 4 * 4).fill(1)))).loss!.data[0]);
+    const ref = golden('ref.loss').data[0]!;
+    expect(Math.abs(kept - ref) / ref).toBeLessThanOrEqual(1e-5);
+    // the second local view of image 1 loses its last block's MLP branch: the loss moves
+    const some = new Float32Array(B * 4 * 4).fill(1);
+    some[(1 * 4 + 3) * 4 + 3] = 0;
+    const dropped = Number((await step.exe.run(feeds(some))).loss!.data[0]);
+    await step.exe.dispose();
+    await objective.dispose();
+    expect(Number.isFinite(dropped)).toBe(true);
+    expect(Math.abs(dropped - ref)).toBeGreaterThan(1e-6);
+  }, 60_000);
+
   it('centre update, teacher EMA step and per-tensor clipping', async () => {
     const center = Float32Array.from(golden('input.center').data);
     updateCenter(center, golden('ref.teacher_out').data);

@@ -30,7 +30,7 @@ beforeAll(async () => {
 
 const base = {
   model: 'dino_vit_tiny_patch4_28', method: 'dino', epochs: 2, batchSize: 32, lr: 1e-3, minLr: 1e-6, warmupEpochs: 0, seed: 5,
-  weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 3, localCrops: 2, hflip: 0,
+  weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 3, localCrops: 2, hflip: 0, dropPath: 0.1,
   modelKwargs: { embed_dim: 32, depth: 2, num_heads: 2, out_dim: 64, hidden_dim: 48, bottleneck_dim: 16 },
 };
 

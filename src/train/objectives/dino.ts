@@ -26,6 +26,7 @@ import type { ImageModel } from '../../models/model.js';
 import { DinoViT } from '../../models/dino.js';
 import { dinoViews, pixelsFromNormalizedChw, type MultiCropOptions } from '../../data/transforms/multi_crop.js';
 import { releasePixels } from '../../data/transforms/pixels.js';
+import { dropPathScales } from '../../nn/drop_path.js';
 import type { Optimizer } from '../../optim/adamw.js';
 import type { TrainConfig } from '../config.js';
 import type { EvaluationContext, Objective, ObjectiveContext, ObjectiveEvaluation } from './objective.js';
@@ -34,8 +35,9 @@ import { metaFor } from '../../checkpoint/checkpoint.js';
 import { writeSafetensors } from '../../checkpoint/safetensors.js';
 import { join } from 'node:path';
 
-/** Salt of the multi-crop stream (mixed with the run seed and the micro-batch index). */
+/** Salts of the multi-crop and student drop-path streams (mixed with the run seed and the micro-batch index). */
 const CROP_SALT = 0xd1e0;
+const DROP_PATH_SALT = 0xd1e1;
 /** DINO's student temperature and centre momentum (fixed in main_dino.py's DINOLoss). */
 export const STUDENT_TEMP = 0.1;
 export const CENTER_MOMENTUM = 0.9;
@@ -101,12 +103,17 @@ export function viewMajorToImageMajor(x: Float32Array, b: number, views: number,
   return out;
 }
 
-/** The traced loss of one step. teacherProbs [B, 2, K]; locals [B, N, C, l, l] or none. */
-export function dinoLoss(model: DinoViT, global1: Tensor, global2: Tensor, teacherProbs: Tensor, locals?: Tensor): Tensor {
+/**
+ * The traced loss of one step. teacherProbs [B, 2, K]; locals [B, N, C, l, l] or none; dropPath
+ * [B, 2 + N, depth·2] the student's stochastic-depth scales of each view, or none.
+ */
+export function dinoLoss(model: DinoViT, global1: Tensor, global2: Tensor, teacherProbs: Tensor, locals?: Tensor, dropPath?: Tensor): Tensor {
   const k = model.config.outDim;
-  const student = (x: Tensor) => logSoftmax(div(model.project(x), STUDENT_TEMP), -1);
-  const s1 = student(global1); // [B, K]
-  const s2 = student(global2);
+  const d2 = 2 * model.config.depth;
+  const views = (from: number, to: number) => dropPath && reshape(slice(dropPath, [1], [from], [to]), [-1, d2]); // [B·(to − from), depth·2], image-major
+  const student = (x: Tensor, dp?: Tensor) => logSoftmax(div(model.project(x, dp), STUDENT_TEMP), -1);
+  const s1 = student(global1, views(0, 1)); // [B, K]
+  const s2 = student(global2, views(1, 2));
   const q1 = reshape(slice(teacherProbs, [1], [0], [1]), [-1, k]);
   const q2 = reshape(slice(teacherProbs, [1], [1], [2]), [-1, k]);
   // each term: the batch mean of Σ_k −q·log p (torch.sum(-q * log_softmax, -1).mean())
@@ -115,7 +122,7 @@ export function dinoLoss(model: DinoViT, global1: Tensor, global2: Tensor, teach
   let pairs = 2;
   if (locals) {
     const [, n, c, l] = locals.shape as [unknown, number, number, number];
-    const sl = reshape(student(reshape(locals, [-1, c, l, l])), [-1, n, k]); // [B, N, K]
+    const sl = reshape(student(reshape(locals, [-1, c, l, l]), views(2, 2 + n)), [-1, n, k]); // [B, N, K]
     const perLocal = (q: Tensor) => mean(sum(sum(neg(mul(reshape(q, [-1, 1, k]), sl)), -1), -1)); // Σ over the N views of their batch means
     total = add(total, add(perLocal(q1), perLocal(q2)));
     pairs += 2 * n;
@@ -168,11 +175,12 @@ export class DinoObjective implements Objective {
       { name: 'global2', shape: ['batch', c, g, g] as const },
       { name: 'teacher_probs', shape: ['batch', 2, m.config.outDim] as const },
       ...(this.crops.localCrops > 0 ? [{ name: 'locals', shape: ['batch', this.crops.localCrops, c, l, l] as const }] : []),
+      ...(m.config.dropPathRate > 0 ? [{ name: 'drop_path', shape: ['batch', 2 + this.crops.localCrops, 2 * m.config.depth] as const }] : []),
     ];
   }
 
   loss(model: ImageModel, x: Tensor, inputs: Record<string, Tensor>) {
-    return dinoLoss(asDino(model), x, inputs.global2!, inputs.teacher_probs!, inputs.locals);
+    return dinoLoss(asDino(model), x, inputs.global2!, inputs.teacher_probs!, inputs.locals, inputs.drop_path);
   }
 
   startEpoch(epoch: number, { stepsPerEpoch, epochs }: { stepsPerEpoch: number; epochs: number; microPerEpoch?: number }): void {
@@ -204,9 +212,13 @@ export class DinoObjective implements Objective {
     const probs = teacherTargets(raw, k, this.center, teacherTemperature(this.cfg, this.epoch));
     updateCenter(this.center, raw);
     const byImage = viewMajorToImageMajor(probs, b, 2, k);
+    const rate = m.config.dropPathRate;
+    const depth = m.config.depth;
     return {
       x: x1, global2: { data: x2, shape: [b, c, g, g] }, teacher_probs: { data: byImage, shape: [b, 2, k] },
       ...(n > 0 ? { locals: { data: locals, shape: [b, n, c, l, l] } } : {}),
+      // one draw per image and view, from its own stream (the crops' draws do not shift it)
+      ...(rate > 0 ? { drop_path: { data: dropPathScales(new Random(mixSeed(this.cfg.seed, micro, DROP_PATH_SALT)), rate, depth, b * (2 + n)), shape: [b, 2 + n, 2 * depth] } } : {}),
     };
   }
 
