@@ -158,6 +158,7 @@ export class DinoObjective implements Objective {
 
   constructor(private readonly model: DinoViT, private readonly cfg: TrainConfig, private readonly session: SessionOptions = {},
     private readonly transform: Pick<EvalTransform, 'mean' | 'std'> & Partial<Pick<EvalTransform, 'cropPct' | 'interpolation'>>) {
+    if (cfg.mixup > 0 || cfg.cutmix > 0) throw new RangeError(`--mixup / --cutmix blend images before DINO draws its views from them (got ${cfg.mixup} / ${cfg.cutmix}); give 0 with --method dino`);
     // teacher_without_ddp.load_state_dict(student.module.state_dict())
     for (const [k, p] of model.namedParameters()) this.teacher.set(k, Float32Array.from(p.data));
     this.center = new Float32Array(model.config.outDim);
