@@ -61,5 +61,5 @@ describe('tessera pretrain → eval --knn → train --pretrained', () => {
     const bad = await runCli(['pretrain', '--method', 'dino', '--local-crops', '-1'], isolated);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-  }, 240_000);
+  }, 120_000);
 });

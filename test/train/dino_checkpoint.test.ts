@@ -53,7 +53,7 @@ describe('official DINO checkpoints', () => {
     const run = await train(cfg, { datasets: { train: sliceDataset(a, 0, 64), test: sliceDataset(b, 0, 32) } });
     expect(run.status).toBe('completed');
     expect(Number.isFinite(run.metrics[0]!.train_loss)).toBe(true);
-  }, 120_000);
+  }, 60_000);
 
   it('a released backbone-only file (plain timm keys) starts a vit', async () => {
     const cfg = resolveTrainConfig({ model: 'vit_tiny_patch4_28', pretrained: fixturePath('dino_official_backbone.pth') });

@@ -50,5 +50,5 @@ describe('pretraining on a flat folder of unlabelled images', () => {
     expect(readStateDict(join(dino.runDir, 'last.safetensors')).state['head.last_layer.weight_v']).toBeDefined();
 
     await expect(train(resolveTrainConfig({ ...small, dataset: images, output: join(dir, 'sup') }))).rejects.toThrow(/no class subfolders/);
-  }, 120_000);
+  }, 60_000);
 });
