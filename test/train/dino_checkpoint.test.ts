@@ -3,7 +3,7 @@
  * `module.` prefixes, `teacher`, `epoch`, `dino_loss`; fixture by scripts/dino_ref.py) loads:
  * as a DINO model (the teacher, as DINO evaluates it), and through `train --pretrained` as the
  * backbone of a ViT that then fine-tunes, its classifier fresh; a released backbone-only file
- * (plain timm keys) starts a ViT too.
+ * (plain timm keys) starts a ViT too; `pretrain --method dino --pretrained` continues from it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { train } from '../../src/train/trainer.js';
 import { loadBuiltinDataset } from '../../src/data/datasets/builtin.js';
 import { sliceDataset } from '../../src/data/datasets/dataset.js';
 import { fixturePath, readJsonFixture } from '../helpers/fixtures.js';
+import { loadCheckpoint } from '../../src/checkpoint/checkpoint.js';
 
 const ckpt = fixturePath('dino_official.pth');
 const teacher = readJsonFixture<Record<string, [number, number, number[]]>>('dino_official.json');
@@ -53,6 +54,18 @@ describe('official DINO checkpoints', () => {
     const run = await train(cfg, { datasets: { train: sliceDataset(a, 0, 64), test: sliceDataset(b, 0, 32) } });
     expect(run.status).toBe('completed');
     expect(Number.isFinite(run.metrics[0]!.train_loss)).toBe(true);
+  }, 60_000);
+
+  it('pretrain --method dino continues from it: student and teacher start at the checkpoint\'s teacher', async () => {
+    const [a, b] = [await loadBuiltinDataset('fashion-mnist', 'train'), await loadBuiltinDataset('fashion-mnist', 'test')];
+    const cfg = resolveTrainConfig({ model: 'dino_vit_tiny_patch4_28', method: 'dino', pretrained: ckpt, epochs: 1, batchSize: 16, localCrops: 1, lr: 1e-12, output: join(dir, 'cont') });
+    const run = await train(cfg, { datasets: { train: sliceDataset(a, 0, 16), test: sliceDataset(b, 0, 16) } });
+    expect(run.status).toBe('completed');
+    const state = run.model.stateDict();
+    // an lr of 1e-12 leaves the weights where they started, up to float32 rounding
+    for (const k of ['backbone.pos_embed', 'head.mlp.4.weight', 'head.last_layer.weight_v']) expectTensor(state[k], k);
+    const t = loadCheckpoint(join(run.runDir, 'teacher.safetensors')).model.stateDict();
+    for (const k of ['backbone.blocks.0.attn.qkv.weight', 'head.last_layer.weight_v']) expectTensor(t[k], k);
   }, 60_000);
 
   it('a released backbone-only file (plain timm keys) starts a vit', async () => {
