@@ -14,7 +14,9 @@
  * global norm), the head's last layer gets no update during the first --freeze-last-layer epochs
  * and the weight decay follows a cosine to --weight-decay-end. The multi-crop views are drawn
  * from each loader image on the host (src/data/transforms/multi_crop.ts) from the run's seeded
- * stream, so a resumed run draws the same crops.
+ * stream, so a resumed run draws the same crops; so is the student's drop-path, one draw per
+ * image and view (the teacher has none). The centre and the teacher are the objective's state,
+ * saved with the optimiser's in state.safetensors.
  */
 import type { Batch } from '../../data/loader/batch_source.js';
 import type { Tensor } from '../../ir/tensor.js';
