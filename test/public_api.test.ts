@@ -34,7 +34,7 @@ describe('public API', () => {
       data: ['loadBuiltinDataset', 'openImageDataset', 'createImageLoader', 'TensorLoader', 'loadImageForModel', 'applyMixup'],
       checkpoint: ['loadCheckpoint', 'saveCheckpoint', 'loadPretrained', 'convertCheckpoint'],
       training: ['train', 'evaluate', 'resolveTrainConfig', 'AdamW', 'SGD', 'makeSchedule', 'AdversarialTrainer'],
-      pretrain: ['run', 'MaskedAutoencoderViT', 'maskFromNoise', 'MaeObjective', 'knnEvaluate'],
+      pretrain: ['run', 'MaskedAutoencoderViT', 'maskFromNoise', 'MaeObjective', 'knnEvaluate', 'DinoViT', 'DinoObjective', 'dinoLoss', 'dinoViews'],
       explain: ['Explainer', 'attentionRollout'],
       robust: ['compileAttackModel', 'perturbBatch', 'evaluateRobustness', 'fgsm', 'pgd'],
       deploy: ['exportModel', 'quantizeExport', 'loadOnnxModel'],

@@ -133,12 +133,13 @@ function materialise(t: TensorRef, storages: Map<string, StorageRef>, where: str
 
 /**
  * The tensors of a state dict. The pickled object may be the state dict itself or a training
- * checkpoint holding it under `state_dict`, `model` or `module`; a DataParallel `module.` prefix
- * is removed.
+ * checkpoint holding it under `state_dict`, `model`, `module` or (DINO's) `teacher`; a
+ * DataParallel `module.` prefix is removed.
  */
 function findStateDict(obj: unknown, source: string): PyDict {
   if (!(obj instanceof PyDict)) throw new TorchFileError(`${source}: holds a ${Array.isArray(obj) ? 'list' : typeof obj}, expected a state dict`);
-  for (const key of ['state_dict', 'model', 'module', 'model_state']) {
+  // DINO's training checkpoints hold `teacher` and `student`: the teacher is the one DINO evaluates (checkpoint_key)
+  for (const key of ['state_dict', 'model', 'module', 'model_state', 'teacher', 'student']) {
     const inner = obj.get(key);
     if (inner instanceof PyDict && [...inner.values()].some((v) => v instanceof TensorRef)) return inner;
   }

@@ -1,5 +1,5 @@
 /**
- * `tessera pretrain --method mae`: self-supervised pretraining with the train command's run
+ * `tessera pretrain --method mae|dino`: self-supervised pretraining with the train command's run
  * directory, progress, resume, Ctrl-C, NaN handling and report (the same loop, runTraining); the
  * labels of the data are not used. The run's last.safetensors fine-tunes with
  * `train --pretrained RUN/last.safetensors --model vit_… --model-kwargs global_pool=avg`.
@@ -9,8 +9,8 @@ import { trainConfigSchema } from '../train/config.js';
 import { addSchemaOptions } from './schema_options.js';
 import { addRunOptions, runTraining } from './train.js';
 
-/** The pretraining methods; DINO and CLIP-contrastive join as objective files registered under their names. */
-const METHODS = ['mae'] as const;
+/** The pretraining methods; CLIP-contrastive would join as an objective file registered under its name. */
+const METHODS = ['mae', 'dino'] as const;
 
 /**
  * MAE's recipe where it carries over: AdamW, weight decay 0.05, cosine with warm-up. Its lr
@@ -19,9 +19,21 @@ const METHODS = ['mae'] as const;
  */
 const MAE_DEFAULTS = { model: 'mae_vit_tiny_patch4_28', method: 'mae', lr: 1e-3, weightDecay: 0.05, warmupEpochs: 1 };
 
+/**
+ * DINO's recipe (main_dino.py's defaults): AdamW, weight decay 0.04 → 0.4, per-tensor clipping at
+ * 3.0, the last layer frozen for the first epoch, min lr 1e-6, student drop-path 0.1; its lr 5e-4 · batch/256 is for
+ * batches of 1,024 over 100+ epochs with 10 warm-up epochs: short runs here warm up over one.
+ * The loader hands the plain images over (no flip, crop or jitter of its own): the objective
+ * draws DINO's multi-crop views from them.
+ */
+const DINO_DEFAULTS = {
+  model: 'dino_vit_tiny_patch4_28', method: 'dino', lr: 5e-4, minLr: 1e-6, weightDecay: 0.04, weightDecayEnd: 0.4, clipGrad: 3, warmupEpochs: 1, dropPath: 0.1,
+  hflip: 0, scale: [1, 1], ratio: [1, 1], colorJitter: 0,
+};
+
 export function registerPretrainCommand(program: Command): void {
   const cmd = program.command('pretrain')
-    .description('self-supervised pretraining (MAE) of a ViT encoder; defaults: mae_vit_tiny_patch4_28 on Fashion-MNIST without its labels, mask ratio 0.75');
+    .description('self-supervised pretraining (MAE or DINO) of a ViT encoder on a dataset or a flat folder of unlabelled images; defaults: mae_vit_tiny_patch4_28 (mask ratio 0.75) or, with --method dino, dino_vit_tiny_patch4_28 (2 global + 8 local crops), on Fashion-MNIST without its labels');
   addRunOptions(cmd);
   // --method is pretrain's own (the pretraining methods); every other training option is train's
   const { method: _method, ...shape } = trainConfigSchema.shape;
@@ -29,6 +41,6 @@ export function registerPretrainCommand(program: Command): void {
   cmd.addOption(new Option('--method <name>', 'pretraining method').choices([...METHODS]).default('mae'));
   cmd.action((opts: Record<string, unknown>) => {
     const { method, ...rest } = opts;
-    return runTraining('pretrain', rest, { ...MAE_DEFAULTS, method });
+    return runTraining('pretrain', rest, method === 'dino' ? DINO_DEFAULTS : { ...MAE_DEFAULTS, method });
   });
 }

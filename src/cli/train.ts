@@ -75,7 +75,7 @@ export async function runTraining(command: string, opts: Record<string, unknown>
         events: {
           log,
           onStep: (s) => progress.step(s),
-          onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.train_loss.toFixed(4)}, ${r.eval_top1 === undefined ? `test loss ${r.eval_loss?.toFixed(4)}` : `test top-1 ${pct(r.eval_top1)}, top-5 ${pct(r.eval_top5)}`}` +
+          onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.train_loss.toFixed(4)}, ${r.eval_top1 !== undefined ? `test top-1 ${pct(r.eval_top1)}, top-5 ${pct(r.eval_top5)}` : r.eval_loss !== undefined ? `test loss ${r.eval_loss.toFixed(4)}` : 'no held-out score (DINO: tessera eval --knn)'}` +
             `${r.ema_top1 !== undefined ? `, EMA top-1 ${pct(r.ema_top1)}` : ''}${r.robust_top1 !== undefined ? `, robust top-1 ${pct(r.robust_top1)}` : ''}` +
             `${r.skipped_files ? `, ${r.skipped_files} unreadable files skipped` : ''}, ${r.images_per_second?.toFixed(0)} img/s, ${formatDuration(r.seconds ?? 0)}`),
         },
@@ -93,7 +93,7 @@ export async function runTraining(command: string, opts: Record<string, unknown>
     if (opts.json) {
       console.log(JSON.stringify({ runDir: result.runDir, epochs: result.metrics.length, top1: last?.eval_top1, top5: last?.eval_top5, loss: last?.eval_loss, emaTop1: last?.ema_top1 }));
     } else if (last?.eval_top1 === undefined) {
-      console.log(`test loss: ${last?.eval_loss?.toFixed(4)}; run saved in ${result.runDir}`);
+      console.log(`${last?.eval_loss === undefined ? '' : `test loss: ${last.eval_loss.toFixed(4)}; `}run saved in ${result.runDir}`);
     } else {
       console.log(`test accuracy: ${pct(last?.eval_top1)} (top-5 ${pct(last?.eval_top5)}); run saved in ${result.runDir}`);
     }

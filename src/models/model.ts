@@ -190,7 +190,12 @@ export interface ModelFamily<C extends CommonModelArgs = CommonModelArgs> {
    * A pretraining family whose encoder is a model of another family (MAE's is a ViT): the
    * encoder's config from this family's, so `train --pretrained` fine-tunes the encoder.
    */
-  encoder?: { family: string; config(config: Record<string, unknown>): Record<string, unknown> };
+  encoder?: {
+    family: string;
+    config(config: Record<string, unknown>): Record<string, unknown>;
+    /** The encoder's tensors under its own family's keys, when they differ (DINO's `backbone.` prefix); default: as saved. */
+    state?(sd: StateDict): StateDict;
+  };
   /** A one-line error for kwargs that validate alone but make no sense for model `name`, or undefined. */
   checkKwargs?(kwargs: Record<string, unknown>, model: ImageModel, name: string): string | undefined;
 }

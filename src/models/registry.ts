@@ -12,6 +12,7 @@ import { cvtEntries } from './cvt.js';
 import { mobilevitEntries } from './mobilevit.js';
 import { clipEntries } from './clip.js';
 import { maeEntries } from './mae.js';
+import { dinoEntries } from './dino.js';
 
 export interface PretrainedConfig {
   /** [C, H, W] */
@@ -83,3 +84,4 @@ for (const e of cvtEntries) registerModel(e);
 for (const e of mobilevitEntries) registerModel(e);
 for (const e of clipEntries) registerModel(e);
 for (const e of maeEntries) registerModel(e);
+for (const e of dinoEntries) registerModel(e);

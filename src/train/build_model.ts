@@ -4,7 +4,7 @@
  * classes). Built and checked before a run directory is written, so a bad combination leaves
  * nothing behind.
  */
-import { createFromConfig, createModel, familyOf, getModelEntry } from '../models/registry.js';
+import { createFromConfig, createModel, familyOf, getModelEntry, listModels } from '../models/registry.js';
 import { getFamily, type ImageModel } from '../models/model.js';
 import type { TrainConfig } from './config.js';
 import { applyPretrained, loadPretrainedWeights } from './finetune.js';
@@ -26,9 +26,11 @@ export async function buildModel(cfg: TrainConfig, numClasses: number, [c, h]: r
   const base = asEncoder ? { ...getFamily(entry.family).defaults, ...entry.config, ...encoder!.config(weights.meta!.config!) }
     : weights.meta?.config ?? { ...getFamily(entry.family).defaults, ...entry.config };
   const model = checkKwargs(cfg, cfg.model, createFromConfig(family, { ...base, ...common, inChans: c, imgSize: h }));
-  applyPretrained(model, weights, log);
+  applyPretrained(model, asEncoder && encoder!.state ? { ...weights, state: encoder!.state(weights.state) } : weights, log);
   log(`initialised from ${cfg.pretrained}`);
-  return { model, modelName: weights.meta?.model ?? cfg.model };
+  // an encoder taken out of pretraining weights is a --model (its pretraining model's name may not even be registered: an official DINO file)
+  const named = weights.meta?.model;
+  return { model, modelName: asEncoder || !named || !listModels().some((e) => e.name === named) ? cfg.model : named };
 }
 
 /** Kwargs that validate alone but do not fit the model (stem keys without a conv stem…) are an error, not ignored. */

@@ -17,6 +17,8 @@ import { oneLine, quote, quoteName } from '../quote.js';
 const prob = z.number().min(0).max(1);
 const positive = z.number().positive();
 const count = z.number().int().positive();
+/** An area fraction range lo,hi of a crop (DINO's multi-crop scales). */
+const dinoRange = z.array(z.number().gt(0).max(1)).length(2).refine(([lo, hi]) => lo! <= hi!, 'must be lo,hi with lo ≤ hi');
 
 // timm's image augmentation flags that the tensor datasets' augmentation (crop padding, flip,
 // erasing, shared above) does not have: they apply to image folders and manifests
@@ -51,7 +53,17 @@ export const trainConfigSchema = z.object({
   modelKwargs: modelKwargsSchema.optional().describe(`architecture overrides, as timm's --model-kwargs: key=value pairs separated by commas or spaces, e.g. embed_dim=128,depth=8,global_pool=avg; a list as [1,2,2]. The keys are the model family's (${familyKwargKeys()})`),
   method: z.string().default('supervised').describe(`training objective: ${'supervised'} (cross-entropy on the labels; --adv switches it to adversarial training), or another registered method`),
   maskRatio: z.number().gt(0).lt(1).default(0.75).describe('--method mae: the share of patches removed from each image (MAE: 0.75)'),
-  dataset: z.string().default('fashion-mnist').describe('a built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder (one subfolder per class, or train/ and val/) or a CSV/JSONL manifest of path,label'),
+  localCrops: z.number().int().min(0).default(8).describe('--method dino: local crops per image besides the 2 global ones (DINO: 8)'),
+  localCropSize: count.optional().describe('--method dino: side of the local crops, a multiple of the patch (default: 3/7 of the model input rounded to patches, as DINO\'s 96 of 224)'),
+  globalCropsScale: dinoRange.default([0.4, 1]).describe('--method dino: area fraction range of the global crops (DINO: 0.4,1)'),
+  localCropsScale: dinoRange.default([0.05, 0.4]).describe('--method dino: area fraction range of the local crops (DINO: 0.05,0.4)'),
+  teacherTemp: positive.default(0.04).describe('--method dino: teacher softmax temperature after its warm-up (DINO: 0.04)'),
+  warmupTeacherTemp: positive.default(0.04).describe('--method dino: teacher temperature at the first epoch, rising linearly (DINO: 0.04)'),
+  warmupTeacherTempEpochs: z.number().int().min(0).default(0).describe('--method dino: epochs of the teacher temperature warm-up (DINO: 0; 30 in its boosted runs)'),
+  momentumTeacher: z.number().gt(0).max(1).default(0.996).describe('--method dino: teacher EMA momentum at the start; it follows a cosine to 1 (DINO: 0.996)'),
+  weightDecayEnd: z.number().min(0).optional().describe('--method dino: final weight decay of a per-step cosine from --weight-decay (DINO: 0.04 → 0.4)'),
+  freezeLastLayer: z.number().int().min(0).default(1).describe('--method dino: epochs during which the head\'s last layer is not updated (DINO: 1)'),
+  dataset: z.string().default('fashion-mnist').describe('a built-in dataset (fashion-mnist, mnist, cifar10, cifar100), an image folder (one subfolder per class, or train/ and val/) or a CSV/JSONL manifest of path,label; for pretrain also a flat folder of unlabelled images'),
   dataDir: z.string().optional().describe('Where built-in datasets are looked for first (and downloaded to).'),
   output: z.string().optional().describe('Run directory; default runs/<model>-<dataset>-<timestamp>.'),
   epochs: count.default(10).describe('number of epochs'),
@@ -75,7 +87,7 @@ export const trainConfigSchema = z.object({
   remode: z.enum(['pixel', 'const']).default('pixel').describe("Random erasing fill: per-pixel normal noise or zeros (timm's --remode)."),
   dropPath: z.number().min(0).lt(1).default(0).describe("Stochastic depth rate of the last block (timm's --drop-path)."),
   drop: z.number().min(0).lt(1).default(0).describe("Dropout before the head (timm's --drop)."),
-  clipGrad: positive.optional().describe('Clip gradients to this global L2 norm.'),
+  clipGrad: positive.optional().describe('Clip gradients to this global L2 norm (--method dino: each tensor to this norm, as DINO\'s clip_gradients; pretrain\'s DINO default 3).'),
   gradAccumSteps: count.default(1).describe('Sum gradients over this many micro-batches per optimiser step.'),
   modelEma: z.boolean().default(false).describe('Keep an exponential moving average of the weights and evaluate it too.'),
   modelEmaDecay: z.number().gt(0).lt(1).default(0.9998).describe('EMA decay per optimiser step'),

@@ -82,12 +82,15 @@ async function openTensorData(cfg: TrainConfig, pre: DataPreprocessing, log: (m:
   };
 }
 
+/** Self-supervised methods: they read no labels, so a flat folder of images is a dataset for them. */
+const UNLABELLED_METHODS = new Set(['mae', 'dino']);
+
 async function openImageData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: string) => void): Promise<TrainData> {
   if (!existsSync(cfg.dataset)) {
     throw new Error(`dataset ${cfg.dataset} is neither a built-in dataset (${builtinDatasetNames().join(', ')}) nor an existing image folder or manifest`);
   }
   // a validation folder or split column wins over the hold-out, which only applies without one
-  const ds = openImageDataset(cfg.dataset, { valSplit: cfg.valSplit ?? 0.1, seed: cfg.seed });
+  const ds = openImageDataset(cfg.dataset, { valSplit: cfg.valSplit ?? 0.1, seed: cfg.seed, unlabelled: UNLABELLED_METHODS.has(cfg.method) });
   if (!ds.val) throw new Error(`${cfg.dataset} has no validation folder or split column and --val-split is 0: training needs images to evaluate on (give --val-split, e.g. 0.1)`);
   if (ds.valSource === 'split' && cfg.valSplit === undefined) log(`${cfg.dataset} has no validation part: holding out 10% of each class (--val-split 0.1)`);
   if (ds.valSource !== 'split' && cfg.valSplit) log(`--val-split ${cfg.valSplit} ignored: ${cfg.dataset} has its own validation part (${ds.valSource})`);

@@ -71,6 +71,9 @@ export const TIMM_RULES: { [K in keyof TrainConfig]-?: Rule<K> } = {
   model: () => [], // with modelKwargs, imgSize, numClasses: timmModel()
   modelKwargs: () => [],
   maskRatio: () => [], // read by --method mae only, which the method rule reports
+  // read by --method dino only, which the method rule reports
+  localCrops: () => [], localCropSize: () => [], globalCropsScale: () => [], localCropsScale: () => [], teacherTemp: () => [],
+  warmupTeacherTemp: () => [], warmupTeacherTempEpochs: () => [], momentumTeacher: () => [], weightDecayEnd: () => [], freezeLastLayer: () => [],
   stats: (v) => ifSet(v, 'the stats file is not read for timm: pass its mean/std as --mean/--std'),
   method: (v) => onlyDefault(v, 'supervised', `timm's train.py trains supervised classification only, not ${v}`),
   dataset: (v, c) => {

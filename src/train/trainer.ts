@@ -180,6 +180,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
         step = await compileTrainStep(model, objective, session);
         accumulator = new GradientAccumulator(step.trainable, sizes);
       }
+      objective.startEpoch?.(epoch, { epochs: cfg.epochs, stepsPerEpoch, microPerEpoch });
       const epochStart = performance.now();
       const resumingHere = epoch === pos.epoch;
       let lossSum = resumingHere ? pos.lossSum ?? 0 : 0;
@@ -208,10 +209,13 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
         imagesThisEpoch += batch.size;
         const lr = schedule(pos.optimizerStep);
         if (accumulator!.count === cfg.gradAccumSteps || b === microPerEpoch - 1) {
-          const grads = accumulator!.grads;
-          if (cfg.clipGrad) clipGlobalNorm(grads, cfg.clipGrad);
+          // a copy of the map: an objective may drop a tensor for this step (DINO's frozen last layer) without the accumulator losing it
+          const grads = new Map(accumulator!.grads);
+          if (cfg.clipGrad && !objective.clipsGradients) clipGlobalNorm(grads, cfg.clipGrad);
+          objective.beforeOptimizerStep?.({ grads, step: pos.optimizerStep, epoch, optimizer });
           optimizer.step((k) => grads.get(k), lr);
           ema?.update(model);
+          objective.afterOptimizerStep?.(pos.optimizerStep);
           pos = { ...pos, optimizerStep: pos.optimizerStep + 1 };
           accumulator!.reset();
           if (opts.signal?.aborted) {

@@ -77,9 +77,23 @@ describe('image folders', () => {
     expect(split.train).toContain(0);
   });
 
+  it('opens a flat folder of images as one unlabelled class for pretraining, held-out split included', () => {
+    const dir = tree([...Array.from({ length: 20 }, (_, i) => `img${String(i).padStart(2, '0')}.png`), 'notes.txt', '.hidden/x.png']);
+    const ds = openImageDataset(dir, { unlabelled: true, valSplit: 0.1, seed: 1 });
+    expect(ds.layout).toBe('flat');
+    expect(ds.classNames).toEqual(['unlabelled']);
+    expect(ds.train.length + ds.val!.length).toBe(20);
+    expect(ds.val!.length).toBe(2);
+    expect(ds.ignoredFiles).toBe(1);
+    expect([...ds.train.labels, ...ds.val!.labels].every((l) => l === 0)).toBe(true);
+    expect(() => openImageDataset(tree(['notes.txt']), { unlabelled: true })).toThrow(/has no images .* and no subfolders/);
+    // with class subfolders, the folder is read as classes even for pretraining
+    expect(openImageDataset(tree(['cat/a.png', 'dog/b.png']), { unlabelled: true }).layout).toBe('class-folders');
+  });
+
   it('rejects folders that cannot be trained on, before any decoding', () => {
     expect(() => openImageDataset('/nonexistent/photos')).toThrow(/does not exist \(expected an image folder/);
-    expect(() => openImageDataset(tree(['a.jpg', 'b.jpg']))).toThrow(/has no class subfolders/);
+    expect(() => openImageDataset(tree(['a.jpg', 'b.jpg']))).toThrow(/has no class subfolders.*tessera pretrain/);
     expect(() => openImageDataset(tree(['cat/a.jpg', 'dog/readme.txt']))).toThrow(/class folder .*dog has no images/);
     expect(() => openImageDataset(tree(['cat/a.jpg']), { valSplit: 1 })).toThrow(/val-split must be in \[0, 1\)/);
     expect(() => openImageDataset(tree(['cat/a.jpg', 'dog/b.jpg']), { classNames: ['cat'] })).toThrow(/class folder "dog" not among/);

@@ -19,6 +19,9 @@ import { MaskedAutoencoderViT } from '../../src/models/mae.js';
 import { MaeObjective, drawMaskNoise, maskFeeds } from '../../src/train/objectives/mae.js';
 import { compileTrainStep } from '../../src/train/step.js';
 import { Random } from '../../src/random.js';
+import { DinoViT } from '../../src/models/dino.js';
+import { DinoObjective, localCropSize } from '../../src/train/objectives/dino.js';
+import { resolveTrainConfig } from '../../src/train/config.js';
 
 const emitted: [string, Uint8Array][] = [];
 
@@ -62,9 +65,33 @@ async function checkPretrainStep(model: MaskedAutoencoderViT, batch: number): Pr
   expect(step.trainable.length).toBe(model.namedParameters().length);
 }
 
+/** A DINO student: one step with 2 global and 1 local view gives every parameter (head included) a finite non-zero gradient. */
+async function checkDinoStep(model: DinoViT, batch: number): Promise<void> {
+  const [c, h, w] = model.inputShape;
+  const cfg = resolveTrainConfig({ model: 'dino_vit_tiny_patch4_28', method: 'dino', localCrops: 1 });
+  const objective = new DinoObjective(model, cfg, {}, { mean: [0], std: [1] });
+  const step = await compileTrainStep(model, objective, {});
+  emitted.push([model.family, step.exe.onnx]);
+  const rand = rng(7);
+  const l = localCropSize(model, cfg);
+  const k = model.config.outDim;
+  const images = (n: number) => Float32Array.from({ length: n }, () => rand() * 2 - 1);
+  const probs = Float32Array.from({ length: batch * 2 * k }, () => rand() / (k / 2));
+  const out = await step.exe.run({
+    x: { data: images(batch * c * h * w), shape: [batch, c, h, w] }, global2: { data: images(batch * c * h * w), shape: [batch, c, h, w] },
+    teacher_probs: { data: probs, shape: [batch, 2, k] }, locals: { data: images(batch * c * l * l), shape: [batch, 1, c, l, l] },
+  });
+  await step.exe.dispose();
+  expect(Number.isFinite(Number(out.loss!.data[0]))).toBe(true);
+  const noGradient = step.trainable.filter((key) => { const g = out[`grad/${key}`]!.data as Float32Array; return !g.every(Number.isFinite) || g.every((v) => v === 0); });
+  expect(noGradient).toEqual([]);
+  expect(step.trainable.length).toBe(model.namedParameters().length);
+}
+
 /** One forward and backward pass: right shape, finite logits, a finite non-zero gradient for every parameter. */
 async function checkStep(name: string, model: ImageModel, batch: number): Promise<void> {
   if (model instanceof MaskedAutoencoderViT) return checkPretrainStep(model, batch);
+  if (model instanceof DinoViT) return checkDinoStep(model, batch);
   const [c, h, w] = model.inputShape;
   const classes = model.numClasses;
   const traced = trainingGraph(model);

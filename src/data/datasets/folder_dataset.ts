@@ -3,7 +3,9 @@
  *   - an image folder, one subfolder per class (torchvision ImageFolder: classes sorted as
  *     Python's sorted() sorts them, by code point; files found recursively, os.walk order);
  *   - a `train/` + `val/` (or validation/, valid/, test/) pair of such folders;
- *   - a CSV/JSONL manifest of path,label[,split] rows, paths relative to the manifest.
+ *   - a CSV/JSONL manifest of path,label[,split] rows, paths relative to the manifest;
+ *   - for self-supervised pretraining (`unlabelled`), a flat folder of images with no class
+ *     subfolders: one class, "unlabelled", whose labels nothing reads.
  * Without a validation part, `valSplit` holds out a seeded, stratified fraction of each class.
  * Every problem is reported here, before training starts.
  */
@@ -28,7 +30,7 @@ export interface ImageSamples {
 export interface ImageDataset {
   /** the resolved path given */
   readonly source: string;
-  readonly layout: 'class-folders' | 'train-val-folders' | 'manifest';
+  readonly layout: 'class-folders' | 'train-val-folders' | 'manifest' | 'flat';
   readonly classNames: readonly string[];
   readonly train: ImageSamples;
   /** undefined when there is no validation part and valSplit is 0 */
@@ -46,7 +48,12 @@ export interface OpenImageDatasetOptions {
   seed?: number;
   /** A fixed class list (e.g. a checkpoint's); labels or class folders outside it are errors. */
   classNames?: readonly string[];
+  /** A folder without class subfolders is one unlabelled class of the images in it (pretraining), not an error. */
+  unlabelled?: boolean;
 }
+
+/** The one class of a flat folder opened for pretraining. */
+export const UNLABELLED_CLASS = 'unlabelled';
 
 /** Extensions (lower case) of the formats the decoder reads: JPEG, PNG, WebP, GIF, TIFF, AVIF. */
 export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.jpe', '.jfif', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
@@ -95,7 +102,7 @@ function samples(name: string, paths: string[], labels: number[], classNames: re
 function scanClassFolders(dir: string, classNames: readonly string[] | undefined, counts: { ignored: number }): { classNames: readonly string[]; paths: string[]; labels: number[] } {
   const folders = subfolders(dir);
   if (folders.length === 0) {
-    throw new DatasetError(`${dir} has no class subfolders: an image folder needs one subfolder per class (${join(dir, '<class>', '<image>.jpg')}), or give a CSV/JSONL manifest`);
+    throw new DatasetError(`${dir} has no class subfolders: an image folder needs one subfolder per class (${join(dir, '<class>', '<image>.jpg')}), or give a CSV/JSONL manifest; a flat folder of unlabelled images is for \`tessera pretrain\``);
   }
   const names = classNames ?? folders;
   const index = new Map(names.map((n, i) => [n, i]));
@@ -154,6 +161,11 @@ export function openImageDataset(path: string, opts: OpenImageDatasetOptions = {
         train: samples(join(source, 'train'), train.paths, train.labels, train.classNames),
         val: samples(join(source, valFolder), val.paths, val.labels, train.classNames),
       };
+    } else if (folders.length === 0 && opts.unlabelled) {
+      const paths = imagesUnder(source, counts);
+      if (paths.length === 0) throw new DatasetError(`${path} has no images (${[...IMAGE_EXTENSIONS].join(' ')}) and no subfolders`);
+      const classNames = [UNLABELLED_CLASS];
+      base = { source, layout: 'flat', classNames, ignoredFiles: 0, train: samples(source, paths, paths.map(() => 0), classNames) };
     } else {
       const dir = folders.length === 1 && folders[0] === 'train' ? join(source, 'train') : source;
       const all = scanClassFolders(dir, opts.classNames, counts);

@@ -14,6 +14,7 @@ import type { ForwardOptions, ImageModel } from '../../models/model.js';
 import type { ModelEma } from '../ema.js';
 import type { ClassificationSummary } from '../metrics.js';
 import type { TrainConfig } from '../config.js';
+import type { Optimizer } from '../../optim/adamw.js';
 
 /** What an objective evaluates at an epoch's end: fields of the epoch record, and a summary for the report. */
 export interface ObjectiveEvaluation {
@@ -46,6 +47,14 @@ export interface Objective {
    */
   feeds(batch: Batch, micro: number): Promise<Record<string, Feed>> | Record<string, Feed>;
   evaluate(ctx: EvaluationContext): Promise<ObjectiveEvaluation>;
+  /** Called at the start of every epoch (0-based), with the run's length: objectives with schedules of their own (DINO). */
+  startEpoch?(epoch: number, run: { epochs: number; stepsPerEpoch: number; microPerEpoch: number }): void;
+  /** True when beforeOptimizerStep clips the gradients itself (DINO, per tensor); the loop's global --clip-grad is then skipped. */
+  readonly clipsGradients?: boolean;
+  /** Before optimiser step `step` (0-based, counted over the run): may change the gradients and the optimiser's weight decay. */
+  beforeOptimizerStep?(s: { grads: Map<string, Float32Array>; step: number; epoch: number; optimizer: Optimizer }): void;
+  /** After optimiser step `step` (DINO's teacher update). */
+  afterOptimizerStep?(step: number): void;
   /** State kept between steps (saved in state.safetensors under `objective.<key>`). */
   stateTensors?(): Record<string, Float32Array>;
   loadStateTensors?(tensors: Record<string, Float32Array>): void;
