@@ -1,0 +1,92 @@
+/**
+ * `tessera torchrun` for every family timm has. The golden (scripts/make_timm_job_fixture.py, timm
+ * aa4b5850, Debian torch 1.13) ran timm's parser on the command written for a perturbed
+ * checkpoint of each family, built the model as train.py does, loaded the written
+ * pretrained.safetensors with load_state_dict(strict=True) and stored its logits and timm's
+ * layer-decay LR scales. Here the same checkpoint is rebuilt, the same command must come out,
+ * the written file must hold exactly timm's keys and dtypes and give timm's logits in tessera,
+ * and tessera's layer decay must scale each parameter as timm's param_groups_layer_decay does.
+ * Families timm lacks are refused in one line.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../../src/checkpoint/checkpoint.js';
+import { parseSafetensors } from '../../src/checkpoint/safetensors.js';
+import { compile } from '../../src/runtime/compile.js';
+import { layerDecayScales } from '../../src/train/finetune.js';
+import { runCli } from '../helpers/cli.js';
+import { deterministicInput, maxAbsDiff } from '../helpers/fixtures.js';
+import { FAMILY_CASES, writeFamilyCheckpoint, type FamilyCase } from '../helpers/timm_families.js';
+
+interface FamilyGolden {
+  case: FamilyCase; flags: string[]; command: string[]; timm_model: string; model_kwargs: Record<string, unknown>;
+  drop_path: number; layer_decay: number; gp: string | null;
+  state_dict: Record<string, { shape: number[]; dtype: string }>; input_shape: number[]; logits: number[]; lr_scale: Record<string, number>;
+}
+const golden = JSON.parse(readFileSync(new URL('../fixtures/timm_job/families.json', import.meta.url), 'utf8')) as { cases: FamilyGolden[] };
+const dir = mkdtempSync(join(tmpdir(), 'tessera-timm-families-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const DTYPE: Record<string, string> = { F32: 'float32', I64: 'int64' };
+
+describe('tessera torchrun: every family timm has', () => {
+  it('the golden covers every case', () => {
+    expect(golden.cases.map((g) => g.case.model)).toEqual(FAMILY_CASES.map((c) => c.model));
+    expect(new Set(FAMILY_CASES.map((c) => c.family))).toEqual(new Set(['swin', 'convit', 'mobilevit', 'vit']));
+  });
+
+  it.each(golden.cases.map((g) => [g.case.model, g] as const))('%s: timm\'s command, a strict timm checkpoint, timm\'s logits and layer-decay scales', async (name, g) => {
+    const ckpt = join(dir, `${name}.safetensors`);
+    const model = writeFamilyCheckpoint(g.case, ckpt);
+    const out = join(dir, `job-${name}`);
+    const r = await runCli(['torchrun', '--pretrained', ckpt, '--write', out, ...g.flags, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const job = JSON.parse(r.stdout);
+    // the same command timm parsed (the --pretrained-path differs only by the temporary directory)
+    const flat: string[] = job.args.flat();
+    const at = flat.indexOf('--pretrained-path');
+    expect(flat.filter((_, i) => i !== at + 1)).toEqual(g.command.filter((_, i) => i !== g.command.indexOf('--pretrained-path') + 1));
+    expect(g.timm_model).toBe(g.case.timm);
+    expect(g.drop_path).toBe(0.1);
+    expect(g.layer_decay).toBe(0.75);
+    expect(g.model_kwargs.img_size).toBe(model.config.imgSize);
+
+    // the converted start: timm's state_dict keys, shapes and dtypes (BatchNorm counts int64), strict in the golden
+    const file = parseSafetensors(readFileSync(join(out, 'pretrained.safetensors')), 'pretrained.safetensors');
+    const written = Object.fromEntries([...file.tensors].map(([k, t]) => [k, { shape: t.shape, dtype: DTYPE[t.dtype] ?? t.dtype }]));
+    expect(written).toEqual(g.state_dict);
+
+    // timm's logits from tessera's reading of the same file
+    const { model: loaded } = loadCheckpoint(join(out, 'pretrained.safetensors'));
+    const [b, c, h, w] = g.input_shape as [number, number, number, number];
+    const exe = await compile((x) => loaded.forward(x).logits, [{ name: 'x', shape: ['batch', c, h, w] }], { params: 'initializers', threads: 1 });
+    try {
+      const logits = (await exe.run({ x: deterministicInput(b * c * h * w) })).output!.data as Float32Array;
+      expect(logits.length).toBe(g.logits.length);
+      expect(maxAbsDiff(logits, g.logits)).toBeLessThanOrEqual(1e-4);
+    } finally {
+      await exe.dispose();
+    }
+
+    // --layer-decay groups parameters as timm's group_matcher does
+    const scales = layerDecayScales(model, g.layer_decay);
+    expect([...scales.keys()].sort()).toEqual(Object.keys(g.lr_scale).sort());
+    for (const [k, s] of scales) expect(s, k).toBeCloseTo(g.lr_scale[k]!, 6);
+  }, 90_000);
+
+  it.each([
+    ['cvt_nano_28', /--model cvt_nano_28: timm cannot build the cvt family: timm has no CvT/],
+    ['clip_ViT_B_32', /--model clip_ViT_B_32: timm cannot build the clip family: .*open_clip/],
+    ['vit_tiny_convstem_patch4_28', /--model vit_tiny_convstem_patch4_28: the 3×3-conv stem has no timm equivalent/],
+    ['mae_vit_base_patch16', /--model mae_vit_base_patch16: timm cannot build the mae family: timm's train.py has no masked-autoencoder pretraining/],
+    ['mobilevit_xxs_28', /--model mobilevit_xxs_28: timm builds MobileViT from its named block configs only \(mobilevit_xxs, .*mobilevitv2_200\)/],
+  ])('--model %s is refused in one line that says why', async (model, message) => {
+    const r = await runCli(['torchrun', '--model', model]);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+  }, 30_000);
+});
