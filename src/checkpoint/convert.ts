@@ -83,15 +83,15 @@ export function exportCheckpoint(ckpt: ForeignCheckpoint, layout: LayoutName, ou
   const c = ckpt.config;
   const ext = extname(out).toLowerCase();
   if (layout === 'timm') {
+    const hubCfg = timmHubConfig(meta); // first: a family timm cannot build leaves no file behind
     if (ext === '.safetensors' || PICKLE_EXT.includes(ext)) {
       weightsFile(out, ckpt.stateDict, { format: 'pt', tessera: JSON.stringify(meta) });
-      const hubCfg = timmHubConfig(meta);
       const args = Object.entries(hubCfg.model_args as Record<string, unknown>).map(([k, v]) => `${k}=${pySource(v)}`);
       return { layout, files: [out], usage: `timm.create_model('${String(hubCfg.architecture)}', pretrained=True, pretrained_cfg_overlay=dict(file='${out}'), ${args.join(', ')})` };
     }
     mkdirSync(out, { recursive: true });
     const files = [weightsFile(join(out, 'model.safetensors'), ckpt.stateDict, { format: 'pt', tessera: JSON.stringify(meta) })];
-    writeFileAtomic(join(out, 'config.json'), json(timmHubConfig(meta)));
+    writeFileAtomic(join(out, 'config.json'), json(hubCfg));
     files.push(join(out, 'config.json'));
     return { layout, files, usage: `timm.create_model('local-dir:${out}', pretrained=True) (timm ≥ 1.0)` };
   }

@@ -8,12 +8,14 @@
  * and tessera's layer decay must scale each parameter as timm's param_groups_layer_decay does.
  * Families timm lacks are refused in one line.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint } from '../../src/checkpoint/checkpoint.js';
+import { loadCheckpoint, metaFor, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
+import { createModel } from '../../src/models/registry.js';
 import { parseSafetensors } from '../../src/checkpoint/safetensors.js';
+import { parseTorchFile } from '../../src/checkpoint/torch_file.js';
 import { compile } from '../../src/runtime/compile.js';
 import { layerDecayScales } from '../../src/train/finetune.js';
 import { runCli } from '../helpers/cli.js';
@@ -75,6 +77,34 @@ describe('tessera torchrun: every family timm has', () => {
     expect([...scales.keys()].sort()).toEqual(Object.keys(g.lr_scale).sort());
     for (const [k, s] of scales) expect(s, k).toBeCloseTo(g.lr_scale[k]!, 6);
   }, 90_000);
+
+  it('convert --to timm: a .pth with timm\'s keys and int64 BatchNorm counts, a hub directory whose model_args build the family; CvT refused', async () => {
+    const g = golden.cases.find((x) => x.case.model === 'mobilevit_xxs')!;
+    const ckpt = join(dir, 'convert-mobilevit.safetensors');
+    writeFamilyCheckpoint(g.case, ckpt);
+    const pth = join(dir, 'mobilevit.pth');
+    const r = await runCli(['convert', '--checkpoint', ckpt, '--to', 'timm', '--out', pth]);
+    expect(r.code, r.stderr).toBe(0);
+    const tensors = parseTorchFile(readFileSync(pth), pth);
+    expect(Object.fromEntries([...tensors].map(([k, t]) => [k, { shape: t.shape, dtype: DTYPE[t.dtype] ?? t.dtype }]))).toEqual(g.state_dict);
+    expect(new BigInt64Array(tensors.get('stem.bn.num_batches_tracked')!.bytes.slice().buffer)[0]).toBe(7n);
+    const swin = golden.cases.find((x) => x.case.family === 'swin')!;
+    const swinCkpt = join(dir, 'convert-swin.safetensors');
+    writeFamilyCheckpoint(swin.case, swinCkpt);
+    const hub = join(dir, 'swin-hub');
+    expect((await runCli(['convert', '--checkpoint', swinCkpt, '--to', 'timm', '--out', hub])).code).toBe(0);
+    const config = JSON.parse(readFileSync(join(hub, 'config.json'), 'utf8'));
+    expect(config.architecture).toBe('swin_tiny_patch4_window7_224');
+    expect(config.model_args).toEqual({ in_chans: 1, num_classes: 10, ...swin.model_kwargs });
+    expect(config.pretrained_cfg).toMatchObject({ first_conv: 'patch_embed.proj', classifier: 'head.fc' });
+    const cvt = join(dir, 'cvt.safetensors');
+    const m = createModel('cvt_nano_28');
+    saveCheckpoint(cvt, m, metaFor('cvt_nano_28', m, Array.from({ length: 10 }, (_, i) => String(i))));
+    const bad = await runCli(['convert', '--checkpoint', cvt, '--to', 'timm', '--out', join(dir, 'cvt-timm.pth')]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--to timm \(cvt_nano_28\): timm cannot build the cvt family: timm has no CvT/);
+    expect(existsSync(join(dir, 'cvt-timm.pth'))).toBe(false);
+  }, 60_000);
 
   it.each([
     ['cvt_nano_28', /--model cvt_nano_28: timm cannot build the cvt family: timm has no CvT/],
