@@ -21,7 +21,9 @@ create_model builds the model as train.py does and loads the written pretrained.
 load_state_dict(strict=True); train.py's own pretrained path (pretrained_cfg_overlay file, head
 adaptation) loads it too and must give the same pre-logits. Stored: the command, timm's
 state_dict keys and dtypes, its logits on sin(0.05·i), and the LR scale timm's
-param_groups_layer_decay gives each parameter for --layer-decay 0.75.
+param_groups_layer_decay gives each parameter for --layer-decay 0.75. An MAE checkpoint
+(mae_vit_tiny_patch4_28) as the start of --model vit_tiny_patch4_28 must load into timm's ViT
+with only the head missing (it is fresh, as in tessera's fine-tuning) and nothing unexpected.
 """
 import json
 import os
@@ -132,6 +134,19 @@ def family_case(case, tmp):
     }
 
 
+def mae_encoder_case(tmp):
+    ckpt = os.path.join(tmp, "mae.safetensors")
+    code = ("import { createModel } from './src/models/registry.ts'; import { metaFor, saveCheckpoint } from './src/checkpoint/checkpoint.ts';"
+            f"const m = createModel('mae_vit_tiny_patch4_28', {{ seed: 3 }}); saveCheckpoint({json.dumps(ckpt)}, m, metaFor('mae_vit_tiny_patch4_28', m, []));")
+    subprocess.run([os.path.join(ROOT, "node_modules", ".bin", "tsx"), "-e", code], cwd=ROOT, check=True)
+    job_dir = os.path.join(tmp, "job-mae")
+    job = tessera_job(["--pretrained", ckpt, "--model", "vit_tiny_patch4_28", "--write", job_dir])
+    command = [w for arg in job["args"] for w in arg]
+    model = train_py_model(timm_args(command))
+    result = model.load_state_dict(read_safetensors(os.path.join(job_dir, "pretrained.safetensors")), strict=False)
+    return {"command": command, "missing": sorted(result.missing_keys), "unexpected": sorted(result.unexpected_keys)}
+
+
 def main():
     cases = []
     for flags in RECIPES:
@@ -149,8 +164,9 @@ def main():
                             cwd=ROOT, check=True, capture_output=True, text=True).stdout
     with tempfile.TemporaryDirectory() as tmp:
         families = [family_case(c, tmp) for c in json.loads(listed)]
+        mae = mae_encoder_case(tmp)
     with open(FAMILIES_OUT, "w") as f:
-        json.dump({"timm_commit": TIMM_COMMIT, "cases": families}, f, indent=1, sort_keys=True)
+        json.dump({"timm_commit": TIMM_COMMIT, "cases": families, "mae_encoder": mae}, f, indent=1, sort_keys=True)
         f.write("\n")
     print(f"wrote {FAMILIES_OUT}")
 

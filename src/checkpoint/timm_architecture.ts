@@ -34,7 +34,7 @@ export interface TimmArchitecture {
 export const FAMILIES_TIMM_LACKS: Record<string, string> = {
   cvt: 'timm has no CvT (it is a Hugging Face CvtForImageClassification model)',
   clip: 'tessera\'s CLIP is the image-and-text model in OpenAI\'s layout, trained contrastively on image-text pairs (open_clip); timm\'s train.py trains image classifiers',
-  mae: 'timm\'s train.py has no masked-autoencoder pretraining (fine-tune its encoder: a ViT --model with --pretrained on a ViT checkpoint)',
+  mae: 'timm\'s train.py has no masked-autoencoder pretraining (to fine-tune one, give its checkpoint as --pretrained with a ViT --model: the job starts from its encoder)',
 };
 
 /** The keys of a MobileViT config that timm's named block configs fix (the rest are create_model arguments). */

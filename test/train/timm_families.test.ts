@@ -27,7 +27,9 @@ interface FamilyGolden {
   drop_path: number; layer_decay: number; gp: string | null;
   state_dict: Record<string, { shape: number[]; dtype: string }>; input_shape: number[]; logits: number[]; lr_scale: Record<string, number>;
 }
-const golden = JSON.parse(readFileSync(new URL('../fixtures/timm_job/families.json', import.meta.url), 'utf8')) as { cases: FamilyGolden[] };
+const golden = JSON.parse(readFileSync(new URL('../fixtures/timm_job/families.json', import.meta.url), 'utf8')) as {
+  cases: FamilyGolden[]; mae_encoder: { command: string[]; missing: string[]; unexpected: string[] };
+};
 const dir = mkdtempSync(join(tmpdir(), 'tessera-timm-families-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -105,6 +107,25 @@ describe('tessera torchrun: every family timm has', () => {
     expect(bad.stderr).toMatch(/--to timm \(cvt_nano_28\): timm cannot build the cvt family: timm has no CvT/);
     expect(existsSync(join(dir, 'cvt-timm.pth'))).toBe(false);
   }, 60_000);
+
+  it('an MAE start fine-tunes as its encoder: a ViT job of the encoder\'s sizes, and only the encoder\'s weights (timm: head missing, nothing unexpected)', async () => {
+    const mae = createModel('mae_vit_tiny_patch4_28', { seed: 3 });
+    const ckpt = join(dir, 'mae.safetensors');
+    saveCheckpoint(ckpt, mae, metaFor('mae_vit_tiny_patch4_28', mae, []));
+    const out = join(dir, 'job-mae');
+    const r = await runCli(['torchrun', '--pretrained', ckpt, '--model', 'vit_tiny_patch4_28', '--write', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const flat: string[] = JSON.parse(r.stdout).args.flat();
+    const g = golden.mae_encoder;
+    const at = flat.indexOf('--pretrained-path');
+    expect(flat.filter((_, i) => i !== at + 1)).toEqual(g.command.filter((_, i) => i !== g.command.indexOf('--pretrained-path') + 1));
+    expect(g.missing).toEqual(['head.bias', 'head.weight']);
+    expect(g.unexpected).toEqual([]);
+    const written = parseSafetensors(readFileSync(join(out, 'pretrained.safetensors')), 'pretrained.safetensors').tensors;
+    const src = new Map(mae.namedState());
+    expect([...written.keys()].filter((k) => k.startsWith('decoder') || k === 'mask_token' || k.startsWith('head'))).toEqual([]);
+    for (const [k, t] of written) expect(Buffer.from(t.bytes).equals(Buffer.from(src.get(k)!.data.buffer, src.get(k)!.data.byteOffset, src.get(k)!.data.byteLength)), k).toBe(true);
+  }, 30_000);
 
   it.each([
     ['cvt_nano_28', /--model cvt_nano_28: timm cannot build the cvt family: timm has no CvT/],
