@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, r
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import type { ImageModel } from '../../src/models/model.js';
@@ -91,6 +92,14 @@ describe('tessera import-run', () => {
     expect(meta.classNames).toEqual(['circle', 'square', 'triangle']);
     expect(r.classNamesFrom).toBe(`--class-map ${join(SWIN, 'classes.txt')}`);
     expect(r.notCarried.join('; ')).toMatch(/optimizer and LR scheduler state .*; the raw \(non-EMA\) weights \(import with --no-ema for them\)/);
+    // predict on the imported Swin answers with the run's class names
+    const png = join(dir, 'shape.png');
+    await sharp(Buffer.from(Array.from({ length: 256 }, (_, i) => (i * 37) % 256)), { raw: { width: 16, height: 16, channels: 1 } }).png().toFile(png);
+    const p = await runCli(['predict', '--checkpoint', join(r.runDir, 'best.safetensors'), '--json', png]);
+    expect(p.code, p.stderr).toBe(0);
+    const top = JSON.parse(p.stdout)[0].top as { index: number; label: string }[];
+    expect(top.map((t) => t.label).sort()).toEqual(['circle', 'square', 'triangle']);
+    for (const t of top) expect(t.label).toBe(['circle', 'square', 'triangle'][t.index]);
   }, 60_000);
 
   it('--no-ema takes the raw weights (timm\'s raw logits); --ema without EMA weights is an error; a run without EMA takes state_dict', async () => {
