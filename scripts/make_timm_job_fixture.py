@@ -20,8 +20,9 @@ tsx) is the --pretrained start of `tessera torchrun --write`; timm's parser read
 create_model builds the model as train.py does and loads the written pretrained.safetensors with
 load_state_dict(strict=True); train.py's own pretrained path (pretrained_cfg_overlay file, head
 adaptation) loads it too and must give the same pre-logits. Stored: the command, timm's
-state_dict keys and dtypes, its logits on sin(0.05·i), and the LR scale timm's
-param_groups_layer_decay gives each parameter for --layer-decay 0.75. An MAE checkpoint
+state_dict keys and dtypes, its logits on sin(0.05·i), the LR scale timm's
+param_groups_layer_decay gives each parameter for --layer-decay 0.75, and each residual
+branch's drop-path rate for --drop-path 0.1. An MAE checkpoint
 (mae_vit_tiny_patch4_28) as the start of --model vit_tiny_patch4_28 must load into timm's ViT
 with only the head missing (it is fresh, as in tessera's fine-tuning) and nothing unexpected.
 """
@@ -95,6 +96,22 @@ def det_input(shape):
 FAMILY_FLAGS = ["--layer-decay", "0.75", "--drop-path", "0.1"]
 
 
+def drop_path_rates(model):
+    """Each residual branch's stochastic-depth rate in forward order: DropPath's drop_prob (an
+    Identity where timm's rate is 0); ConViT's Block applies its one drop_path to both branches."""
+    modules = dict(model.named_modules())
+    rates = []
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if not leaf.startswith("drop_path"):
+            continue
+        rate = float(getattr(module, "drop_prob", 0.0))
+        parent = modules[name.rsplit(".", 1)[0]]
+        twice = leaf == "drop_path" and type(parent).__module__.endswith(".convit")
+        rates += [rate, rate] if twice else [rate]
+    return rates
+
+
 def family_case(case, tmp):
     from timm.optim import param_groups_layer_decay
     ckpt = os.path.join(tmp, f"{case['model']}.safetensors")
@@ -131,6 +148,7 @@ def family_case(case, tmp):
         "drop_path": args.drop_path, "layer_decay": args.layer_decay, "gp": args.gp,
         "state_dict": {k: {"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", "")} for k, t in sd.items()},
         "input_shape": [2, *args.input_size], "logits": logits.flatten().tolist(), "lr_scale": scales,
+        "drop_path_rates": drop_path_rates(model),
     }
 
 

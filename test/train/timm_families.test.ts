@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint, metaFor, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { createModel } from '../../src/models/registry.js';
+import { Random } from '../../src/random.js';
 import { parseSafetensors } from '../../src/checkpoint/safetensors.js';
 import { parseTorchFile } from '../../src/checkpoint/torch_file.js';
 import { compile } from '../../src/runtime/compile.js';
@@ -26,6 +27,7 @@ interface FamilyGolden {
   case: FamilyCase; flags: string[]; command: string[]; timm_model: string; model_kwargs: Record<string, unknown>;
   drop_path: number; layer_decay: number; gp: string | null;
   state_dict: Record<string, { shape: number[]; dtype: string }>; input_shape: number[]; logits: number[]; lr_scale: Record<string, number>;
+  drop_path_rates: number[];
 }
 const golden = JSON.parse(readFileSync(new URL('../fixtures/timm_job/families.json', import.meta.url), 'utf8')) as {
   cases: FamilyGolden[]; mae_encoder: { command: string[]; missing: string[]; unexpected: string[] };
@@ -78,6 +80,19 @@ describe('tessera torchrun: every family timm has', () => {
     const scales = layerDecayScales(model, g.layer_decay);
     expect([...scales.keys()].sort()).toEqual(Object.keys(g.lr_scale).sort());
     for (const [k, s] of scales) expect(s, k).toBeCloseTo(g.lr_scale[k]!, 6);
+
+    // --drop-path: each residual branch at timm's rate. A drawn keep mask is 0 or 1/(1 − rate), so
+    // one kept sample per branch reads the rate back exactly
+    const noisy = createModel(g.case.model, { ...g.case.overrides, dropPathRate: g.drop_path });
+    const input = noisy.noiseInputs().find((n) => n.name === 'drop_path')!;
+    const batch = 64;
+    const masks = input.draw(new Random(1), batch);
+    const rates = Array.from({ length: input.perSample }, (_, j) => {
+      const kept = Array.from({ length: batch }, (_, b) => masks[b * input.perSample + j]!).find((v) => v > 0)!;
+      return 1 - 1 / kept;
+    });
+    expect(rates.length).toBe(g.drop_path_rates.length);
+    rates.forEach((r, j) => expect(r, `branch ${j}`).toBeCloseTo(g.drop_path_rates[j]!, 5));
   }, 90_000);
 
   it('convert --to timm: a .pth with timm\'s keys and int64 BatchNorm counts, a hub directory whose model_args build the family; CvT refused', async () => {
