@@ -199,6 +199,8 @@ export function timmJob(cfg: TrainConfig, o: TimmJobOptions): TimmJob {
   const tesseraBatch = cfg.batchSize * cfg.gradAccumSteps;
   const globalBatch = tesseraBatch * o.nprocPerNode * o.nnodes;
   args.push(['--lr-base', num(cfg.lr)], ['--lr-base-size', num(tesseraBatch)], ['--lr-base-scale', 'linear'], ['--sched-on-updates']); // tessera steps its schedule per update
+  // BatchNorm statistics are each GPU's own in timm's DDP unless asked; tessera trains in one process
+  if (family === 'mobilevit' && o.nprocPerNode * o.nnodes > 1) c.notes.push("MobileViT's BatchNorm statistics are per GPU (timm's default); add --sync-bn to synchronise them");
   const unsupported: TimmJob['unsupported'] = [];
   for (const key of Object.keys(TIMM_RULES) as (keyof TrainConfig)[]) {
     const t = (TIMM_RULES[key] as Rule<typeof key>)(cfg[key], c);

@@ -8,7 +8,8 @@
  * and tessera's layer decay must scale each parameter as timm's param_groups_layer_decay does.
  * Families timm lacks are refused in one line.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -94,6 +95,28 @@ describe('tessera torchrun: every family timm has', () => {
     expect(rates.length).toBe(g.drop_path_rates.length);
     rates.forEach((r, j) => expect(r, `branch ${j}`).toBeCloseTo(g.drop_path_rates[j]!, 5));
   }, 90_000);
+
+  it('launch.sh hands train.py exactly the job\'s arguments (kwargs with parentheses quoted for sh); MobileViT on many GPUs notes --sync-bn', async () => {
+    const g = golden.cases.find((x) => x.case.family === 'swin')!;
+    const ckpt = join(dir, 'launch-swin.safetensors');
+    writeFamilyCheckpoint(g.case, ckpt);
+    const out = join(dir, 'launch-job');
+    expect((await runCli(['torchrun', '--pretrained', ckpt, '--write', out, '--nproc-per-node', '2'])).code).toBe(0);
+    // a stand-in torchrun that prints what it was given, one argument per line
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'torchrun'), '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n');
+    chmodSync(join(bin, 'torchrun'), 0o755);
+    const run = spawnSync(join(out, 'launch.sh'), ['--log-interval', '10'], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, TIMM_TRAIN: 'train.py' }, encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    const given = run.stdout.split('\n').slice(0, -1);
+    const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8'));
+    expect(given.slice(given.indexOf('train.py') + 1)).toEqual([...job.args.flat(), '--log-interval', '10']);
+    expect(given).toContain('depths=(2,4)');
+    expect(given.slice(0, 4)).toEqual(['--nnodes', '1', '--nproc-per-node', '2']);
+    const mv = await runCli(['torchrun', '--model', 'mobilevit_xxs', '--nproc-per-node', '4']);
+    expect(mv.stderr).toContain("note: MobileViT's BatchNorm statistics are per GPU (timm's default); add --sync-bn to synchronise them");
+  }, 60_000);
 
   it('convert --to timm: a .pth with timm\'s keys and int64 BatchNorm counts, a hub directory whose model_args build the family; CvT refused', async () => {
     const g = golden.cases.find((x) => x.case.model === 'mobilevit_xxs')!;
