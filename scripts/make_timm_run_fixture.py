@@ -12,7 +12,9 @@
    not say, trained with --model-ema and --class-map classes.txt: model_best.pth.tar also holds
    state_dict_ema (other perturbed weights), as timm's CheckpointSaver writes it; reference.json
    holds the logits of both state dicts on sin(0.05·i) of shape [2, 1, 16, 16].
-3. Round trip: a tessera checkpoint (vit_tiny_patch4_28, seed 7, written by tessera) is converted
+3. A ConViT trained with --gp avg (test/fixtures/timm_run_convit/): its pooling is not in the
+   weights, only in args.yaml; reference.json holds its logits on sin(0.05·i) of [2, 1, 16, 16].
+4. Round trip: a tessera checkpoint (vit_tiny_patch4_28, seed 7, written by tessera) is converted
    by `tessera convert --to timm` to a .pth, loaded into timm.create_model(..., **kwargs) with
    load_state_dict(strict=True), and its logits on sin(0.05·i) of [2, 1, 28, 28] are stored;
    the test builds the same tessera model and compares.
@@ -113,6 +115,33 @@ def timm_swin_output():
     return {"input_shape": [2, 1, 16, 16], "logits": logits.flatten().tolist(), "ema_logits": ema_logits.flatten().tolist()}
 
 
+CONVIT = os.path.join(ROOT, "test", "fixtures", "timm_run_convit")
+
+
+def timm_convit_output():
+    os.makedirs(CONVIT, exist_ok=True)
+    sys.argv = ["train.py", "--model", "convit_tiny", "--in-chans", "1", "--num-classes", "4", "--gp", "avg",
+                "--model-kwargs", "img_size=16", "patch_size=4", "embed_dim=8", "num_heads=2", "depth=2", "local_up_to_layer=1", "mlp_ratio=2",
+                "--mean", "0.5", "--std", "0.25", "--crop-pct", "1", "--interpolation", "bilinear",
+                "--epochs", "1", "--batch-size", "4", "--lr", "0.001", "--output", "output", "--experiment", "convit"]
+    import train
+    from timm.models import create_model
+    args, args_text = train._parse_args()
+    torch.manual_seed(2)
+    model = create_model(args.model, pretrained=False, in_chans=args.in_chans, num_classes=args.num_classes, global_pool=args.gp, **args.model_kwargs)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.eval()
+    with torch.no_grad():
+        logits = model(det_input([2, 1, 16, 16]))
+    torch.save({"epoch": 0, "arch": args.model, "state_dict": model.state_dict(), "version": 2, "args": args, "metric": 25.0},
+               os.path.join(CONVIT, "checkpoint-0.pth.tar"))
+    with open(os.path.join(CONVIT, "args.yaml"), "w") as f:
+        f.write(args_text)
+    return {"input_shape": [2, 1, 16, 16], "logits": logits.flatten().tolist()}
+
+
 def round_trip():
     from timm.models import create_model
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,6 +169,10 @@ def main():
     ref = {"timm_commit": TIMM_COMMIT, "import": timm_output(), "round_trip": round_trip()}
     with open(os.path.join(OUT, "reference.json"), "w") as f:
         json.dump(ref, f, indent=1)
+        f.write("\n")
+    convit = timm_convit_output()
+    with open(os.path.join(CONVIT, "reference.json"), "w") as f:
+        json.dump({"timm_commit": TIMM_COMMIT, "import": convit}, f, indent=1)
         f.write("\n")
     swin = timm_swin_output()
     with open(os.path.join(SWIN, "reference.json"), "w") as f:

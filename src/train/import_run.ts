@@ -120,6 +120,9 @@ export async function importTimmRun(src: string, opts: ImportRunOptions = {}): P
   // the weights do not say a Swin's or MobileViT's image size (a Swin's windows depend on it)
   const imgSize = imgSizeOf(args);
   if (imgSize !== undefined) fc.config = { ...fc.config, imgSize };
+  // nor a ConViT's pooling (a ViT's shows as fc_norm; a contradiction fails the strict load below)
+  const pool = args.gp ?? (args.model_kwargs as Record<string, unknown> | undefined)?.global_pool;
+  if ((pool === 'avg' || pool === 'token') && 'globalPool' in fc.config) fc.config = { ...fc.config, globalPool: pool };
   const base = foreignMeta(fc);
   const classes = timmClassNames(args, src, fc.config.numClasses, opts.classNames);
   const c = fc.config.inChans;

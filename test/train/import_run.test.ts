@@ -133,4 +133,15 @@ describe('tessera import-run', () => {
     expect(c.stdout).toContain('class names: the class numbers');
     expect(c.stdout.split('\n').filter((l) => l.startsWith('not carried: '))).toEqual([expect.stringMatching(/class names \(the dataset folder \/datasets\/shapes is not on this machine; .*pass --class-names FILE\)/)]);
   }, 60_000);
+
+  it('a ConViT run with --gp avg: the pooling (not in the weights) from args.yaml, timm\'s logits; no summary.csv, no EMA', async () => {
+    const src = fileURLToPath(new URL('../fixtures/timm_run_convit', import.meta.url));
+    const ref = JSON.parse(readFileSync(join(src, 'reference.json'), 'utf8')).import as { input_shape: number[]; logits: number[] };
+    const r = await importTimmRun(src, { output: join(dir, 'convit') });
+    expect(r).toMatchObject({ checkpoint: join(src, 'checkpoint-0.pth.tar'), weights: 'state_dict', epochs: 0 });
+    const { model, meta } = loadCheckpoint(join(r.runDir, 'last.safetensors'));
+    expect(meta.family).toBe('convit');
+    expect(meta.config).toMatchObject({ globalPool: 'avg', imgSize: 16, embedDim: 8, numHeads: 2, depth: 2, localUpToLayer: 1, numClasses: 4 });
+    expect(maxAbsDiff(await logitsOf(model, ref.input_shape), ref.logits)).toBeLessThanOrEqual(1e-4);
+  }, 60_000);
 });
