@@ -144,4 +144,28 @@ describe('tessera import-run', () => {
     expect(meta.config).toMatchObject({ globalPool: 'avg', imgSize: 16, embedDim: 8, numHeads: 2, depth: 2, localUpToLayer: 1, numClasses: 4 });
     expect(maxAbsDiff(await logitsOf(model, ref.input_shape), ref.logits)).toBeLessThanOrEqual(1e-4);
   }, 60_000);
+
+  it('a real train.py output of a tessera torchrun job (scripts/make_timm_train_fixture.py): tessera eval of the import gives the eval loss and top-1 timm wrote for the EMA weights', async () => {
+    const src = fileURLToPath(new URL('../fixtures/timm_train', import.meta.url));
+    const names = join(dir, 'shapes.txt');
+    writeFileSync(names, 'circle\nsquare\n');
+    const summary = readFileSync(join(src, 'summary.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+    const evalOf = async (ema: boolean) => {
+      const runDir = join(dir, `real-${ema}`);
+      const r = await importTimmRun(src, { output: runDir, classNames: names, ema });
+      const e = await runCli(['eval', '--checkpoint', join(runDir, 'best.safetensors'), '--dataset', join(src, 'val'), '--json']);
+      expect(e.code, e.stderr).toBe(0);
+      return { r, result: JSON.parse(e.stdout) as { loss: number; top1: number; count: number } };
+    };
+    const ema = await evalOf(true);
+    expect(ema.r).toMatchObject({ weights: 'state_dict_ema', epochs: summary.length, classNamesFrom: names });
+    const row = summary[ema.r.best!.epoch - 1]!; // epoch,train_loss,eval_loss,eval_top1,…: model_best's epoch
+    expect(ema.result.count).toBe(12);
+    expect(Math.abs(ema.result.loss - row[2]!)).toBeLessThanOrEqual(1e-5);
+    expect(ema.result.top1).toBeCloseTo(row[3]! / 100, 6);
+    // the raw weights are another model: their loss is not the one timm reported
+    const raw = await evalOf(false);
+    expect(raw.r.weights).toBe('state_dict');
+    expect(Math.abs(raw.result.loss - row[2]!)).toBeGreaterThan(1e-4);
+  }, 120_000);
 });

@@ -113,7 +113,7 @@ describe('tessera torchrun: every family timm has', () => {
     const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8'));
     expect(given.slice(given.indexOf('train.py') + 1)).toEqual([...job.args.flat(), '--log-interval', '10']);
     expect(given).toContain('depths=(2,4)');
-    expect(given.slice(0, 4)).toEqual(['--nnodes', '1', '--nproc-per-node', '2']);
+    expect(given.slice(0, 4)).toEqual(['--nnodes', '1', '--nproc_per_node', '2']);
     const mv = await runCli(['torchrun', '--model', 'mobilevit_xxs', '--nproc-per-node', '4']);
     expect(mv.stderr).toContain("note: MobileViT's BatchNorm statistics are per GPU (timm's default); add --sync-bn to synchronise them");
   }, 60_000);

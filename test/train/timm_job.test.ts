@@ -81,7 +81,7 @@ describe('tessera torchrun', () => {
     expect(lines[0]).toContain('--threads (');
     expect(lines[0]).toContain('--crop-padding (');
     expect(r.stdout).toMatch(/^#!\/bin\/sh\n/);
-    expect(r.stdout).toContain('exec torchrun \\\n  --nnodes 1 --nproc-per-node 8');
+    expect(r.stdout).toContain('exec torchrun \\\n  --nnodes 1 --nproc_per_node 8');
   }, 30_000);
 
   it('walks every option of `tessera train --help`: each is translated by a rule or reported when set', () => {
