@@ -225,9 +225,10 @@ export function launcherScript(job: TimmJob, o: TimmJobOptions): string {
     `# timm train.py job written by tessera: ${o.nnodes} node(s) × ${o.nprocPerNode} GPU(s), global batch ${job.globalBatch}, peak LR ${job.lr}`,
     '# run on every node with NODE_RANK=0..NNODES-1 and MASTER_ADDR set; TIMM_TRAIN points at timm\'s train.py',
     'set -eu',
+    // torchrun's underscore spellings: the only ones before PyTorch 2.0, still accepted since
     'exec torchrun \\',
-    `  --nnodes ${o.nnodes} --nproc-per-node ${o.nprocPerNode} \\`,
-    '  --node-rank "${NODE_RANK:-0}" --master-addr "${MASTER_ADDR:-127.0.0.1}" --master-port "${MASTER_PORT:-29500}" \\',
+    `  --nnodes ${o.nnodes} --nproc_per_node ${o.nprocPerNode} \\`,
+    '  --node_rank "${NODE_RANK:-0}" --master_addr "${MASTER_ADDR:-127.0.0.1}" --master_port "${MASTER_PORT:-29500}" \\',
     '  "${TIMM_TRAIN:-train.py}" \\',
     `${lines.join(' \\\n')} \\`,
     '  "$@"',
