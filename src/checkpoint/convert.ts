@@ -17,6 +17,8 @@ import { hfConfigJson, hfPreprocessorJson, toHf } from './layout_hf.js';
 import { toTorchvision, torchvisionConstructor } from './layout_torchvision.js';
 import { serializeSafetensors, type SafeTensor } from './safetensors.js';
 import { serializeTorchFile } from './torch_file.js';
+import { timmArchitecture, type ModelConfig } from './timm_architecture.js';
+import { listModels } from '../models/registry.js';
 
 export const LAYOUTS: readonly LayoutName[] = ['timm', 'hf', 'torchvision'];
 
@@ -33,35 +35,47 @@ const PICKLE_EXT = ['.pth', '.pt', '.bin'];
 const asSafeTensor = (t: StateDict[string]): SafeTensor => ({ dtype: 'F32', shape: [...t.shape], bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
+/** BatchNorm's batch count, a float32 buffer here, as PyTorch's int64 scalar (what a strict torch load expects). */
+const isBatchCountKey = (k: string, t: StateDict[string]) => k.endsWith('num_batches_tracked') && t.shape.length === 0;
+const asInt64 = (t: StateDict[string]) => BigInt64Array.from(t.data, (v) => BigInt(Math.round(v)));
+
 function weightsFile(path: string, sd: StateDict, metadata: Record<string, string>): string {
   const ext = extname(path).toLowerCase();
   if (PICKLE_EXT.includes(ext)) {
     const stem = path.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '');
-    writeFileAtomic(path, serializeTorchFile(Object.entries(sd).map(([k, t]) => [k, asSafeTensor(t)]), /^\w+$/.test(stem) ? stem : 'archive'));
+    const tensor = (k: string, t: StateDict[string]): SafeTensor => {
+      if (!isBatchCountKey(k, t)) return asSafeTensor(t);
+      const v = asInt64(t);
+      return { dtype: 'I64', shape: [], bytes: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) };
+    };
+    writeFileAtomic(path, serializeTorchFile(Object.entries(sd).map(([k, t]) => [k, tensor(k, t)]), /^\w+$/.test(stem) ? stem : 'archive'));
   } else {
-    writeFileAtomic(path, serializeSafetensors(Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, { shape: t.shape, data: t.data }])), metadata));
+    writeFileAtomic(path, serializeSafetensors(Object.fromEntries(Object.entries(sd).map(([k, t]) => [k, isBatchCountKey(k, t) ? { shape: [], data: asInt64(t) } : { shape: t.shape, data: t.data }])), metadata));
   }
   return path;
 }
 
-/** timm hub config.json: timm builds the exact architecture from `model_args`. */
+/** timm hub config.json: timm builds the exact architecture from `model_args` (refused for a family timm lacks). */
 function timmHubConfig(meta: CheckpointMeta): Record<string, unknown> {
   const c = meta.config;
+  const arch = timmArchitecture(meta.family ?? 'vit', c as ModelConfig, `--to timm (${meta.model})`);
+  // an entry with timm's parameter count is one of timm's names; any other size builds from the kwargs over timm's name
+  const entry = listModels().find((e) => e.name === meta.model.split('.')[0] && e.params !== undefined && e.family === (meta.family ?? 'vit'));
   return {
-    architecture: /^(vit|deit)_/.test(meta.model) ? meta.model.split('.')[0] : 'vit_base_patch16_224',
-    num_classes: c.numClasses, num_features: c.embedDim, global_pool: c.globalPool,
-    model_args: {
-      img_size: c.imgSize, patch_size: c.patchSize, in_chans: c.inChans, num_classes: c.numClasses, embed_dim: c.embedDim,
-      depth: c.depth, num_heads: c.numHeads, mlp_ratio: c.mlpRatio, qkv_bias: c.qkvBias, class_token: c.classToken,
-      global_pool: c.globalPool, no_embed_class: c.noEmbedClass,
-    },
+    architecture: entry?.name ?? arch.name,
+    num_classes: c.numClasses, ...(c.embedDim !== undefined && (meta.family ?? 'vit') === 'vit' ? { num_features: c.embedDim } : {}), global_pool: c.globalPool,
+    model_args: { in_chans: c.inChans, num_classes: c.numClasses, ...arch.kwargs, ...(arch.globalPool ? { global_pool: arch.globalPool } : {}) },
     pretrained_cfg: {
       input_size: meta.inputSize, interpolation: meta.interpolation, crop_pct: meta.cropPct, crop_mode: 'center',
-      mean: meta.mean, std: meta.std, num_classes: c.numClasses, first_conv: 'patch_embed.proj', classifier: 'head',
+      mean: meta.mean, std: meta.std, num_classes: c.numClasses, first_conv: arch.firstConv, classifier: arch.classifier,
       label_names: meta.classNames,
     },
   };
 }
+
+/** A model_args value as Python source (lists as tuples, booleans capitalised). */
+const pySource = (v: unknown): string => (typeof v === 'boolean' ? (v ? 'True' : 'False')
+  : Array.isArray(v) ? `(${v.map(pySource).join(', ')}${v.length === 1 ? ',' : ''})` : JSON.stringify(v));
 
 /** Writes `ckpt` (timm keys) in `layout` at `out`; see the file comment for the formats. */
 export function exportCheckpoint(ckpt: ForeignCheckpoint, layout: LayoutName, out: string): ConvertResult {
@@ -69,15 +83,15 @@ export function exportCheckpoint(ckpt: ForeignCheckpoint, layout: LayoutName, ou
   const c = ckpt.config;
   const ext = extname(out).toLowerCase();
   if (layout === 'timm') {
+    const hubCfg = timmHubConfig(meta); // first: a family timm cannot build leaves no file behind
     if (ext === '.safetensors' || PICKLE_EXT.includes(ext)) {
       weightsFile(out, ckpt.stateDict, { format: 'pt', tessera: JSON.stringify(meta) });
-      const hubCfg = timmHubConfig(meta);
-      const args = Object.entries(hubCfg.model_args as Record<string, unknown>).map(([k, v]) => `${k}=${JSON.stringify(v).replace(/^true$/, 'True').replace(/^false$/, 'False')}`);
+      const args = Object.entries(hubCfg.model_args as Record<string, unknown>).map(([k, v]) => `${k}=${pySource(v)}`);
       return { layout, files: [out], usage: `timm.create_model('${String(hubCfg.architecture)}', pretrained=True, pretrained_cfg_overlay=dict(file='${out}'), ${args.join(', ')})` };
     }
     mkdirSync(out, { recursive: true });
     const files = [weightsFile(join(out, 'model.safetensors'), ckpt.stateDict, { format: 'pt', tessera: JSON.stringify(meta) })];
-    writeFileAtomic(join(out, 'config.json'), json(timmHubConfig(meta)));
+    writeFileAtomic(join(out, 'config.json'), json(hubCfg));
     files.push(join(out, 'config.json'));
     return { layout, files, usage: `timm.create_model('local-dir:${out}', pretrained=True) (timm ≥ 1.0)` };
   }

@@ -47,6 +47,8 @@ export interface LayoutHints {
   numHeads?: number;
   /** A registered model name whose config supplies the heads. */
   model?: string;
+  /** Which state dict of a torch training checkpoint to read (timm's `state_dict_ema`). */
+  stateDictKey?: string;
 }
 
 export class LayoutError extends Error {
@@ -57,11 +59,12 @@ export type RawTensors = Map<string, SafeTensor>;
 export type KeyRules = [RegExp, string][];
 
 /** Reads a .safetensors, .pth/.bin/.pt (zip or legacy) file, telling them apart by content. */
-export function readTensorFile(path: string): { tensors: RawTensors; metadata: Record<string, string> } {
+export function readTensorFile(path: string, stateDictKey?: string): { tensors: RawTensors; metadata: Record<string, string> } {
   const buf = readFileSync(path);
   // safetensors: an 8-byte length, then '{'; torch: a zip, or a legacy pickle (PROTO 0x80)
   const safetensors = buf.byteLength > 8 && buf[8] === 0x7b;
-  if (!safetensors && (isZip(buf) || buf[0] === 0x80)) return { tensors: parseTorchFile(buf, path), metadata: {} };
+  if (!safetensors && (isZip(buf) || buf[0] === 0x80)) return { tensors: parseTorchFile(buf, path, stateDictKey), metadata: {} };
+  if (stateDictKey !== undefined) throw new LayoutError(`${path}: has no ${stateDictKey} state dict (a .safetensors file holds one, unnamed)`);
   const file = parseSafetensors(buf, path);
   return { tensors: file.tensors, metadata: file.metadata };
 }

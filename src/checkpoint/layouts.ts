@@ -66,7 +66,7 @@ export function loadForeignCheckpoint(path: string, hints: LayoutHints = {}): Fo
     if (existsSync(join(path, 'config.json'))) config = readJson(join(path, 'config.json'));
     if (existsSync(join(path, 'preprocessor_config.json'))) preprocessor = readJson(join(path, 'preprocessor_config.json'));
   }
-  const { tensors, metadata } = readTensorFile(file);
+  const { tensors, metadata } = readTensorFile(file, hints.stateDictKey);
   if (!metadata.tessera && isHfCvtKeys(tensors.keys())) return fromHfCvt(tensors, file, config, preprocessor, hints);
   const layout = otherFamilyInTimmLayout(tensors, hints) ? 'timm' : detectLayout([...tensors.keys()], file);
   if (layout === 'hf') return fromHf(tensors, file, config ?? {}, preprocessor, hints);

@@ -136,18 +136,25 @@ function materialise(t: TensorRef, storages: Map<string, StorageRef>, where: str
  * checkpoint holding it under `state_dict`, `model`, `module` or (DINO's) `teacher`; a
  * DataParallel `module.` prefix is removed.
  */
-function findStateDict(obj: unknown, source: string): PyDict {
+function findStateDict(obj: unknown, source: string, stateDictKey?: string): PyDict {
   if (!(obj instanceof PyDict)) throw new TorchFileError(`${source}: holds a ${Array.isArray(obj) ? 'list' : typeof obj}, expected a state dict`);
+  const holds = (v: unknown): v is PyDict => v instanceof PyDict && [...v.values()].some((t) => t instanceof TensorRef);
+  if (stateDictKey !== undefined) {
+    const inner = obj.get(stateDictKey);
+    if (holds(inner)) return inner;
+    const found = [...obj.keys()].filter((k) => holds(obj.get(k)));
+    throw new TorchFileError(`${source}: has no ${quoteName(stateDictKey)} state dict; it holds ${found.length ? found.map((k) => quoteName(String(k))).join(', ') : 'none under a key'}`);
+  }
   // DINO's training checkpoints hold `teacher` and `student`: the teacher is the one DINO evaluates (checkpoint_key)
   for (const key of ['state_dict', 'model', 'module', 'model_state', 'teacher', 'student']) {
     const inner = obj.get(key);
-    if (inner instanceof PyDict && [...inner.values()].some((v) => v instanceof TensorRef)) return inner;
+    if (holds(inner)) return inner;
   }
   return obj;
 }
 
-function collect(obj: unknown, storages: Map<string, StorageRef>, source: string): Map<string, SafeTensor> {
-  const dict = findStateDict(obj, source);
+function collect(obj: unknown, storages: Map<string, StorageRef>, source: string, stateDictKey?: string): Map<string, SafeTensor> {
+  const dict = findStateDict(obj, source, stateDictKey);
   const out = new Map<string, SafeTensor>();
   const strip = [...dict.keys()].every((k) => typeof k === 'string' && k.startsWith('module.'));
   // the copies may take a few times the storages (views of one storage are copied apart), never what sizes claim
@@ -163,7 +170,7 @@ function collect(obj: unknown, storages: Map<string, StorageRef>, source: string
   return out;
 }
 
-function readZipFormat(buf: Uint8Array, source: string): Map<string, SafeTensor> {
+function readZipFormat(buf: Uint8Array, source: string, stateDictKey?: string): Map<string, SafeTensor> {
   const zip = new ZipReader(buf, source);
   const pkl = [...zip.entries.keys()].find((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (!pkl) throw new TorchFileError(`${source}: the zip archive has no <archive>/data.pkl; not a torch.save file`);
@@ -181,12 +188,12 @@ function readZipFormat(buf: Uint8Array, source: string): Map<string, SafeTensor>
       throw new TorchFileError(`${source}: storage ${s.key} holds ${s.bytes.byteLength} bytes, expected ${s.numel} × ${ELEMENT_BYTES[s.dtype]}`);
     }
   }
-  return collect(value, storages, source);
+  return collect(value, storages, source, stateDictKey);
 }
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
-function readLegacyFormat(buf: Uint8Array, source: string): Map<string, SafeTensor> {
+function readLegacyFormat(buf: Uint8Array, source: string, stateDictKey?: string): Map<string, SafeTensor> {
   const plain = { source, globals: {} };
   let r = unpickle(buf, plain);
   if (r.value !== LEGACY_MAGIC) throw new TorchFileError(`${source}: neither a torch.save zip archive nor a legacy torch file (bad magic number)`);
@@ -211,14 +218,18 @@ function readLegacyFormat(buf: Uint8Array, source: string): Map<string, SafeTens
     s.bytes = buf.subarray(pos + 8, pos + 8 + n);
     pos += 8 + n;
   }
-  return collect(value, storages, source);
+  return collect(value, storages, source, stateDictKey);
 }
 
-/** Parses a `.pth` / `.bin` file's bytes into tensors (any dtype, contiguous). */
-export function parseTorchFile(buf: Uint8Array, source = 'torch file'): Map<string, SafeTensor> {
+/**
+ * Parses a `.pth` / `.bin` file's bytes into tensors (any dtype, contiguous). `stateDictKey`
+ * picks one state dict of a training checkpoint (timm's `state_dict_ema`); without it the
+ * first of state_dict, model, module, model_state (or the object itself).
+ */
+export function parseTorchFile(buf: Uint8Array, source = 'torch file', stateDictKey?: string): Map<string, SafeTensor> {
   try {
-    if (isZip(buf)) return readZipFormat(buf, source);
-    if (buf[0] === 0x80) return readLegacyFormat(buf, source);
+    if (isZip(buf)) return readZipFormat(buf, source, stateDictKey);
+    if (buf[0] === 0x80) return readLegacyFormat(buf, source, stateDictKey);
   } catch (e) {
     if (e instanceof PickleError || e instanceof ZipError) throw new TorchFileError(e.message);
     throw e;

@@ -8,7 +8,10 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { makeDir, writeFileAtomic } from '../checkpoint/atomic.js';
 import { exportCheckpoint } from '../checkpoint/convert.js';
-import { foreignMeta, loadForeignCheckpoint } from '../checkpoint/layouts.js';
+import { foreignMeta, loadForeignCheckpoint, type ForeignCheckpoint } from '../checkpoint/layouts.js';
+import { getFamily } from '../models/model.js';
+import { createFromConfig, getModelEntry } from '../models/registry.js';
+import type { VitConfig } from '../models/vit.js';
 import { launcherScript, timmJob, unsupportedLine, type TimmJobOptions } from '../train/timm_job.js';
 import { UsageError } from './output.js';
 import { positiveInt } from './parse.js';
@@ -32,7 +35,7 @@ export function registerTorchrunCommand(program: Command): void {
     const cfg = configFromOptions(opts);
     const o: TimmJobOptions = { nprocPerNode: opts.nprocPerNode as number, nnodes: opts.nnodes as number };
     const dir = opts.write ? resolve(opts.write as string) : undefined;
-    const pretrained = cfg.pretrained ? loadForeignCheckpoint(cfg.pretrained) : undefined;
+    const pretrained = cfg.pretrained ? asEncoderStart(loadForeignCheckpoint(cfg.pretrained), cfg.model) : undefined;
     if (pretrained) {
       o.pretrainedFile = join(dir ?? '.', 'pretrained.safetensors');
       o.pretrainedMeta = foreignMeta(pretrained);
@@ -65,4 +68,23 @@ function countClassFolders(root: string): number {
   const dirs = (p: string) => { try { return readdirSync(p).filter((n) => statSync(join(p, n)).isDirectory()); } catch { throw new UsageError(`--dataset ${root}: expected a built-in name or an image folder`); } };
   const top = dirs(root);
   return top.includes('train') ? dirs(join(root, 'train')).length : top.length;
+}
+
+/**
+ * Pretraining weights (an MAE run) start the job as their encoder, as `tessera train` fine-tunes
+ * them: --model's family with the encoder's sizes, and only the encoder's weights (no decoder,
+ * no head), so the timm checkpoint is a plain ViT's.
+ */
+function asEncoderStart(fc: ForeignCheckpoint, model: string): ForeignCheckpoint {
+  const meta = foreignMeta(fc);
+  const encoder = getFamily(meta.family ?? 'vit').encoder;
+  const entry = getModelEntry(model);
+  if (!encoder || encoder.family !== entry.family) return fc;
+  const target = createFromConfig(entry.family, { ...getFamily(entry.family).defaults, ...entry.config, ...encoder.config(meta.config) });
+  const heads = new Set(target.headKeys());
+  const own = new Set(target.namedState().map(([k]) => k).filter((k) => !heads.has(k)));
+  const stateDict = Object.fromEntries(Object.entries(fc.stateDict).filter(([k]) => own.has(k)));
+  const missing = [...own].filter((k) => !(k in stateDict));
+  if (missing.length) throw new UsageError(`--pretrained ${fc.source}: its encoder lacks ${missing.slice(0, 5).join(', ')} of --model ${model}`);
+  return { ...fc, family: entry.family, config: target.config as unknown as VitConfig, stateDict, modelName: model, classNames: undefined };
 }

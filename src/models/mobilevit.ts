@@ -584,6 +584,8 @@ const v2 = (m: number): Partial<MobileVitConfig> => ({
   version: 2, stemChs: Math.floor(32 * m), channels: [64, 128, 256, 384, 512].map((c) => Math.floor(c * m)), transformerDims: [0, 0, 0, 0, 0],
   bottleRatios: [2, 2, 2, 2, 2], numFeatures: 0, strides: [1, 2, 2, 2, 2], depths: [1, 2, 1, 1, 1], transformerDepths: [0, 0, 2, 4, 3],
 });
+/** MobileViTv2 at width multiplier `m` (timm's mobilevitv2_050 … _200): torchrun matches configs against it. */
+export const mobilevitV2Config = v2;
 
 //        name                 stem   stage widths                   transformer widths  ratio  final      timm's params
 mobilevit('mobilevit_xxs', v1(16, [16, 24, 48, 64, 80], [64, 80, 96], 2, 320), cvnets(0.9), 1_272_024);

@@ -56,11 +56,17 @@ export function applyPretrained(model: ImageModel, weights: PretrainedWeights, l
   if (missing.length) throw new Error(`${weights.source} lacks ${missing.join(', ')} needed by the ${model.family} model (${model.numFeatures} features)`);
 }
 
-/** LR multipliers decay^(blocks + 1 − layer id), as timm's param_groups_layer_decay, with the model's own grouping. */
+/**
+ * LR multipliers decay^(blocks + 1 − layer id), as timm's param_groups_layer_decay, with the
+ * model's own grouping. After the blocks only the classifier (headKeys) has scale 1: timm's
+ * group matchers put the final norm (ViT, Swin, ConViT) and final conv (MobileViT) in the last
+ * block's group (MATCH_PREV_GROUP) and leave the head unmatched, in a group of its own.
+ */
 export function layerDecayScales(model: ImageModel, decay: number): Map<string, number> {
   const { blocks, layerOf } = model.layerGrouping();
   const numLayers = blocks + 1;
-  return new Map(model.namedParameters().map(([k]) => [k, decay ** (numLayers - layerOf(k))]));
+  const head = new Set(model.headKeys());
+  return new Map(model.namedParameters().map(([k]) => [k, decay ** (numLayers - Math.min(layerOf(k), head.has(k) ? numLayers : blocks))]));
 }
 
 /**

@@ -8,6 +8,11 @@
  * preprocessing (mean, std, crop_pct, interpolation) from args.yaml. The run directory holds
  * config.json, best.safetensors and last.safetensors, metrics.jsonl and report.html, committed
  * as one commit (run_dir.ts); it has no state.safetensors, so it cannot be resumed by tessera.
+ *
+ * Weights: timm's EMA (`state_dict_ema`) when the checkpoint has one, since train.py then
+ * evaluates the EMA, so summary.csv's metrics and the choice of model_best are the EMA's; `ema:
+ * false` takes the raw weights. Class names: see timm_class_names.ts. What is not carried is
+ * said in `notCarried`.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,12 +23,28 @@ import { createFromConfig, listModels } from '../models/registry.js';
 import type { Interpolation } from '../data/transforms/transform_config.js';
 import { trainDefaults, type TrainConfig } from './config.js';
 import { writeReport } from './report.js';
+import { timmClassNames } from './timm_class_names.js';
 import { claimNewRunDir, commitRun, createRunDir, runFiles, writeMetrics, type EpochRecord } from './run_dir.js';
+
+export interface ImportRunOptions {
+  output?: string;
+  overwrite?: boolean;
+  /** true: the EMA weights (an error without them); false: the raw ones; unset: the EMA's when present. */
+  ema?: boolean;
+  /** A names file (one per line, class 0 first) instead of the run's class map or dataset folders. */
+  classNames?: string;
+}
 
 export interface ImportedRun {
   runDir: string;
   /** The torch file the weights came from. */
   checkpoint: string;
+  /** Which of its state dicts. */
+  weights: 'state_dict_ema' | 'state_dict';
+  /** Where the class names came from; absent: they are the class numbers. */
+  classNamesFrom?: string;
+  /** What the run directory does not have of the timm run, in a phrase each. */
+  notCarried: string[];
   model: string;
   epochs: number;
   best?: EpochRecord;
@@ -69,14 +90,41 @@ function numHeadsOf(args: TimmArgs): number | undefined {
 
 const list = (v: unknown): number[] | undefined => (Array.isArray(v) && v.every((x) => typeof x === 'number') ? v : typeof v === 'number' ? [v] : undefined);
 
-export async function importTimmRun(src: string, opts: { output?: string; overwrite?: boolean } = {}): Promise<ImportedRun> {
+/** The image size train.py's model was built at: the --model-kwargs img_size (how tessera's torchrun passes it), else --img-size / --input-size. */
+function imgSizeOf(args: TimmArgs): number | undefined {
+  const kw = args.model_kwargs as Record<string, unknown> | undefined;
+  const v = kw?.img_size ?? args.img_size ?? (Array.isArray(args.input_size) ? args.input_size[1] : undefined);
+  return typeof v === 'number' ? v : undefined;
+}
+
+/** The chosen state dict of a timm checkpoint: EMA as `ema` says (see the file comment). */
+function readWeights(checkpoint: string, args: TimmArgs, ema: boolean | undefined): { fc: ReturnType<typeof loadForeignCheckpoint>; weights: ImportedRun['weights'] } {
+  const hints = { numHeads: numHeadsOf(args) };
+  if (ema !== false) {
+    try {
+      return { fc: loadForeignCheckpoint(checkpoint, { ...hints, stateDictKey: 'state_dict_ema' }), weights: 'state_dict_ema' };
+    } catch (e) {
+      if (ema === true || !/has no state_dict_ema state dict/.test((e as Error).message)) throw e;
+    }
+  }
+  return { fc: loadForeignCheckpoint(checkpoint, hints), weights: 'state_dict' };
+}
+
+export async function importTimmRun(src: string, opts: ImportRunOptions = {}): Promise<ImportedRun> {
   const argsPath = join(src, 'args.yaml');
   if (!existsSync(argsPath)) throw new Error(`${src}: no args.yaml; expected a timm train.py output directory`);
   const args = parseYaml(readFileSync(argsPath, 'utf8')) as TimmArgs;
   if (typeof args !== 'object' || args === null || typeof args.model !== 'string') throw new Error(`${argsPath}: expected train.py's arguments with a model name`);
   const checkpoint = timmCheckpointIn(src);
-  const fc = loadForeignCheckpoint(checkpoint, { numHeads: numHeadsOf(args) });
+  const { fc, weights } = readWeights(checkpoint, args, opts.ema);
+  // the weights do not say a Swin's or MobileViT's image size (a Swin's windows depend on it)
+  const imgSize = imgSizeOf(args);
+  if (imgSize !== undefined) fc.config = { ...fc.config, imgSize };
+  // nor a ConViT's pooling (a ViT's shows as fc_norm; a contradiction fails the strict load below)
+  const pool = args.gp ?? (args.model_kwargs as Record<string, unknown> | undefined)?.global_pool;
+  if ((pool === 'avg' || pool === 'token') && 'globalPool' in fc.config) fc.config = { ...fc.config, globalPool: pool };
   const base = foreignMeta(fc);
+  const classes = timmClassNames(args, src, fc.config.numClasses, opts.classNames);
   const c = fc.config.inChans;
   const fit = (v: number[] | undefined) => (v && (v.length === c || v.length === 1) ? Array.from({ length: c }, (_, i) => v[v.length === 1 ? 0 : i]!) : undefined);
   const meta: CheckpointMeta = {
@@ -85,6 +133,7 @@ export async function importTimmRun(src: string, opts: { output?: string; overwr
     std: fit(list(args.std)) ?? base.std,
     cropPct: typeof args.crop_pct === 'number' ? args.crop_pct : base.cropPct,
     interpolation: (['bilinear', 'bicubic', 'nearest'].includes(args.interpolation) ? args.interpolation : base.interpolation) as Interpolation,
+    ...(classes.found ? { classNames: classes.found.names } : {}),
   };
   const model = createFromConfig(meta.family ?? 'vit', meta.config);
   model.loadStateDict(fc.stateDict, true);
@@ -107,7 +156,16 @@ export async function importTimmRun(src: string, opts: { output?: string; overwr
     writeMetrics(stage, records);
   }, []);
   await writeReport(runDir, { runName: `${meta.model} (imported from timm ${src})`, model: meta.model, classNames: meta.classNames, metrics: records, config: cfg as unknown as Record<string, unknown> });
-  return { runDir, checkpoint, model: meta.model, epochs: records.length, ...(best ? { best } : {}) };
+  const notCarried = [
+    'the optimizer and LR scheduler state (tessera cannot resume the run; `tessera train --pretrained` continues from its weights)',
+    ...(weights === 'state_dict_ema' ? ['the raw (non-EMA) weights (import with --no-ema for them)'] : []),
+    ...(classes.found ? [] : [`class names (${[...classes.skipped, 'no --class-map or class folders found'].join('; ')}: pass --class-names FILE)`]),
+    'args.yaml keys tessera has no option for (they stay in the timm directory)',
+  ];
+  return {
+    runDir, checkpoint, weights, ...(classes.found ? { classNamesFrom: classes.found.from } : {}), notCarried,
+    model: meta.model, epochs: records.length, ...(best ? { best } : {}),
+  };
 }
 
 function metricsOf(r: EpochRecord): Record<string, number> {

@@ -9,8 +9,9 @@
  * a generated command.
  */
 import { basename } from 'node:path';
-import { vitDefaults, type VitConfig } from '../models/vit.js';
 import { getModelEntry } from '../models/registry.js';
+import { getFamily } from '../models/model.js';
+import { timmArchitecture, type ModelConfig } from '../checkpoint/timm_architecture.js';
 import { sizeAwareAugment } from '../data/transforms/transform_config.js';
 import type { CheckpointMeta } from '../checkpoint/checkpoint.js';
 import type { TrainConfig } from './config.js';
@@ -45,7 +46,8 @@ export interface TimmJob {
 interface Ctx {
   cfg: TrainConfig;
   o: TimmJobOptions;
-  vit: VitConfig;
+  /** The full config of the model the job trains. */
+  model: ModelConfig;
   notes: string[];
 }
 
@@ -131,10 +133,10 @@ export const TIMM_RULES: { [K in keyof TrainConfig]-?: Rule<K> } = {
   vflip: (v) => [['--vflip', num(v)]],
   aa: (v) => (v === undefined ? [] : [['--aa', v]]),
   trainInterpolation: (v) => [['--train-interpolation', v]],
-  scale: (v, c) => [['--scale', ...(v ?? sizeAwareAugment(inputShape(c.vit)).scale).map(num)]],
-  ratio: (v, c) => [['--ratio', ...(v ?? sizeAwareAugment(inputShape(c.vit)).ratio).map(num)]],
+  scale: (v, c) => [['--scale', ...(v ?? sizeAwareAugment(inputShape(c.model)).scale).map(num)]],
+  ratio: (v, c) => [['--ratio', ...(v ?? sizeAwareAugment(inputShape(c.model)).ratio).map(num)]],
   colorJitter: (v, c) => {
-    const j = v ?? sizeAwareAugment(inputShape(c.vit)).colorJitter;
+    const j = v ?? sizeAwareAugment(inputShape(c.model)).colorJitter;
     return typeof j === 'number' ? [['--color-jitter', num(j)]] : none('timm takes one --color-jitter strength, not per-channel values');
   },
   mixup: (v) => [['--mixup', num(v)]],
@@ -151,56 +153,45 @@ export const TIMM_RULES: { [K in keyof TrainConfig]-?: Rule<K> } = {
   advEvalImages: (v, c) => (c.cfg.adv === 'none' ? [] : onlyDefault(v, 1000, "timm's train.py has no robust evaluation")),
 };
 
-const inputShape = (v: VitConfig): [number, number, number] => [v.inChans, v.imgSize, v.imgSize];
+const inputShape = (m: ModelConfig): [number, number, number] => [m.inChans, m.imgSize, m.imgSize];
 
-/** The ViT the recipe trains, as tessera builds it (registry entry + --model-kwargs + dataset). */
-function vitConfigOf(cfg: TrainConfig, classes: number | undefined, pretrained: TimmJobOptions['pretrainedMeta']): VitConfig {
+/**
+ * The model the recipe trains, as tessera's buildModel makes it: the registry entry + --model-kwargs
+ * (or, for --pretrained, the checkpoint's family and architecture), fitted to the dataset.
+ */
+function modelConfigOf(cfg: TrainConfig, classes: number | undefined, pretrained: TimmJobOptions['pretrainedMeta']): { family: string; config: ModelConfig } {
   const entry = getModelEntry(cfg.model);
   const family = pretrained ? pretrained.family ?? 'vit' : entry.family;
-  if (family !== 'vit') throw new Error(`${pretrained ? `--pretrained ${cfg.pretrained}` : `--model ${cfg.model}`}: tessera torchrun writes timm jobs for the vit family, not ${family}`);
   const ds = TORCH_DATASETS[cfg.dataset];
-  // as buildModel: a --pretrained start keeps the checkpoint's architecture
   return {
-    ...vitDefaults, ...(pretrained ? pretrained.config : entry.config), ...cfg.modelKwargs,
-    ...(cfg.imgSize ? { imgSize: cfg.imgSize } : {}),
-    ...(ds ? { inChans: ds.mode === 'L' ? 1 : 3 } : {}),
-    numClasses: cfg.numClasses ?? classes ?? entry.config.numClasses ?? vitDefaults.numClasses,
-  } as VitConfig;
-}
-
-/** timm's VisionTransformer kwargs for a tessera ViT; what timm's ViT cannot build is an error. */
-function timmModel(v: VitConfig, model: string): { name: string; kwargs: Record<string, unknown> } {
-  const refuse = (what: string) => { throw new Error(`--model ${model}: ${what} has no timm VisionTransformer equivalent`); };
-  if (v.distilled) refuse('a distillation token (DeiT distilled)');
-  if (v.embedLayer !== 'patch') refuse(`the ${v.embedLayer} stem`);
-  if (v.attnType !== 'softmax') refuse(`${v.attnType} attention`);
-  if (v.eps !== 1e-6) refuse(`LayerNorm eps ${v.eps}`);
-  // kwargs override the named architecture's own in timm's entry points: one ViT name serves all,
-  // and every architecture key is given
-  return {
-    name: 'vit_base_patch16_224',
-    kwargs: {
-      patch_size: v.patchSize, embed_dim: v.embedDim, depth: v.depth, num_heads: v.numHeads, mlp_ratio: v.mlpRatio,
-      qkv_bias: v.qkvBias, class_token: v.classToken, global_pool: v.globalPool, no_embed_class: v.noEmbedClass,
-    },
+    family,
+    config: {
+      ...getFamily(family).defaults, ...(pretrained ? pretrained.config : entry.config), ...cfg.modelKwargs,
+      ...(cfg.imgSize ? { imgSize: cfg.imgSize } : {}),
+      ...(ds ? { inChans: ds.mode === 'L' ? 1 : 3 } : {}),
+      numClasses: cfg.numClasses ?? classes ?? entry.config.numClasses ?? getFamily(family).defaults.numClasses,
+    } as ModelConfig,
   };
 }
 
-/** A kwarg as timm's --model-kwargs reads it: ast.literal_eval, or the bare word as a string when that fails. */
-const pyLiteral = (x: unknown) => (typeof x === 'boolean' ? (x ? 'True' : 'False') : String(x));
+/** A kwarg as timm's --model-kwargs reads it: ast.literal_eval (a list as a tuple), or the bare word as a string when that fails. */
+const pyLiteral = (x: unknown): string => (typeof x === 'boolean' ? (x ? 'True' : 'False')
+  : Array.isArray(x) ? `(${x.map(pyLiteral).join(',')}${x.length === 1 ? ',' : ''})` : String(x));
 
 export function timmJob(cfg: TrainConfig, o: TimmJobOptions): TimmJob {
   const classes = TORCH_DATASETS[cfg.dataset]?.classes ?? o.datasetClasses;
-  const vit = vitConfigOf(cfg, classes, o.pretrainedMeta);
-  const model = timmModel(vit, cfg.model);
+  const { family, config: m } = modelConfigOf(cfg, classes, o.pretrainedMeta);
+  const model = timmArchitecture(family, m, o.pretrainedMeta ? `--pretrained ${cfg.pretrained}` : `--model ${cfg.model}`);
   const pre = o.pretrainedMeta ?? getModelEntry(cfg.model).pretrained;
-  const c: Ctx = { cfg, o, vit, notes: [] };
+  const c: Ctx = { cfg, o, model: m, notes: [] };
+  const kwargs = Object.entries(model.kwargs);
   const args: string[][] = [
     ['--model', model.name],
-    ['--model-kwargs', ...Object.entries(model.kwargs).map(([k, x]) => `${k}=${pyLiteral(x)}`)],
-    ['--num-classes', num(vit.numClasses)],
-    ['--in-chans', num(vit.inChans)],
-    ['--input-size', num(vit.inChans), num(vit.imgSize), num(vit.imgSize)],
+    ['--model-kwargs', ...kwargs.map(([k, x]) => `${k}=${pyLiteral(x)}`)],
+    ...(model.globalPool ? [['--gp', model.globalPool]] : []),
+    ['--num-classes', num(m.numClasses)],
+    ['--in-chans', num(m.inChans)],
+    ['--input-size', num(m.inChans), num(m.imgSize), num(m.imgSize)],
     ['--mean', ...pre.mean.map(num)],
     ['--std', ...pre.std.map(num)],
     ['--crop-pct', num(pre.cropPct)],
@@ -211,6 +202,8 @@ export function timmJob(cfg: TrainConfig, o: TimmJobOptions): TimmJob {
   const tesseraBatch = cfg.batchSize * cfg.gradAccumSteps;
   const globalBatch = tesseraBatch * o.nprocPerNode * o.nnodes;
   args.push(['--lr-base', num(cfg.lr)], ['--lr-base-size', num(tesseraBatch)], ['--lr-base-scale', 'linear'], ['--sched-on-updates']); // tessera steps its schedule per update
+  // BatchNorm statistics are each GPU's own in timm's DDP unless asked; tessera trains in one process
+  if (family === 'mobilevit' && o.nprocPerNode * o.nnodes > 1) c.notes.push("MobileViT's BatchNorm statistics are per GPU (timm's default); add --sync-bn to synchronise them");
   const unsupported: TimmJob['unsupported'] = [];
   for (const key of Object.keys(TIMM_RULES) as (keyof TrainConfig)[]) {
     const t = (TIMM_RULES[key] as Rule<typeof key>)(cfg[key], c);
@@ -235,9 +228,10 @@ export function launcherScript(job: TimmJob, o: TimmJobOptions): string {
     `# timm train.py job written by tessera: ${o.nnodes} node(s) × ${o.nprocPerNode} GPU(s), global batch ${job.globalBatch}, peak LR ${job.lr}`,
     '# run on every node with NODE_RANK=0..NNODES-1 and MASTER_ADDR set; TIMM_TRAIN points at timm\'s train.py',
     'set -eu',
+    // torchrun's underscore spellings: the only ones before PyTorch 2.0, still accepted since
     'exec torchrun \\',
-    `  --nnodes ${o.nnodes} --nproc-per-node ${o.nprocPerNode} \\`,
-    '  --node-rank "${NODE_RANK:-0}" --master-addr "${MASTER_ADDR:-127.0.0.1}" --master-port "${MASTER_PORT:-29500}" \\',
+    `  --nnodes ${o.nnodes} --nproc_per_node ${o.nprocPerNode} \\`,
+    '  --node_rank "${NODE_RANK:-0}" --master_addr "${MASTER_ADDR:-127.0.0.1}" --master_port "${MASTER_PORT:-29500}" \\',
     '  "${TIMM_TRAIN:-train.py}" \\',
     `${lines.join(' \\\n')} \\`,
     '  "$@"',

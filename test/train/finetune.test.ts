@@ -21,13 +21,13 @@ describe('fitting pretrained weights', () => {
     expect(Array.from(data)).toEqual([0 + 4 + 8, 1 + 5 + 9, 2 + 6 + 10, 3 + 7 + 11, 12 + 16 + 20, 13 + 17 + 21, 14 + 18 + 22, 15 + 19 + 23]);
   });
 
-  it("groups layers as timm's layer decay does", () => {
+  it("groups layers as timm's layer decay does (the final norm with the last block; timm's own scales per family: timm_families.test.ts)", () => {
     const s = layerDecayScales(new VisionTransformer(small), 0.5);
     expect(s.get('pos_embed')).toBe(0.125);
     expect(s.get('patch_embed.proj.weight')).toBe(0.125);
     expect(s.get('blocks.0.attn.qkv.weight')).toBe(0.25);
     expect(s.get('blocks.1.mlp.fc2.bias')).toBe(0.5);
-    expect(s.get('norm.weight')).toBe(1);
+    expect(s.get('norm.weight')).toBe(0.5);
     expect(s.get('head.weight')).toBe(1);
   });
 

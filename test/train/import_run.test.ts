@@ -4,10 +4,11 @@
  * tessera model converted to timm's layout loads strictly into timm.create_model with the same
  * logits (computed in that script, checked here against tessera).
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import type { ImageModel } from '../../src/models/model.js';
@@ -19,6 +20,8 @@ import { deterministicInput } from '../helpers/fixtures.js';
 import { maxAbsDiff } from '../checkpoint/layout_helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/timm_run', import.meta.url));
+const SWIN = fileURLToPath(new URL('../fixtures/timm_run_swin', import.meta.url));
+const swinRef = JSON.parse(readFileSync(join(SWIN, 'reference.json'), 'utf8')).import as { input_shape: number[]; logits: number[]; ema_logits: number[] };
 const ref = JSON.parse(readFileSync(join(FIXTURE, 'reference.json'), 'utf8')) as Record<'import' | 'round_trip', { input_shape: number[]; logits: number[] }>;
 const dir = mkdtempSync(join(tmpdir(), 'tessera-import-run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -78,4 +81,91 @@ describe('tessera import-run', () => {
     const model = createModel('vit_tiny_patch4_28', { seed: 7 });
     expect(maxAbsDiff(await logitsOf(model, ref.round_trip.input_shape), ref.round_trip.logits)).toBeLessThanOrEqual(1e-4);
   }, 30_000);
+
+  it('a Swin run (not ViT) with EMA: the EMA weights by default with timm\'s EMA logits, the image size from args.yaml, class names from its --class-map', async () => {
+    const r = await importTimmRun(SWIN, { output: join(dir, 'swin') });
+    expect(r.weights).toBe('state_dict_ema');
+    const { model, meta } = loadCheckpoint(join(r.runDir, 'best.safetensors'));
+    expect(meta.family).toBe('swin');
+    expect(meta.config).toMatchObject({ imgSize: 16, patchSize: 2, windowSize: 4, embedDim: 8, depths: [2, 2], numHeads: [2, 4], numClasses: 3 });
+    expect(maxAbsDiff(await logitsOf(model, swinRef.input_shape), swinRef.ema_logits)).toBeLessThanOrEqual(1e-4);
+    expect(meta.classNames).toEqual(['circle', 'square', 'triangle']);
+    expect(r.classNamesFrom).toBe(`--class-map ${join(SWIN, 'classes.txt')}`);
+    expect(r.notCarried.join('; ')).toMatch(/optimizer and LR scheduler state .*; the raw \(non-EMA\) weights \(import with --no-ema for them\)/);
+    // predict on the imported Swin answers with the run's class names
+    const png = join(dir, 'shape.png');
+    await sharp(Buffer.from(Array.from({ length: 256 }, (_, i) => (i * 37) % 256)), { raw: { width: 16, height: 16, channels: 1 } }).png().toFile(png);
+    const p = await runCli(['predict', '--checkpoint', join(r.runDir, 'best.safetensors'), '--json', png]);
+    expect(p.code, p.stderr).toBe(0);
+    const top = JSON.parse(p.stdout)[0].top as { index: number; label: string }[];
+    expect(top.map((t) => t.label).sort()).toEqual(['circle', 'square', 'triangle']);
+    for (const t of top) expect(t.label).toBe(['circle', 'square', 'triangle'][t.index]);
+  }, 60_000);
+
+  it('--no-ema takes the raw weights (timm\'s raw logits); --ema without EMA weights is an error; a run without EMA takes state_dict', async () => {
+    const raw = await importTimmRun(SWIN, { output: join(dir, 'swin-raw'), ema: false });
+    expect(raw.weights).toBe('state_dict');
+    expect(maxAbsDiff(await logitsOf(loadCheckpoint(join(raw.runDir, 'best.safetensors')).model, swinRef.input_shape), swinRef.logits)).toBeLessThanOrEqual(1e-4);
+    expect((await importTimmRun(FIXTURE, { output: join(dir, 'vit-auto') })).weights).toBe('state_dict');
+    await expect(importTimmRun(FIXTURE, { output: join(dir, 'vit-ema'), ema: true })).rejects.toThrow(/model_best\.pth\.tar: has no state_dict_ema state dict; it holds state_dict$/);
+  }, 60_000);
+
+  it('class names from the dataset\'s class folders in timm\'s natural order, or --class-names; a names file of the wrong length is an error', async () => {
+    const src = join(dir, 'swin-folders');
+    cpSync(SWIN, src, { recursive: true });
+    const data = join(dir, 'shapes');
+    for (const c of ['class10', 'Alpha', 'class9']) mkdirSync(join(data, 'train', c), { recursive: true });
+    const yaml = readFileSync(join(src, 'args.yaml'), 'utf8');
+    writeFileSync(join(src, 'args.yaml'), yaml.replace(/^class_map: .*$/m, "class_map: ''").replace(/^data_dir: .*$/m, `data_dir: ${data}`));
+    const r = await importTimmRun(src, { output: join(dir, 'swin-folders-run') });
+    expect(loadCheckpoint(join(r.runDir, 'best.safetensors')).meta.classNames).toEqual(['Alpha', 'class9', 'class10']);
+    expect(r.classNamesFrom).toBe(`the class folders of ${join(data, 'train')}`);
+    const names = join(dir, 'names.txt');
+    writeFileSync(names, 'a\nb\nc\n');
+    const given = await importTimmRun(src, { output: join(dir, 'swin-names'), classNames: names });
+    expect(loadCheckpoint(join(given.runDir, 'best.safetensors')).meta.classNames).toEqual(['a', 'b', 'c']);
+    writeFileSync(names, 'a\nb\n');
+    await expect(importTimmRun(src, { output: join(dir, 'swin-bad'), classNames: names })).rejects.toThrow(`--class-names ${names}: 2 names, expected one per line for the model's 3 classes`);
+    // nothing to read them from: the numbers, and the one line says why
+    writeFileSync(join(src, 'args.yaml'), yaml.replace(/^class_map: .*$/m, "class_map: ''"));
+    const c = await runCli(['import-run', src, '--output', join(dir, 'swin-cli')]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toContain('class names: the class numbers');
+    expect(c.stdout.split('\n').filter((l) => l.startsWith('not carried: '))).toEqual([expect.stringMatching(/class names \(the dataset folder \/datasets\/shapes is not on this machine; .*pass --class-names FILE\)/)]);
+  }, 60_000);
+
+  it('a ConViT run with --gp avg: the pooling (not in the weights) from args.yaml, timm\'s logits; no summary.csv, no EMA', async () => {
+    const src = fileURLToPath(new URL('../fixtures/timm_run_convit', import.meta.url));
+    const ref = JSON.parse(readFileSync(join(src, 'reference.json'), 'utf8')).import as { input_shape: number[]; logits: number[] };
+    const r = await importTimmRun(src, { output: join(dir, 'convit') });
+    expect(r).toMatchObject({ checkpoint: join(src, 'checkpoint-0.pth.tar'), weights: 'state_dict', epochs: 0 });
+    const { model, meta } = loadCheckpoint(join(r.runDir, 'last.safetensors'));
+    expect(meta.family).toBe('convit');
+    expect(meta.config).toMatchObject({ globalPool: 'avg', imgSize: 16, embedDim: 8, numHeads: 2, depth: 2, localUpToLayer: 1, numClasses: 4 });
+    expect(maxAbsDiff(await logitsOf(model, ref.input_shape), ref.logits)).toBeLessThanOrEqual(1e-4);
+  }, 60_000);
+
+  it('a real train.py output of a tessera torchrun job (scripts/make_timm_train_fixture.py): tessera eval of the import gives the eval loss and top-1 timm wrote for the EMA weights', async () => {
+    const src = fileURLToPath(new URL('../fixtures/timm_train', import.meta.url));
+    const names = join(dir, 'shapes.txt');
+    writeFileSync(names, 'circle\nsquare\n');
+    const summary = readFileSync(join(src, 'summary.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
+    const evalOf = async (ema: boolean) => {
+      const runDir = join(dir, `real-${ema}`);
+      const r = await importTimmRun(src, { output: runDir, classNames: names, ema });
+      const e = await runCli(['eval', '--checkpoint', join(runDir, 'best.safetensors'), '--dataset', join(src, 'val'), '--json']);
+      expect(e.code, e.stderr).toBe(0);
+      return { r, result: JSON.parse(e.stdout) as { loss: number; top1: number; count: number } };
+    };
+    const ema = await evalOf(true);
+    expect(ema.r).toMatchObject({ weights: 'state_dict_ema', epochs: summary.length, classNamesFrom: names });
+    const row = summary[ema.r.best!.epoch - 1]!; // epoch,train_loss,eval_loss,eval_top1,…: model_best's epoch
+    expect(ema.result.count).toBe(12);
+    expect(Math.abs(ema.result.loss - row[2]!)).toBeLessThanOrEqual(1e-5);
+    expect(ema.result.top1).toBeCloseTo(row[3]! / 100, 6);
+    // the raw weights are another model: their loss is not the one timm reported
+    const raw = await evalOf(false);
+    expect(raw.r.weights).toBe('state_dict');
+    expect(Math.abs(raw.result.loss - row[2]!)).toBeGreaterThan(1e-4);
+  }, 120_000);
 });

@@ -64,8 +64,10 @@ describe('tessera torchrun', () => {
     if (cfg.modelEma) expect(p.model_ema_decay).toBe(cfg.modelEmaDecay);
     // the architecture tessera would build for this recipe
     const m = createModel(cfg.model, { ...cfg.modelKwargs, ...(cfg.imgSize ? { imgSize: cfg.imgSize } : {}), inChans: p.in_chans }).config;
-    expect(p.model_kwargs).toEqual({ patch_size: m.patchSize, embed_dim: m.embedDim, depth: m.depth, num_heads: m.numHeads, mlp_ratio: m.mlpRatio,
-      qkv_bias: m.qkvBias, class_token: m.classToken, global_pool: m.globalPool, no_embed_class: m.noEmbedClass });
+    // the image size as a kwarg (train.py builds the model without its --img-size); global_pool as --gp, which train.py passes itself
+    expect(p.model_kwargs).toEqual({ img_size: m.imgSize, patch_size: m.patchSize, embed_dim: m.embedDim, depth: m.depth, num_heads: m.numHeads, mlp_ratio: m.mlpRatio,
+      qkv_bias: m.qkvBias, class_token: m.classToken, no_embed_class: m.noEmbedClass });
+    expect(p.gp).toBe(m.globalPool);
     expect(p.input_size).toEqual([m.inChans, m.imgSize, m.imgSize]);
     expect(p.num_classes).toBe(cfg.dataset === 'cifar100' ? 100 : 10);
     expect(p.dataset).toBe({ 'fashion-mnist': 'torch/fashion_mnist', cifar100: 'torch/cifar100' }[cfg.dataset]);
@@ -79,7 +81,7 @@ describe('tessera torchrun', () => {
     expect(lines[0]).toContain('--threads (');
     expect(lines[0]).toContain('--crop-padding (');
     expect(r.stdout).toMatch(/^#!\/bin\/sh\n/);
-    expect(r.stdout).toContain('exec torchrun \\\n  --nnodes 1 --nproc-per-node 8');
+    expect(r.stdout).toContain('exec torchrun \\\n  --nnodes 1 --nproc_per_node 8');
   }, 30_000);
 
   it('walks every option of `tessera train --help`: each is translated by a rule or reported when set', () => {

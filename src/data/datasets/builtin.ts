@@ -84,6 +84,12 @@ export function builtinDatasetNames(): string[] {
   return Object.keys(BUILTIN);
 }
 
+/** The class names a built-in dataset knows without its files (the IDX sets'); CIFAR's are in its archive. */
+export function builtinClassNames(name: string): readonly string[] | undefined {
+  const d = Object.hasOwn(BUILTIN, name) ? BUILTIN[name] : undefined;
+  return d?.format === 'idx' ? d.classNames : undefined;
+}
+
 export function isBuiltinDataset(name: string): boolean {
   return Object.hasOwn(BUILTIN, name);
 }
