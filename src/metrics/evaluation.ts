@@ -7,7 +7,7 @@ import { softmaxRows } from '../nn/host_math.js';
 import { expectedCalibrationError, DEFAULT_CALIBRATION_BINS, type ReliabilityBin } from './calibration.js';
 import { classificationReport, thresholdScores, type ClassScores } from './classification.js';
 import { oneVsRest } from './ranking.js';
-import { applyTemperature } from './temperature.js';
+import { applyTemperature, temperatureNll } from './temperature.js';
 
 export interface EvaluationMetricsOptions {
   /** The checkpoint's temperature (absent: probabilities are softmax(logits)). */
@@ -34,6 +34,8 @@ export interface EvaluationMetrics {
     temperature?: number;
     eceBefore?: number;
     ece: number;
+    /** Mean negative log-likelihood of the probabilities (with the temperature). */
+    nll: number;
     reliability: ReliabilityBin[];
   };
   binary?: { positiveClass: string; positiveIndex: number; threshold: number; sensitivity: number; specificity: number; tp: number; fn: number; tn: number; fp: number };
@@ -73,6 +75,7 @@ export function evaluationMetrics(logits: Float32Array, labels: ArrayLike<number
       binning: `${bins} equal-width bins of the top-class probability over [0, 1], each (lower, upper] (the first includes 0)`,
       ...(scaled ? { temperature: opts.temperature, eceBefore: expectedCalibrationError(softmaxRows(logits, c), labels, c, bins).ece } : {}),
       ece: calibrated.ece,
+      nll: temperatureNll(logits, labels, c, opts.temperature ?? 1),
       reliability: calibrated.reliability,
     },
     curves: ranking.map((r) => ({ roc: { x: r.fpr, y: r.tpr }, pr: { x: r.recall, y: r.precision } })),

@@ -55,6 +55,7 @@ describe.each(goldens.report as any[])('eval metrics of softmax(logits / T) vs s
     expect(m.calibration.temperature).toBe(g.temperature);
     near(m.calibration.eceBefore!, g.ece_before);
     near(m.calibration.ece, g.ece_after);
+    near(m.calibration.nll, g.nll_after, 1e-6);
     expect(m.calibration.reliability.reduce((a, b) => a + b.count, 0)).toBe(g.labels.length);
   });
 
