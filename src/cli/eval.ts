@@ -22,7 +22,7 @@ import { nonNegativeInt, positiveInt, positiveNumber } from './parse.js';
 import { UsageError, printTable } from './output.js';
 import { runKnnEval } from './eval_knn.js';
 
-type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
+export type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
   dataset: string; split: 'train' | 'test' | 'all'; batchSize: number; limit?: number; workers?: number; strict?: boolean;
 } & ZeroShotFlags & { zeroShot?: boolean; knn?: boolean; knnK: number; knnTemperature: number }
   & { threshold: number; positiveClass?: string; calibrationBins: number; report?: string };
@@ -69,8 +69,8 @@ export function registerEvalCommand(program: Command): void {
           await source.loader.close?.();
         }
         const metrics = evaluationMetrics(scored.logits, scored.labels, classNames, { temperature, threshold: f.threshold, positiveClass, calibrationBins: f.calibrationBins });
-        // loss (and anything read off probabilities) as the calibrated model gives it
-        const summary = temperature === undefined ? scored.summary : { ...scored.summary, loss: metrics.calibration.nll, lossBeforeTemperature: scored.summary.loss };
+        // top-1/top-5/loss stay the network's own (as training records them); metrics.calibration.nll is the loss with the temperature
+        const summary = scored.summary;
         const skipped = source.skipped();
         const part = source.part ? { part: source.part } : {};
         const { curves: _curves, ...withoutCurves } = metrics;
@@ -89,14 +89,14 @@ export function registerEvalCommand(program: Command): void {
     });
 }
 
-interface EvalSource {
+export interface EvalSource {
   loader: BatchSource;
   skipped(): number;
   /** Images on disk: which of them were scored, e.g. "/data/pets (val split 10%)". */
   part?: string;
 }
 
-async function builtinSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[]): Promise<EvalSource> {
+export async function builtinSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[]): Promise<EvalSource> {
   let ds = await loadBuiltinDataset(f.dataset, f.split === 'train' ? 'train' : 'test', { dataDir: f.dataDir });
   if (f.limit) ds = sliceDataset(ds, 0, f.limit);
   const [c, h, w] = transform.inputSize;
@@ -112,7 +112,7 @@ async function builtinSource(f: EvalFlags, transform: EvalTransform, classNames:
  * be the checkpoint's classes. Without a validation part, the folder the checkpoint was trained on
  * is split again as training split it, so `test` scores only images the model never saw.
  */
-function imageSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[], heldOut: HeldOutSplit | undefined): EvalSource {
+export function imageSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[], heldOut: HeldOutSplit | undefined): EvalSource {
   const namesKnown = !classNames.every((n, i) => n === String(i));
   const fixed = namesKnown ? { classNames } : {};
   let ds = openImageDataset(f.dataset, fixed);
@@ -201,7 +201,7 @@ function printSummary(s: ClassificationSummary, skipped = 0, m: EvaluationMetric
     ['macro', '', pct(m.macro.recall), f3(m.macro.precision), f3(m.macro.f1), f3(m.macro.rocAuc), f3(m.macro.averagePrecision)],
     ['weighted', String(s.count), pct(m.weighted.recall), f3(m.weighted.precision), f3(m.weighted.f1), '', ''],
   ]);
-  console.log(`\nexpected calibration error ${c.ece.toFixed(4)}${c.temperature !== undefined ? ` with the checkpoint's temperature ${c.temperature.toFixed(4)} (${c.eceBefore!.toFixed(4)} without)` : ''}; ${c.binning}`);
+  console.log(`\nexpected calibration error ${c.ece.toFixed(4)}${c.temperature !== undefined ? ` with the checkpoint's temperature ${c.temperature.toFixed(4)} (${c.eceBefore!.toFixed(4)} without; loss with it ${c.nll.toFixed(4)})` : ''}; ${c.binning}`);
   if (m.binary) {
     const b = m.binary;
     console.log(`positive class ${b.positiveClass}, predicted at p ≥ ${b.threshold}: sensitivity ${pct(b.sensitivity)} (${b.tp}/${b.tp + b.fn})   specificity ${pct(b.specificity)} (${b.tn}/${b.tn + b.fp})`);
