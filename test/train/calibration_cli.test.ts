@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint, saveCheckpoint } from '../../src/checkpoint/checkpoint.js';
 import { inspectOnnxModel } from '../../src/runtime/onnx_model.js';
+import { loadServedModel } from '../../src/serve/model_source.js';
 import { writeFashionFolder } from '../data/image_folder_fixture.js';
 import { runCli } from '../helpers/cli.js';
 
@@ -129,6 +130,19 @@ describe('predict, export and calibrate use T', () => {
     expect(Math.abs(o.loss - c.loss)).toBeLessThanOrEqual(1e-5);
     expect(Math.abs(o.metrics.calibration.eceBefore - c.metrics.calibration.ece)).toBeLessThanOrEqual(1e-5);
   }, 120_000);
+
+  it("serve's graph (a checkpoint exported in memory) divides by T too", async () => {
+    const [cal, old] = await Promise.all([loadServedModel({ checkpoint: join(run, 'last.safetensors') }), loadServedModel({ checkpoint: plain })]);
+    try {
+      expect(cal.meta.temperature).toBe(temperature);
+      expect(old.meta.temperature).toBeUndefined();
+      const x = Float32Array.from({ length: 2 * 28 * 28 }, (_, i) => Math.sin(0.37 * i));
+      const [a, b] = await Promise.all([cal.run(x.slice()), old.run(x.slice())]);
+      a.forEach((v, k) => expect(Math.abs(v * temperature - b[k]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(b[k]!))));
+    } finally {
+      await Promise.all([cal.dispose(), old.dispose()]);
+    }
+  }, 60_000);
 
   it('calibrate refits the same T on the same held-out images, in place or to --output', async () => {
     const out = join(dir, 'recal.safetensors');
