@@ -47,6 +47,14 @@ describe('train --calibrate (default on image folders)', () => {
     expect(loadCheckpoint(join(run, 'best.safetensors')).meta.temperature).toBeGreaterThan(0);
   });
 
+  it('--no-calibrate stores no temperature', async () => {
+    const out = join(dir, 'uncalibrated');
+    const r = await runCli(['train', '--dataset', data, '--epochs', '1', '--batch-size', '16', '--val-split', '0.25', '--workers', '1', '--no-calibrate', '--output', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/temperature/);
+    expect(loadCheckpoint(join(out, 'last.safetensors')).meta.temperature).toBeUndefined();
+  }, 120_000);
+
   it("writes the final evaluation's metrics and charts into report.html", () => {
     const html = readFileSync(join(run, 'report.html'), 'utf8');
     expect(html).toContain('Final evaluation');
