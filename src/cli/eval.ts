@@ -58,9 +58,9 @@ export function registerEvalCommand(program: Command): void {
       const opened = f.zeroShot ? await openZeroShotForEval(f, f.threads) : await openForInference(f, f.threads, { rawLogits: true });
       const { exe, classNames, transform, heldOut, close } = opened;
       const temperature = 'temperature' in opened ? opened.temperature : undefined;
-      const positiveClass = f.positiveClass === undefined ? 1 : classIndex(f.positiveClass, classNames);
-      if (f.positiveClass !== undefined && classNames.length !== 2) throw new UsageError(`--positive-class is for binary tasks; ${f.checkpoint} has ${classNames.length} classes`);
       try {
+        if (f.positiveClass !== undefined && classNames.length !== 2) throw new UsageError(`--positive-class is for binary tasks; ${f.checkpoint} has ${classNames.length} classes`);
+        const positiveClass = f.positiveClass === undefined ? 1 : classIndex(f.positiveClass, classNames);
         const source = isBuiltinDataset(f.dataset) ? await builtinSource(f, transform, classNames) : imageSource(f, transform, classNames, heldOut);
         let scored;
         try {
