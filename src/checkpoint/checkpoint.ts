@@ -31,6 +31,8 @@ export interface CheckpointMeta {
   metrics?: Record<string, number>;
   /** Images on disk without a validation part that training split itself (eval scores the same held-out part). */
   heldOut?: HeldOutSplit;
+  /** Temperature scaling fitted on held-out images (`train --calibrate`, `tessera calibrate`): predict, serve and export divide the logits by it. */
+  temperature?: number;
 }
 
 /** A seeded, stratified hold-out of an image dataset (see folder_dataset.ts stratifiedSplit). */
@@ -112,6 +114,9 @@ export function loadCheckpoint(path: string, opts: LoadOptions = {}): { model: I
       throw new CheckpointError(`${path}: the tessera metadata is not valid JSON`);
     }
     if (opts.model && opts.model !== meta.model) throw new CheckpointError(`${path} holds a ${meta.model}, not the requested --model ${opts.model}`);
+    if (meta.temperature !== undefined && !(typeof meta.temperature === 'number' && Number.isFinite(meta.temperature) && meta.temperature > 0)) {
+      throw new CheckpointError(`${path}: the metadata's temperature is ${JSON.stringify(meta.temperature)}, expected a finite positive number`);
+    }
   } else {
     if (!opts.model) throw new CheckpointError(`${path} carries no tessera metadata; pass --model NAME to say which architecture it holds`);
     // the classifier's rows give the class count (its key is the family's: head.weight, head.fc.weight…)

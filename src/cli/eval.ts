@@ -11,7 +11,9 @@ import { isBuiltinDataset } from '../data/datasets/builtin.js';
 import { openImageDataset, subsetSamples, type ImageDataset, type ImageSamples } from '../data/datasets/folder_dataset.js';
 import { createImageLoader } from '../data/loader/image_loader.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
-import { evaluate } from '../train/evaluate.js';
+import { evaluateWithLogits } from '../train/evaluate.js';
+import { evaluationMetrics, type EvaluationMetrics } from '../metrics/evaluation.js';
+import { writeEvaluationReport } from '../train/eval_report.js';
 import type { ClassificationSummary } from '../train/metrics.js';
 import { addPreprocessOptions, sharedOption, type PreprocessFlags, type SharedValues } from './common_options.js';
 import { openForInference } from './load_for_inference.js';
@@ -20,9 +22,10 @@ import { nonNegativeInt, positiveInt, positiveNumber } from './parse.js';
 import { UsageError, printTable } from './output.js';
 import { runKnnEval } from './eval_knn.js';
 
-type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
+export type EvalFlags = PreprocessFlags & Pick<SharedValues, 'dataDir' | 'threads' | 'json'> & {
   dataset: string; split: 'train' | 'test' | 'all'; batchSize: number; limit?: number; workers?: number; strict?: boolean;
-} & ZeroShotFlags & { zeroShot?: boolean; knn?: boolean; knnK: number; knnTemperature: number };
+} & ZeroShotFlags & { zeroShot?: boolean; knn?: boolean; knnK: number; knnTemperature: number }
+  & { threshold: number; positiveClass?: string; calibrationBins: number; report?: string };
 
 export function registerEvalCommand(program: Command): void {
   const cmd = program.command('eval').description('evaluate a checkpoint: top-1/top-5, loss, per-class accuracy, confusion matrix');
@@ -40,40 +43,60 @@ export function registerEvalCommand(program: Command): void {
     .option('--zero-shot', 'classify with a CLIP checkpoint by text prompts of the dataset\'s class names (see --template)')
     .option('--knn', "weighted k-NN accuracy of the checkpoint's features instead (DINO's: train split as the bank, test split queried; built-in datasets)")
     .option('--knn-k <k>', 'neighbours of --knn', positiveInt('--knn-k'), 20)
-    .option('--knn-temperature <t>', 'vote temperature of --knn: weights exp(similarity / T)', positiveNumber('--knn-temperature'), 0.07);
+    .option('--knn-temperature <t>', 'vote temperature of --knn: weights exp(similarity / T)', positiveNumber('--knn-temperature'), 0.07)
+    .option('--threshold <p>', "binary tasks: sensitivity and specificity with the positive class predicted when its probability is ≥ p", probability('--threshold'), 0.5)
+    .option('--positive-class <name>', 'binary tasks: the positive class, by name or index (default: the second class, index 1)')
+    .option('--calibration-bins <n>', 'equal-width confidence bins of the expected calibration error and the reliability diagram', positiveInt('--calibration-bins'), 15)
+    .option('--report <dir>', 'also write DIR/eval.html with the metrics and ROC, precision-recall and reliability charts (PNGs beside it)');
   addTemplateOption(cmd)
     .action(async (f: EvalFlags) => {
       if (f.template && !f.zeroShot) throw new UsageError('--template is for --zero-shot');
       if (f.knn && f.zeroShot) throw new UsageError('--knn and --zero-shot do not go together');
       if (f.knn) return runKnnEval({ ...f, checkpoint: (f as { checkpoint: string }).checkpoint });
       if (f.split === 'all' && isBuiltinDataset(f.dataset)) throw new UsageError(`--split all is for images on disk; ${f.dataset} has a train and a test split`);
-      const { exe, classNames, transform, heldOut, close } = f.zeroShot ? await openZeroShotForEval(f, f.threads) : await openForInference(f, f.threads);
+      // raw logits: the metrics apply the temperature themselves and report the ECE without it too
+      const opened = f.zeroShot ? await openZeroShotForEval(f, f.threads) : await openForInference(f, f.threads, { rawLogits: true });
+      const { exe, classNames, transform, heldOut, close } = opened;
+      const temperature = 'temperature' in opened ? opened.temperature : undefined;
       try {
+        if (f.positiveClass !== undefined && classNames.length !== 2) throw new UsageError(`--positive-class is for binary tasks; ${f.checkpoint} has ${classNames.length} classes`);
+        const positiveClass = f.positiveClass === undefined ? 1 : classIndex(f.positiveClass, classNames);
         const source = isBuiltinDataset(f.dataset) ? await builtinSource(f, transform, classNames) : imageSource(f, transform, classNames, heldOut);
-        let summary;
+        let scored;
         try {
-          summary = await evaluate(exe, source.loader, classNames);
+          scored = await evaluateWithLogits(exe, source.loader, classNames);
         } finally {
           await source.loader.close?.();
         }
+        const metrics = evaluationMetrics(scored.logits, scored.labels, classNames, { temperature, threshold: f.threshold, positiveClass, calibrationBins: f.calibrationBins });
+        // top-1/top-5/loss stay the network's own (as training records them); metrics.calibration.nll is the loss with the temperature
+        const summary = scored.summary;
         const skipped = source.skipped();
         const part = source.part ? { part: source.part } : {};
-        if (f.json) console.log(JSON.stringify({ checkpoint: f.checkpoint, dataset: f.dataset, split: f.split, ...part, ...(skipped ? { skippedFiles: skipped } : {}), ...summary }));
-        else printSummary(summary, skipped);
+        const { curves: _curves, ...withoutCurves } = metrics;
+        if (f.json) console.log(JSON.stringify({ checkpoint: f.checkpoint, dataset: f.dataset, split: f.split, ...part, ...(skipped ? { skippedFiles: skipped } : {}), ...summary, metrics: withoutCurves }));
+        else printSummary(summary, skipped, metrics);
+        if (f.report) {
+          const page = await writeEvaluationReport(f.report, `${f.checkpoint} on ${source.part ?? `${f.dataset} (${f.split})`}`, [
+            ['Checkpoint', f.checkpoint], ['Dataset', source.part ?? `${f.dataset} (${f.split} split)`], ['Images', String(summary.count)],
+            ['Top-1', (100 * summary.top1).toFixed(2) + '%'], ['Top-5', (100 * summary.top5).toFixed(2) + '%'], ['Loss', summary.loss.toFixed(4)],
+          ], metrics);
+          process.stderr.write(`wrote ${page}\n`);
+        }
       } finally {
         await close();
       }
     });
 }
 
-interface EvalSource {
+export interface EvalSource {
   loader: BatchSource;
   skipped(): number;
   /** Images on disk: which of them were scored, e.g. "/data/pets (val split 10%)". */
   part?: string;
 }
 
-async function builtinSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[]): Promise<EvalSource> {
+export async function builtinSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[]): Promise<EvalSource> {
   let ds = await loadBuiltinDataset(f.dataset, f.split === 'train' ? 'train' : 'test', { dataDir: f.dataDir });
   if (f.limit) ds = sliceDataset(ds, 0, f.limit);
   const [c, h, w] = transform.inputSize;
@@ -89,7 +112,7 @@ async function builtinSource(f: EvalFlags, transform: EvalTransform, classNames:
  * be the checkpoint's classes. Without a validation part, the folder the checkpoint was trained on
  * is split again as training split it, so `test` scores only images the model never saw.
  */
-function imageSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[], heldOut: HeldOutSplit | undefined): EvalSource {
+export function imageSource(f: EvalFlags, transform: EvalTransform, classNames: readonly string[], heldOut: HeldOutSplit | undefined): EvalSource {
   const namesKnown = !classNames.every((n, i) => n === String(i));
   const fixed = namesKnown ? { classNames } : {};
   let ds = openImageDataset(f.dataset, fixed);
@@ -150,10 +173,39 @@ export function checkClasses(checkpoint: string, ckpt: readonly string[], datase
   }
 }
 
-function printSummary(s: ClassificationSummary, skipped = 0): void {
+/** A class by name, or by index when no class has that name. */
+function classIndex(value: string, classNames: readonly string[]): number {
+  const byName = classNames.indexOf(value);
+  if (byName >= 0) return byName;
+  const i = Number(value);
+  if (Number.isInteger(i) && i >= 0 && i < classNames.length) return i;
+  throw new UsageError(`--positive-class ${JSON.stringify(value)} is neither a class of the checkpoint (${classNames.join(', ')}) nor an index in [0, ${classNames.length})`);
+}
+
+function probability(flag: string) {
+  return (v: string) => {
+    const p = Number(v);
+    if (!(v.trim() !== '' && p >= 0 && p <= 1)) throw new UsageError(`${flag} takes a probability in [0, 1], got "${v}"`);
+    return p;
+  };
+}
+
+function printSummary(s: ClassificationSummary, skipped = 0, m: EvaluationMetrics): void {
   const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
-  console.log(`images ${s.count}   top-1 ${pct(s.top1)}   top-5 ${pct(s.top5)}   loss ${s.loss.toFixed(4)}${skipped ? `   (${skipped} unreadable files skipped)` : ''}\n`);
-  printTable(['class', 'accuracy', 'images'], s.perClass.map((p) => [p.name, pct(p.accuracy), String(p.count)]));
+  const f3 = (v: number | null) => (v === null ? '—' : v.toFixed(3));
+  const c = m.calibration;
+  console.log(`images ${s.count}   top-1 ${pct(s.top1)}   top-5 ${pct(s.top5)}   loss ${s.loss.toFixed(4)}   balanced accuracy ${pct(m.balancedAccuracy)}${skipped ? `   (${skipped} unreadable files skipped)` : ''}\n`);
+  // accuracy of a class is its recall; ROC-AUC and AP are one vs rest
+  printTable(['class', 'images', 'accuracy', 'precision', 'F1', 'ROC-AUC', 'AP'], [
+    ...m.perClass.map((p, i) => [p.name, String(p.support), pct(s.perClass[i]!.accuracy), f3(p.precision), f3(p.f1), f3(p.rocAuc), f3(p.averagePrecision)]),
+    ['macro', '', pct(m.macro.recall), f3(m.macro.precision), f3(m.macro.f1), f3(m.macro.rocAuc), f3(m.macro.averagePrecision)],
+    ['weighted', String(s.count), pct(m.weighted.recall), f3(m.weighted.precision), f3(m.weighted.f1), '', ''],
+  ]);
+  console.log(`\nexpected calibration error ${c.ece.toFixed(4)}${c.temperature !== undefined ? ` with the checkpoint's temperature ${c.temperature.toFixed(4)} (${c.eceBefore!.toFixed(4)} without; loss with it ${c.nll.toFixed(4)})` : ''}; ${c.binning}`);
+  if (m.binary) {
+    const b = m.binary;
+    console.log(`positive class ${b.positiveClass}, predicted at p ≥ ${b.threshold}: sensitivity ${pct(b.sensitivity)} (${b.tp}/${b.tp + b.fn})   specificity ${pct(b.specificity)} (${b.tn}/${b.tn + b.fp})`);
+  }
   console.log('\nconfusion matrix (rows: true class, columns: predicted)');
   printTable(['', ...s.perClass.map((_, i) => String(i))], s.confusion.map((row, i) => [`${i} ${s.perClass[i]!.name}`, ...row.map(String)]));
 }

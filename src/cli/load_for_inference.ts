@@ -30,20 +30,51 @@ export interface InferenceModel {
   transform: EvalTransform;
   /** The hold-out training drew from images on disk (checkpoints record it; .onnx files do not). */
   heldOut?: HeldOutSplit;
+  /** The model's temperature scaling (checkpoint or .onnx metadata); absent when it has none. */
+  temperature?: number;
   close(): Promise<void>;
 }
 
-export async function openForInference(f: PreprocessFlags, threads?: number): Promise<InferenceModel> {
+export interface InferenceOpenOptions {
+  /**
+   * Logits as the network gives them, before the temperature (eval reports calibration before
+   * and after it). Default: divided by the temperature, as export and serve give them.
+   */
+  rawLogits?: boolean;
+}
+
+export async function openForInference(f: PreprocessFlags, threads?: number, opts: InferenceOpenOptions = {}): Promise<InferenceModel> {
   if (isOnnxPath(f.checkpoint)) {
     if (f.model) throw new Error(`--model is for checkpoints without metadata; ${f.checkpoint} carries its own`);
     if (f.modelKwargs) throw new UsageError(`--model-kwargs apply to checkpoints; ${f.checkpoint} is an exported graph (export the checkpoint with --model-kwargs instead)`);
     const m = await loadOnnxModel(f.checkpoint, { threads });
     const base = evalTransformOf(m.meta);
-    return { exe: m.executable, classNames: m.meta.classNames, transform: withOverrides(f, base), close: () => m.dispose() };
+    const t = m.meta.temperature;
+    // the file's graph divides by T: multiply back for the raw logits
+    const exe = t !== undefined && opts.rawLogits ? scaleLogits(m.executable, t) : m.executable;
+    return { exe, classNames: m.meta.classNames, transform: withOverrides(f, base), ...(t !== undefined ? { temperature: t } : {}), close: () => m.dispose() };
   }
   const { model, meta, transform } = loadForInference(f);
-  const exe = await compileInference(model, { threads });
-  return { exe, classNames: meta.classNames, transform, ...(meta.heldOut ? { heldOut: meta.heldOut } : {}), close: () => exe.dispose() };
+  const t = meta.temperature;
+  const exe = await compileInference(model, { threads }, opts.rawLogits ? undefined : t);
+  return {
+    exe, classNames: meta.classNames, transform, ...(meta.heldOut ? { heldOut: meta.heldOut } : {}), ...(t !== undefined ? { temperature: t } : {}),
+    close: () => exe.dispose(),
+  };
+}
+
+/** An executable whose `logits` output is multiplied by `factor`. */
+function scaleLogits(exe: Executable, factor: number): Executable {
+  return {
+    onnx: exe.onnx, inputs: exe.inputs, outputs: exe.outputs,
+    run: async (feeds) => {
+      const out = await exe.run(feeds);
+      const logits = out.logits!;
+      return { ...out, logits: { ...logits, data: (logits.data as Float32Array).map((v) => v * factor) } };
+    },
+    endProfiling: () => exe.endProfiling(),
+    dispose: () => exe.dispose(),
+  };
 }
 
 export function withOverrides(f: PreprocessFlags, t: EvalTransform): EvalTransform {
@@ -75,6 +106,8 @@ export function modelFromOnnx(path: string, command: string): { model: ImageMode
   const meta: CheckpointMeta = {
     model: m.model, family: m.family, config: m.config, classNames: m.classNames, mean: m.mean, std: m.std,
     inputSize: m.inputSize, interpolation: m.interpolation, cropPct: m.cropPct,
+    // the graph divided by it; a model rebuilt from the weights must too
+    ...(m.temperature !== undefined ? { temperature: m.temperature } : {}),
   };
   const model = modelFor(meta, path);
   const initializers = new Map((decodeModel(bytes).graph?.initializer ?? []).map((t) => [t.name ?? '', t]));

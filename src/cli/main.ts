@@ -23,6 +23,7 @@ import { registerTorchrunCommand } from './torchrun.js';
 import { registerImportRunCommand } from './import_run.js';
 
 import { registerStatsCommand } from './stats.js';
+import { registerCalibrateCommand } from './calibrate.js';
 
 export function buildProgram(): Command {
   const program = new Command('tessera')
@@ -47,6 +48,7 @@ export function buildProgram(): Command {
   registerModelsCommand(program);
   registerBenchCommand(program);
   registerStatsCommand(program);
+  registerCalibrateCommand(program);
   return program;
 }
 

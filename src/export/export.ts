@@ -8,6 +8,7 @@ import type { ImageModel } from '../models/model.js';
 import { requireTokenGrid } from '../explain/probe.js';
 import { DEFAULT_OPSET, emitModel } from '../onnx/emit.js';
 import { encodeModel, type ModelProto } from '../onnx/proto.js';
+import { div } from '../ops/elementwise.js';
 import { trace, type InputSpec } from '../runtime/compile.js';
 import { ATTENTION_MAP_NAME, attentionMapGraph } from './attention_map.js';
 import { encodeMetadata, metaFromCheckpoint, type OnnxModelMeta } from './metadata.js';
@@ -56,8 +57,10 @@ export function exportModel(model: ImageModel, ckpt: CheckpointMeta, opts: Expor
   const traced = trace((x) => {
     const images = opts.preprocess ? normalizePixels(x, meta.mean, meta.std) : x; // [B, C, H, W]
     const out = model.forward(images, { attention: opts.attentionMap });
+    // a calibrated checkpoint: the file's logits are already divided by its temperature
+    const scaled = ckpt.temperature !== undefined && ckpt.temperature !== 1;
     return {
-      [OUTPUT_NAME]: out.logits, // [B, classes]
+      [OUTPUT_NAME]: scaled ? div(out.logits, ckpt.temperature!) : out.logits, // [B, classes]
       ...(opts.attentionMap ? { [ATTENTION_MAP_NAME]: attentionMapGraph(model, out.attentions!, ckpt.model) } : {}), // [B, N]
     };
   }, [spec]);

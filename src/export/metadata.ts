@@ -26,6 +26,7 @@ export function metaFromCheckpoint(meta: CheckpointMeta, inputFormat: InputForma
     quantization: 'none',
     family: meta.family ?? familyOf(meta.model),
     config: meta.config,
+    ...(meta.temperature !== undefined && meta.temperature !== 1 ? { temperature: meta.temperature } : {}),
   };
 }
 

@@ -42,7 +42,8 @@ export async function checkAgainstTessera(model: ImageModel, exported: OnnxModel
   const { mean, std } = exported.meta;
   const nhwc = nchwToNhwc(s.pixels, s.shape);
   const x = normalizePixelsOnHost(nhwc, s.shape, mean, std);
-  const exe = await compileInference(model, session);
+  // a calibrated export's logits are divided by its temperature: so are the reference's
+  const exe = await compileInference(model, session, exported.meta.temperature);
   try {
     const ref = (await exe.run({ x })).logits!.data as Float32Array;
     const got = await exported.runPixels(nhwc);

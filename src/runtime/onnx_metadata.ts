@@ -30,6 +30,8 @@ export interface OnnxModelMeta {
   /** The family's config, when the exporter knew it (tessera always writes it). */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   config?: Record<string, any>;
+  /** The checkpoint's temperature scaling, already applied inside the graph (its logits are divided by it); absent: none. */
+  temperature?: number;
 }
 
 /** The optional second output of an exported model (`export --attention-map`): float32[batch, patches]. */
@@ -51,6 +53,7 @@ export const METADATA_KEYS = {
   inputFormat: 'input_format',
   quantization: 'quantization',
   family: 'model_family',
+  temperature: 'temperature',
 } as const satisfies Record<Exclude<keyof OnnxModelMeta, 'config'>, string>;
 
 /** The keys every tessera export has (the others are optional). */
@@ -79,6 +82,7 @@ export function encodeMetadata(m: OnnxModelMeta): Record<string, string> {
     [k.quantization]: m.quantization,
     ...(m.family ? { [k.family]: m.family } : {}),
     ...(m.config ? { [configKey(m.family ?? LEGACY_FAMILY)]: JSON.stringify(m.config) } : {}),
+    ...(m.temperature !== undefined ? { [k.temperature]: String(m.temperature) } : {}),
   };
 }
 
@@ -122,6 +126,9 @@ export function decodeMetadata(props: readonly { key?: string | null; value?: st
   const cfgKey = configKey(family ?? LEGACY_FAMILY);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const config = map.has(cfgKey) ? json(cfgKey, 'a JSON object', (v) => typeof v === 'object' && v !== null && !Array.isArray(v)) as Record<string, any> : undefined;
+  const rawTemperature = map.get(k.temperature);
+  const temperature = rawTemperature === undefined ? undefined : Number(rawTemperature);
+  if (temperature !== undefined && !(Number.isFinite(temperature) && temperature > 0)) bad(k.temperature, 'a finite positive number');
   for (const [name, list] of [['mean', mean], ['std', std]] as const) {
     if (list.length !== 1 && list.length !== inputSize[0]) bad(name, `${inputSize[0]} value(s), one per channel`);
   }
@@ -131,5 +138,6 @@ export function decodeMetadata(props: readonly { key?: string | null; value?: st
     inputFormat: inputFormat as InputFormat,
     quantization: quantization as Quantization,
     ...(config ? { family: family ?? LEGACY_FAMILY, config } : family ? { family } : {}),
+    ...(temperature !== undefined ? { temperature } : {}),
   };
 }

@@ -106,6 +106,7 @@ export const trainConfigSchema = z.object({
   imgSize: count.optional().describe("image datasets: the model's input size (square; default the model's); pretrained position embeddings are resampled"),
   workers: z.number().int().min(0).optional().describe('image datasets: decoding threads (default: the core count; 0 decodes on the main thread)'),
   strict: z.boolean().default(false).describe('image datasets: stop at the first unreadable image instead of skipping it'),
+  calibrate: z.boolean().default(true).describe('image datasets: after each epoch fit temperature scaling on the validation part and store T in the checkpoints (predict, serve, export use it); built-in datasets evaluate on their test split and are not calibrated; --no-calibrate turns it off'),
   ...imageAugmentKeys,
   ...mixupSchema.shape,
   adv: z.enum(['none', 'fgsm', 'pgd']).default('none').describe('adversarial training: fgsm ("fast" FGSM with a random start, Wong et al. 2020) or pgd (Madry et al. 2018), in pixel space [0, 1]'),

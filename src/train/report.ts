@@ -9,6 +9,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../checkpoint/atomic.js';
 import { svgToPng } from '../data/image/image_encode.js';
+import type { EvaluationMetrics } from '../metrics/evaluation.js';
+import { evaluationSectionHtml, writeEvaluationCharts } from './eval_report.js';
 import { accuracyChart, confusionChart, confusionClasses, type EpochMetrics, lossChart, renderSvg } from './charts.js';
 
 export type { EpochMetrics } from './charts.js';
@@ -21,6 +23,8 @@ export interface ReportInput {
   /** [true][pred] counts from the latest evaluation. */
   confusion?: number[][];
   config?: Record<string, unknown>;
+  /** The final evaluation's metrics (src/metrics): a section with its own charts. */
+  evaluation?: EvaluationMetrics;
 }
 
 interface Chart {
@@ -48,8 +52,9 @@ export async function writeReport(runDir: string, input: ReportInput): Promise<{
     writeFileAtomic(path, pngBytes[i]!);
     return path;
   });
+  const extra = input.evaluation ? evaluationSectionHtml(input.evaluation, await writeEvaluationCharts(runDir, input.evaluation), 'Final evaluation') : '';
   const html = join(runDir, 'report.html');
-  writeFileAtomic(html, renderHtml(input, metrics, charts));
+  writeFileAtomic(html, renderHtml(input, metrics, charts, extra));
   return { html, pngs };
 }
 
@@ -151,7 +156,7 @@ function svgSize(svg: string): { width: number; height: number } | undefined {
   return m ? { width: Math.round(Number(m[1])), height: Math.round(Number(m[2])) } : undefined;
 }
 
-function renderHtml(input: ReportInput, metrics: EpochMetrics[], charts: Chart[]): string {
+function renderHtml(input: ReportInput, metrics: EpochMetrics[], charts: Chart[], evaluationSection = ''): string {
   const title = `${input.runName} — training report`;
   const columns = COLUMNS.filter((c) => metrics.some((m) => finite(m[c.key])));
   const metricRows = metrics.map((m) => `<tr>${columns.map((c, i) => {
@@ -219,6 +224,7 @@ ${metricRows.join('\n')}
 </tbody>
 </table>
 </section>
+${evaluationSection}
 <section aria-labelledby="config">
 <h2 id="config">Configuration</h2>
 ${configRows.length ? `<table class="config">

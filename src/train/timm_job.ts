@@ -130,6 +130,7 @@ export const TIMM_RULES: { [K in keyof TrainConfig]-?: Rule<K> } = {
   imgSize: () => [], // with model
   workers: (v) => (v === undefined ? [] : [['--workers', num(v)]]),
   strict: (v) => onlyDefault(v, false, 'timm stops at an unreadable image in any case'),
+  calibrate: () => [], // tessera's temperature fit on its own checkpoints; a timm run's checkpoints have none
   vflip: (v) => [['--vflip', num(v)]],
   aa: (v) => (v === undefined ? [] : [['--aa', v]]),
   trainInterpolation: (v) => [['--train-interpolation', v]],

@@ -23,6 +23,11 @@ import type { ClassificationSummary } from './metrics.js';
 import { compileTrainStep, type TrainExecutable } from './step.js';
 import { claimNewRunDir, createRunDir, recoverRunDir, refuseExistingRun, runFiles, type CommitRecord, type EpochRecord, type Position, type RunFiles } from './run_dir.js';
 import { writeReport } from './report.js';
+import { evaluateWithLogits } from './evaluate.js';
+import type { Executable } from '../runtime/compile.js';
+import type { BatchSource } from '../data/loader/batch_source.js';
+import { evaluationMetrics, type EvaluationMetrics } from '../metrics/evaluation.js';
+import { fitTemperature, type TemperatureFit } from '../metrics/temperature.js';
 import { layerDecayScales, setTrainable } from './finetune.js';
 import { isImageDataset, openTrainData, type TrainData } from './data.js';
 import { createObjective, type Objective } from './objectives/index.js';
@@ -243,10 +248,19 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
       const improved = !Number.isFinite(pos.best) || (objective.best.mode === 'max' ? score > pos.best : score < pos.best);
       pos = { epoch: epoch + 1, batch: 0, optimizerStep: pos.optimizerStep, best: improved ? score : pos.best, lossSum: 0, lossCount: 0 };
       const summaryMetrics = final ? { top1: final.top1, top5: final.top5, loss: final.loss } : evaluation.record;
-      saved = checkpointer.commitEpoch(pos, metrics, { ...meta, epoch: epoch + 1, metrics: summaryMetrics }, improved);
+      // classification runs: temperature scaling of these weights (validation parts only), and at
+      // the last epoch the detailed metrics of the report; one more pass over the eval images
+      const calibrating = cfg.calibrate && final !== undefined && isImageDataset(cfg.dataset) && !opts.datasets;
+      const detailed = final && (calibrating || epoch === cfg.epochs - 1) ? await finalMetrics(inference, data.eval, classNames, calibrating) : undefined;
+      if (detailed?.fit) log(`epoch ${epoch + 1}: temperature ${detailed.fit.temperature.toFixed(4)} (validation NLL ${detailed.fit.nllBefore.toFixed(4)} → ${detailed.fit.nllAfter.toFixed(4)}, ECE ${detailed.metrics.calibration.eceBefore?.toFixed(4) ?? detailed.metrics.calibration.ece.toFixed(4)} → ${detailed.metrics.calibration.ece.toFixed(4)})`);
+      const temperature = detailed?.fit ? { temperature: detailed.fit.temperature } : {};
+      saved = checkpointer.commitEpoch(pos, metrics, { ...meta, epoch: epoch + 1, metrics: summaryMetrics, ...temperature }, improved);
       try {
         // an objective without a classification summary (MAE) has no confusion matrix to draw
-        await writeReport(files.dir, { runName: files.dir, model: cfg.model, classNames: final ? classNames : [], metrics, confusion: final?.confusion ?? [], config: cfg });
+        await writeReport(files.dir, {
+          runName: files.dir, model: cfg.model, classNames: final ? classNames : [], metrics, confusion: final?.confusion ?? [], config: cfg,
+          ...(detailed && epoch === cfg.epochs - 1 ? { evaluation: detailed.metrics } : {}),
+        });
       } catch (e) {
         log(`warning: could not write the training report: ${(e as Error).message}`);
       }
@@ -259,6 +273,13 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
     await objective.dispose?.();
   }
   return { runDir: files.dir, status: 'completed', metrics, final, model };
+}
+
+/** Logits of the eval images → temperature fit (when `calibrate`) and the metrics of src/metrics with it. */
+async function finalMetrics(inference: Executable, loader: BatchSource, classNames: readonly string[], calibrate: boolean): Promise<{ metrics: EvaluationMetrics; fit?: TemperatureFit }> {
+  const { logits, labels } = await evaluateWithLogits(inference, loader, classNames);
+  const fit = calibrate && labels.length ? fitTemperature(logits, labels, classNames.length) : undefined;
+  return { metrics: evaluationMetrics(logits, labels, classNames, fit ? { temperature: fit.temperature } : {}), ...(fit ? { fit } : {}) };
 }
 
 const describeCommit = (c: CommitRecord, batches: number) =>
