@@ -24,8 +24,6 @@ import { compileTrainStep, type TrainExecutable } from './step.js';
 import { claimNewRunDir, createRunDir, recoverRunDir, refuseExistingRun, runFiles, type CommitRecord, type EpochRecord, type Position, type RunFiles } from './run_dir.js';
 import { writeReport } from './report.js';
 import { evaluateWithLogits } from './evaluate.js';
-import type { Executable } from '../runtime/compile.js';
-import type { BatchSource } from '../data/loader/batch_source.js';
 import { evaluationMetrics, type EvaluationMetrics } from '../metrics/evaluation.js';
 import { fitTemperature, type TemperatureFit } from '../metrics/temperature.js';
 import { layerDecayScales, setTrainable } from './finetune.js';
@@ -249,9 +247,10 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
       pos = { epoch: epoch + 1, batch: 0, optimizerStep: pos.optimizerStep, best: improved ? score : pos.best, lossSum: 0, lossCount: 0 };
       const summaryMetrics = final ? { top1: final.top1, top5: final.top5, loss: final.loss } : evaluation.record;
       // classification runs: temperature scaling of these weights (validation parts only), and at
-      // the last epoch the detailed metrics of the report; one more pass over the eval images
+      // the last epoch the detailed metrics of the report, both from the evaluation's own logits
       const calibrating = cfg.calibrate && final !== undefined && isImageDataset(cfg.dataset) && !opts.datasets;
-      const detailed = final && (calibrating || epoch === cfg.epochs - 1) ? await finalMetrics(inference, data.eval, classNames, calibrating) : undefined;
+      const outputs = evaluation.outputs ?? (final ? await evaluateWithLogits(inference, data.eval, classNames) : undefined);
+      const detailed = outputs && (calibrating || epoch === cfg.epochs - 1) ? detailedMetrics(outputs, classNames, calibrating) : undefined;
       if (detailed?.fit) log(`epoch ${epoch + 1}: temperature ${detailed.fit.temperature.toFixed(4)} (validation NLL ${detailed.fit.nllBefore.toFixed(4)} → ${detailed.fit.nllAfter.toFixed(4)}, ECE ${detailed.metrics.calibration.eceBefore?.toFixed(4) ?? detailed.metrics.calibration.ece.toFixed(4)} → ${detailed.metrics.calibration.ece.toFixed(4)})`);
       const temperature = detailed?.fit ? { temperature: detailed.fit.temperature } : {};
       saved = checkpointer.commitEpoch(pos, metrics, { ...meta, epoch: epoch + 1, metrics: summaryMetrics, ...temperature }, improved);
@@ -276,8 +275,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
 }
 
 /** Logits of the eval images → temperature fit (when `calibrate`) and the metrics of src/metrics with it. */
-async function finalMetrics(inference: Executable, loader: BatchSource, classNames: readonly string[], calibrate: boolean): Promise<{ metrics: EvaluationMetrics; fit?: TemperatureFit }> {
-  const { logits, labels } = await evaluateWithLogits(inference, loader, classNames);
+function detailedMetrics({ logits, labels }: { logits: Float32Array; labels: Int32Array }, classNames: readonly string[], calibrate: boolean): { metrics: EvaluationMetrics; fit?: TemperatureFit } {
   const fit = calibrate && labels.length ? fitTemperature(logits, labels, classNames.length) : undefined;
   return { metrics: evaluationMetrics(logits, labels, classNames, fit ? { temperature: fit.temperature } : {}), ...(fit ? { fit } : {}) };
 }

@@ -21,6 +21,8 @@ export interface ObjectiveEvaluation {
   record: Record<string, number>;
   /** Classification objectives: top-k, per-class accuracy and the confusion matrix (report, progress line). */
   summary?: ClassificationSummary;
+  /** Every eval image's logits and label behind `summary` (temperature fit, the report's detailed metrics), so the loop needs no second pass. */
+  outputs?: { logits: Float32Array; labels: Int32Array };
 }
 
 export interface EvaluationContext {

@@ -7,7 +7,7 @@
  */
 import { crossEntropy } from '../../ops/index.js';
 import type { Batch } from '../../data/loader/batch_source.js';
-import { evaluate } from '../evaluate.js';
+import { evaluate, evaluateWithLogits } from '../evaluate.js';
 import type { EvaluationContext, Objective, ObjectiveEvaluation } from './objective.js';
 import type { ImageModel } from '../../models/model.js';
 
@@ -28,10 +28,11 @@ export class SupervisedObjective implements Objective {
   }
 
   async evaluate({ inference, loader, classNames, ema }: EvaluationContext): Promise<ObjectiveEvaluation> {
-    const summary = await evaluate(inference, loader, classNames);
+    const { summary, logits, labels } = await evaluateWithLogits(inference, loader, classNames);
     const emaSummary = ema ? await evaluate(inference, loader, classNames, ema.weights) : undefined;
     return {
       summary,
+      outputs: { logits, labels },
       record: { eval_loss: summary.loss, eval_top1: summary.top1, eval_top5: summary.top5, ...(emaSummary ? { ema_top1: emaSummary.top1 } : {}) },
     };
   }
