@@ -20,6 +20,8 @@ repo's own words, not copied:
 
 Writes ``test/fixtures/dynamicvit_goldens.{json,safetensors}``: random weights (×0.3), the input,
 fixed Gumbel noise, logits and loss (CE + ratio loss) of the training path with every gradient,
+the full objective (CE on soft targets, ratio loss, KL of logits and MSE of the kept tokens
+against the unpruned teacher, weights 1, 2/stages, 0.5, 0.5 as losses.py) with every gradient,
 and the inference path's logits and token counts. Asserts that no hard decision or top-k cutoff
 is within float noise of a tie, that float32 and float64 agree, and that the inference path with
 ρ = 1 keeps every token and equals the plain ViT bit for bit.
@@ -116,12 +118,26 @@ def dyn_forward(model, scorers, locs, keep, x, gumbel=None, margins=None):
                     decision = torch.ones(B, count, 1, dtype=tokens.dtype)
         tokens = block_forward(blk, tokens, policy)
         counts.append(tokens.shape[1])
-    logits = model.forward_head(model.norm(tokens))
+    feats = model.norm(tokens)
+    logits = model.forward_head(feats)
+    if gumbel is not None:
+        dyn_forward.last = (feats[:, prefix:], decision)
     return logits, (decisions if gumbel is not None else counts)
 
 
 def ratio_loss(decisions, keep):
     return sum(((d.mean(1) - keep ** (s + 1)) ** 2).mean() for s, d in enumerate(decisions))
+
+
+def dynamicvit_loss(logits, tokens, mask, decisions, keep, targets, t_logits, t_tokens):
+    """CE + 2·ratio/stages + 0.5·KL(teacher‖student) + 0.5·MSE over the finally kept patch tokens."""
+    ce = torch.sum(-targets * F.log_softmax(logits, -1), -1).mean()
+    ratio = ratio_loss(decisions, keep) / len(decisions)
+    kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(t_logits, -1), reduction="batchmean", log_target=True)
+    sel = mask.detach().reshape(-1) > 0.5
+    C = tokens.shape[-1]
+    tok = ((tokens.reshape(-1, C)[sel] - t_tokens.reshape(-1, C)[sel]) ** 2).mean() if sel.sum() > 0 else tokens.new_zeros(())
+    return ce + 2.0 * ratio + 0.5 * kl + 0.5 * tok, dict(ce=ce.item(), ratio=ratio.item(), kl=kl.item(), token=tok.item())
 
 
 BASE = dict(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=32, depth=4, num_heads=2,
@@ -160,6 +176,23 @@ def main():
         params = dict(model.named_parameters())
         keys = list(params)
         grads = torch.autograd.grad(loss, [params[k] for k in keys] + [x])
+        # the full DynamicViT objective, the teacher being the plain ViT of the same weights on the same images
+        with torch.no_grad():
+            t_feats = model.norm(model.blocks(model._pos_embed(model.patch_embed(x0))))
+            t_logits = model.forward_head(t_feats)
+            t_tokens = t_feats[:, model.num_prefix_tokens:]
+        soft = F.one_hot(torch.tensor(LABELS), BASE["num_classes"]).float() * 0.9 + 0.01
+        x2 = x0.clone().requires_grad_(True)
+        logits2, decisions2 = dyn_forward(model, scorers, locs, keep, x2, gumbel)
+        feats2, mask2 = dyn_forward.last
+        objective, parts = dynamicvit_loss(logits2, feats2, mask2, decisions2, keep, soft, t_logits, t_tokens)
+        fgrads = torch.autograd.grad(objective, [params[k] for k in keys] + [x2])
+        tensors[f"{name}.targets"] = soft
+        tensors[f"{name}.teacher_logits"] = t_logits
+        tensors[f"{name}.teacher_tokens"] = t_tokens
+        for k, g in zip(keys, fgrads[:-1]):
+            tensors[f"{name}.objective_grad.{k}"] = g
+        tensors[f"{name}.objective_grad_input"] = fgrads[-1]
         with torch.no_grad():
             imargins = []
             ilogits, counts = dyn_forward(model, scorers, locs, keep, x0, None, imargins)
@@ -184,7 +217,7 @@ def main():
             tensors[f"{name}.grad.{k}"] = g
         tensors[f"{name}.grad_input"] = grads[-1]
         meta[name] = {**spec, "keep": keep, "locs": locs, "keys": keys, "loss": loss.item(), "token_counts": counts,
-                      "kept_fraction": [d.mean().item() for d in decisions],
+                      "kept_fraction": [d.mean().item() for d in decisions], "objective_loss": objective.item(), "objective_parts": parts,
                       "min_gumbel_margin": min(margins), "min_topk_margin": min(imargins), "f64_max_abs_logit_diff": err}
     write_safetensors(ST_PATH, tensors, {"generator": "scripts/dynamicvit_ref.py", "format": "pt", "torch": torch.__version__})
     _, back = read_safetensors(ST_PATH)

@@ -172,7 +172,9 @@ export class VisionTransformer extends ImageModel {
 
   headKeys(): string[] {
     // fc_norm too: MAE's fine-tuning starts it fresh, as its pretraining has the final norm instead
-    return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias', 'fc_norm.weight', 'fc_norm.bias'];
+    // DynamicViT's scorers too: a plain ViT checkpoint lacks them, and they start fresh as the reference's do
+    const scorers = this.scorePredictors.flatMap((p, i) => p.namedParameters().map(([k]) => `score_predictor.${i}.${k}`));
+    return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias', 'fc_norm.weight', 'fc_norm.bias', ...scorers];
   }
 
   /** None while tokens merge: later blocks' tokens are no longer a grid of patches (attention maps need one). */

@@ -13,6 +13,7 @@ import { compile } from '../../src/runtime/compile.js';
 import * as ops from '../../src/ops/index.js';
 import { readJsonFixture, readTensorFixture } from '../helpers/fixtures.js';
 import { relError } from '../helpers/random.js';
+import { dynamicVitLoss } from '../../src/train/objectives/dynamicvit.js';
 
 const meta = readJsonFixture('dynamicvit_goldens.json');
 const tensors = readTensorFixture('dynamicvit_goldens.safetensors');
@@ -85,6 +86,33 @@ describe('DynamicViT against PyTorch (scripts/dynamicvit_ref.py)', () => {
       expect(maxAbs(one, (out.logits!.data as Float32Array).subarray(10, 20))).toBeLessThanOrEqual(1e-5);
       await exe.dispose();
     }, 60_000);
+  }
+
+  for (const name of cases) {
+    it(`${name}: the DynamicViT objective (CE, ratio, KL and token distillation from the unpruned teacher) and its gradients`, async () => {
+      const c = meta[name];
+      const model = modelOf(name, c.keep);
+      const keys = model.namedParameters().map(([k]) => k);
+      const n = 49;
+      const exe = await compile((x, targets, gumbel, tl, tt) => {
+        const trace: PruningTrace = { decisions: [] };
+        const tokens = model.forwardFeatures(x, { train: true, noise: { [DYNAMIC_GUMBEL]: gumbel }, pruning: trace });
+        const { logits } = model.forwardHead(tokens);
+        const { loss, parts } = dynamicVitLoss({ logits, tokens, trace, prefix: model.numPrefixTokens, keep: c.keep }, targets, tl, tt);
+        return { loss, ...parts };
+      }, [{ name: 'x', shape: ['batch', 1, 28, 28] }, { name: 'targets', shape: ['batch', 10] }, { name: 'gumbel', shape: ['batch', c.locs.length * n * 2] },
+        { name: 'tl', shape: ['batch', 10] }, { name: 'tt', shape: ['batch', n, cfg.embed_dim] }], { grad: { wrt: ['x', ...keys] } });
+      const out = await exe.run({ x: input, targets: golden(`${name}.targets`), gumbel: golden(`${name}.gumbel`), tl: golden(`${name}.teacher_logits`), tt: golden(`${name}.teacher_tokens`) });
+      await exe.dispose();
+      expect(Math.abs(Number(out.loss!.data[0]) - c.objective_loss)).toBeLessThanOrEqual(1e-4);
+      for (const part of ['ce', 'ratio', 'kl', 'token']) {
+        const want = c.objective_parts[part] as number;
+        expect(Math.abs(Number(out[part]!.data[0]) - want), part).toBeLessThanOrEqual(1e-4 * Math.max(Math.abs(want), 1e-3));
+      }
+      expect(relError(out['grad/x']!.data as Float32Array, golden(`${name}.objective_grad_input`))).toBeLessThanOrEqual(1e-4);
+      const off = keys.map((k) => [k, relError(out[`grad/${k}`]!.data as Float32Array, golden(`${name}.objective_grad.${k}`))] as const).filter(([, e]) => !(e <= 1e-4));
+      expect(off).toEqual([]);
+    }, 90_000);
   }
 
   it('ρ = 1 is the plain ViT bit for bit; a plain ViT checkpoint loads into a pruning model with fresh score predictors', async () => {
