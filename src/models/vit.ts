@@ -173,7 +173,7 @@ export class VisionTransformer extends ImageModel {
   headKeys(): string[] {
     // fc_norm too: MAE's fine-tuning starts it fresh, as its pretraining has the final norm instead
     // DynamicViT's scorers too: a plain ViT checkpoint lacks them, and they start fresh as the reference's do
-    const scorers = this.scorePredictors.flatMap((p, i) => p.namedParameters().map(([k]) => `score_predictor.${i}.${k}`));
+    const scorers = this.scorePredictors.length ? this.namedParameters().map(([k]) => k).filter((k) => k.startsWith('score_predictor.')) : [];
     return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias', 'fc_norm.weight', 'fc_norm.bias', ...scorers];
   }
 
