@@ -2,7 +2,8 @@
  * `train --method dynamicvit --pretrained <plain ViT run>` through the training loop on a slice of
  * Fashion-MNIST: the plain checkpoint loads into the pruning model (score_predictor.N fresh), the
  * run completes with its teacher, its checkpoint carries the scorers beside timm's keys, the
- * scorers were trained, and a model without dynamic_keep or without --pretrained is refused.
+ * scorers were trained, and a model without dynamic_keep is refused. `export` of the run puts the
+ * top-k selection in the graph; ORT answers batch 1 as batch 4, and unlike the plain checkpoint.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,10 @@ import { sliceDataset, type TensorDataset } from '../../src/data/datasets/datase
 import { resolveTrainConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { readStateDict } from '../../src/checkpoint/checkpoint.js';
+import { decodeModel } from '../../src/onnx/proto.js';
+import { loadOnnxModel } from '../../src/runtime/onnx_model.js';
+import { readFileSync } from 'node:fs';
+import { runCli } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-dynamicvit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,6 +50,29 @@ describe('DynamicViT fine-tuning through the training loop', () => {
     // the backbone moved from the teacher's weights (the student trains), so did the scorers (their last layer's bias starts at 0)
     expect(Array.from(sd['blocks.0.attn.qkv.weight']!.data)).not.toEqual(Array.from(base['blocks.0.attn.qkv.weight']!.data));
     expect(Array.from(sd['score_predictor.0.out_conv.4.bias']!.data).some((v) => v !== 0)).toBe(true);
+
+    const out = join(dir, 'dyn.onnx');
+    const plainOut = join(dir, 'plain.onnx');
+    const [e, p] = await Promise.all([
+      runCli(['export', '--checkpoint', join(run.runDir, 'last.safetensors'), '--out', out, '--json']),
+      runCli(['export', '--checkpoint', ckpt, '--out', plainOut, '--json']),
+    ]);
+    expect(e.code, e.stderr).toBe(0);
+    expect(p.code, p.stderr).toBe(0);
+    const ops = new Set((decodeModel(readFileSync(out)).graph?.node ?? []).map((n) => n.opType));
+    for (const op of ['TopK', 'GatherElements']) expect(ops.has(op), op).toBe(true);
+    const image = (k: number) => Float32Array.from({ length: 784 }, (_, i) => Math.sin(0.37 * i * (k + 1)) * 0.5 + 0.5);
+    const four = new Float32Array(4 * 784);
+    for (let k = 0; k < 4; k++) four.set(image(k), k * 784);
+    const pruned = await loadOnnxModel(out);
+    const unpruned = await loadOnnxModel(plainOut);
+    const a = (await pruned.executable.run({ x: { data: four, shape: [4, 1, 28, 28] } })).logits!.data as Float32Array;
+    const b = (await pruned.executable.run({ x: { data: image(2), shape: [1, 1, 28, 28] } })).logits!.data as Float32Array;
+    for (let i = 0; i < 10; i++) expect(Math.abs(a[20 + i]! - b[i]!)).toBeLessThanOrEqual(1e-5);
+    const c = (await unpruned.executable.run({ x: { data: four, shape: [4, 1, 28, 28] } })).logits!.data as Float32Array;
+    expect(Math.max(...Array.from(a, (v, i) => Math.abs(v - c[i]!)))).toBeGreaterThan(1e-4);
+    await pruned.dispose();
+    await unpruned.dispose();
 
     const plain = resolveTrainConfig({ model: 'vit_tiny_patch4_28', method: 'dynamicvit', pretrained: ckpt, modelKwargs: arch, epochs: 1, output: join(dir, 'refused'), threads: 1 });
     await expect(train(plain, { datasets: data() })).rejects.toThrow(/dynamic_keep/);
