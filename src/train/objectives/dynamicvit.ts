@@ -18,6 +18,7 @@ import { compile, type Executable } from '../../runtime/compile.js';
 import type { ImageModel } from '../../models/model.js';
 import { VisionTransformer, type PruningTrace } from '../../models/vit.js';
 import { evaluate } from '../evaluate.js';
+import { applyPretrained, loadPretrainedWeights } from '../finetune.js';
 import type { EvaluationContext, Objective, ObjectiveContext, ObjectiveEvaluation } from './objective.js';
 
 /** The reference's weights: ratio_weight 2.0, distill_weight 0.5 (logits and tokens), clf_weight 1.0. */
@@ -71,11 +72,13 @@ export class DynamicVitObjective implements Objective {
   static async create({ model, cfg, session }: ObjectiveContext): Promise<DynamicVitObjective> {
     const student = pruningModel(model);
     if (!cfg.pretrained) throw new RangeError('--method dynamicvit distils from the unpruned model it starts from: give --pretrained <ViT checkpoint>');
-    // the teacher: the same ViT without pruning, holding the weights the student starts from
+    // the teacher: the same ViT without pruning, loaded from --pretrained itself (not copied from
+    // the student, which on a resumed run already holds trained weights)
     const { dynamicKeep: _k, dynamicLocs: _l, ...plain } = student.config;
     const teacherModel = new VisionTransformer({ ...plain, dropPathRate: 0, dropRate: 0 });
-    const own = new Map(student.namedParameters());
-    for (const [k, p] of teacherModel.namedParameters()) p.data = Float32Array.from(own.get(k)!.data);
+    let reset = '';
+    applyPretrained(teacherModel, await loadPretrainedWeights(cfg.pretrained), (m) => { if (/re-initialised|initialised fresh/.test(m)) reset = m; });
+    if (reset) throw new RangeError(`--method dynamicvit distils from --pretrained's classifier, but ${cfg.pretrained} cannot serve as teacher here: ${reset}`);
     const [c, h, w] = student.inputShape;
     const prefix = student.numPrefixTokens;
     const teacher = await compile((x) => {
