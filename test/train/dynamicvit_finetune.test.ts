@@ -74,6 +74,19 @@ describe('DynamicViT fine-tuning through the training loop', () => {
     await pruned.dispose();
     await unpruned.dispose();
 
+    // dynamic_keep adds weights: refused on the plain checkpoint, nothing written; another ρ applies to the pruning one
+    const [refused, otherKeep] = await Promise.all([
+      runCli(['export', '--checkpoint', ckpt, '--out', join(dir, 'never.onnx'), '--model-kwargs', 'dynamic_keep=0.7']),
+      runCli(['export', '--checkpoint', join(run.runDir, 'last.safetensors'), '--out', join(dir, 'keep03.onnx'), '--model-kwargs', 'dynamic_keep=0.3', '--json']),
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/dynamic_keep change the model's weights \(score_predictor\.0\./);
+    expect(otherKeep.code, otherKeep.stderr).toBe(0);
+    const fewer = await loadOnnxModel(join(dir, 'keep03.onnx'));
+    const f = (await fewer.executable.run({ x: { data: four, shape: [4, 1, 28, 28] } })).logits!.data as Float32Array;
+    expect(Math.max(...Array.from(a, (v, i) => Math.abs(v - f[i]!)))).toBeGreaterThan(1e-5);
+    await fewer.dispose();
+
     const plain = resolveTrainConfig({ model: 'vit_tiny_patch4_28', method: 'dynamicvit', pretrained: ckpt, modelKwargs: arch, epochs: 1, output: join(dir, 'refused'), threads: 1 });
     await expect(train(plain, { datasets: data() })).rejects.toThrow(/dynamic_keep/);
   }, 240_000);
