@@ -3,9 +3,11 @@
  * dim 384, 12 blocks, 6 heads) unpruned against token merging (ToMe, tome_r=R), same weights, in
  * one run. Inference images/s at batch 32 and batch 1, the two models timed in alternating rounds
  * (so load on a shared machine hits both alike), and GFLOPs per image counted from each traced
- * graph's matmuls and convolutions (src/ir/flops.ts).
+ * graph's matmuls and convolutions (src/ir/flops.ts). DynamicViT rows (dynamic_keep=ρ, stages
+ * before blocks 3, 6, 9) run the inference path (top-k); their score predictors are freshly
+ * initialised, which changes which tokens are kept but not how many, so not the cost.
  *
- *   npx tsx bench/token_reduction.ts [--r 8,16] [--threads N] [--rounds 5] [--json]
+ *   npx tsx bench/token_reduction.ts [--r 8,16] [--keep 0.7] [--threads N] [--rounds 5] [--json]
  */
 import { countFlops } from '../src/ir/flops.js';
 import { createModel } from '../src/models/registry.js';
@@ -20,6 +22,7 @@ const arg = (name: string, fallback: string) => {
   return i >= 0 ? process.argv[i + 1]! : fallback;
 };
 const rs = arg('r', '8').split(',').map(Number);
+const keeps = arg('keep', '0.7').split(',').map(Number);
 const threads = Number(arg('threads', '2'));
 const rounds = Number(arg('rounds', '5'));
 const json = process.argv.includes('--json');
@@ -38,6 +41,12 @@ async function main(): Promise<void> {
     const m = createModel(NAME, { seed: 0, tomeR: r } as never);
     for (const [k, p] of m.namedState()) p.data.set(base.namedState().find(([kk]) => kk === k)![1].data);
     variants.push({ label: `ToMe r=${r}`, model: m });
+  }
+  for (const keep of keeps) {
+    const m = createModel(NAME, { seed: 0, dynamicKeep: keep } as never);
+    const own = new Map(base.namedState());
+    for (const [k, p] of m.namedState()) if (own.has(k)) p.data.set(own.get(k)!.data);
+    variants.push({ label: `DynViT ρ=${keep}`, model: m });
   }
   const rng = new Random(1);
   const rows: { model: string; batch: number; imagesPerSecond: number; speedup: number; gflopsPerImage: number }[] = [];

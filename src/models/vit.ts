@@ -16,6 +16,7 @@ import { Identity, LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
 import { ConvStemEmbed, type StemNorm } from '../nn/conv_stem.js';
 import { Block, type MergeHooks } from '../nn/transformer.js';
+import { defaultPruneLocs, gumbelKeep, keptCount, ScorePredictor, selectTopTokens } from '../nn/dynamic_vit.js';
 import { bipartiteSoftMatching, identitySource, mergeWeighted, sizeBias, type MergeState } from '../nn/tome.js';
 import { attentionConfigOf, attentionDefaults, attentionKwargsShape, checkAttentionKwargs, fitMechanismState, type AttentionConfig } from '../nn/attention/index.js';
 import { normal, truncNormal } from '../nn/init.js';
@@ -53,12 +54,16 @@ export interface VitConfig extends CommonModelArgs, AttentionConfig {
   stemNorm: StemNorm;
   /** Token merging (ToMe, src/nn/tome.ts): tokens merged in each block; 0 off. Needs no training. */
   tomeR: number;
+  /** DynamicViT (src/nn/dynamic_vit.ts): base keep ratio ρ, stage s keeps ρ^(s+1) of the patches; 1 off. */
+  dynamicKeep: number;
+  /** Blocks a pruning stage runs before (0-based; 3, 6, 9 of 12); empty: a quarter, half and three quarters of the depth. */
+  dynamicLocs: readonly number[];
 }
 
 export const vitDefaults: VitConfig = {
   imgSize: 224, patchSize: 16, inChans: 3, numClasses: 1000, embedDim: 768, depth: 12, numHeads: 12,
   mlpRatio: 4, qkvBias: true, classToken: true, globalPool: 'token', distilled: false, noEmbedClass: false,
-  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24, stemStrides: [], stemNorm: 'none', tomeR: 0,
+  dropPathRate: 0, dropRate: 0, eps: 1e-6, seed: 0, embedLayer: 'patch', stemWidth: 24, stemStrides: [], stemNorm: 'none', tomeR: 0, dynamicKeep: 1, dynamicLocs: [],
   ...attentionDefaults,
 };
 
@@ -69,10 +74,28 @@ export const vitKwargsSchema = z.object({
   qkvBias: z.boolean(), classToken: z.boolean(), globalPool: z.enum(['token', 'avg']), noEmbedClass: z.boolean(),
   embedLayer: z.enum(['patch', 'conv']), stemWidth: count, stemStrides: z.array(z.number().refine((v) => v === 1 || v === 2, 'each stride must be 1 or 2')).min(1), stemNorm: z.enum(['none', 'group']), eps: z.number().positive(),
   tomeR: z.number().int().nonnegative(),
+  dynamicKeep: z.number().gt(0).lte(1), dynamicLocs: z.array(z.number().int().positive()).min(1),
   ...attentionKwargsShape,
 }).partial().strict();
 
 export type VitOutput = ModelOutput;
+
+/** DynamicViT's training-path trace: each stage's hard decisions [B, N] and the last policy over the patches [B, N, 1]. */
+export interface PruningTrace {
+  decisions: Tensor[];
+  policy?: Tensor;
+}
+
+/** The training step's Gumbel noise input, [B, stages · N · 2]. */
+export const DYNAMIC_GUMBEL = 'dynamic_gumbel';
+const DYNAMIC_GUMBEL_SALT = 0xd7a1;
+
+/** Standard Gumbel samples −log(−log u), u uniform in (0, 1). */
+function gumbelNoise(rng: Random, count: number): Float32Array {
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = -Math.log(-Math.log(Math.min(Math.max(rng.uniform(), 1e-12), 1 - 1e-7)));
+  return out;
+}
 
 export class VisionTransformer extends ImageModel {
   readonly family = 'vit';
@@ -84,6 +107,10 @@ export class VisionTransformer extends ImageModel {
   readonly fcNorm: LayerNorm | Identity;
   readonly head?: Linear;
   readonly headDist?: Linear;
+  /** DynamicViT's scorers, one per pruning stage (`score_predictor.N.*`); empty when dynamicKeep is 1. */
+  readonly scorePredictors: ScorePredictor[] = [];
+  /** The blocks a pruning stage runs before. */
+  readonly pruneLocs: number[] = [];
 
   constructor(config: Partial<VitConfig> = {}) {
     super();
@@ -112,6 +139,18 @@ export class VisionTransformer extends ImageModel {
       this.head = this.addChild('head', new Linear(c.embedDim, c.numClasses, rng));
       if (c.distilled) this.headDist = this.addChild('head_dist', new Linear(c.embedDim, c.numClasses, rng));
     }
+    if (c.dynamicKeep < 1) {
+      if (c.tomeR > 0) throw new RangeError(`dynamic_keep=${c.dynamicKeep} and tome_r=${c.tomeR} both reduce tokens; pick one`);
+      if (c.attnType !== 'softmax') throw new RangeError(`dynamic_keep=${c.dynamicKeep} needs attn_type=softmax (the training policy masks softmax attention), got ${c.attnType}`);
+      const locs = c.dynamicLocs.length ? [...c.dynamicLocs] : defaultPruneLocs(c.depth);
+      if (!locs.length) throw new RangeError(`dynamic_keep needs at least 2 blocks to prune between, got depth ${c.depth}`);
+      locs.forEach((l, i) => {
+        if (l < 1 || l >= c.depth || (i > 0 && l <= locs[i - 1]!)) throw new RangeError(`dynamic_locs ${locs.join(',')}: expected increasing block indices in 1..${c.depth - 1}`);
+      });
+      this.pruneLocs.push(...locs);
+      // after the classifier, as the reference builds them; a plain ViT checkpoint lacks them and they start fresh
+      locs.forEach((_, i) => this.scorePredictors.push(this.addChild(`score_predictor.${i}`, new ScorePredictor(c.embedDim, rng))));
+    }
   }
 
   get numFeatures(): number {
@@ -120,7 +159,10 @@ export class VisionTransformer extends ImageModel {
 
   /** drop_path [B, depth·2] (attention and MLP branch of each block) and head_drop [B, D]. */
   override noiseInputs(): NoiseInput[] {
-    return dropNoiseInputs(this.config, this.config.depth, this.config.embedDim);
+    const out = dropNoiseInputs(this.config, this.config.depth, this.config.embedDim);
+    const perSample = this.pruneLocs.length * this.patchEmbed.numPatches * 2;
+    if (perSample > 0) out.push({ name: DYNAMIC_GUMBEL, perSample, salt: DYNAMIC_GUMBEL_SALT, draw: (rng, batch) => gumbelNoise(rng, batch * perSample) });
+    return out;
   }
 
   /** timm's layer ids: embeddings 0, block i → i + 1, everything after the blocks → depth + 1. */
@@ -130,13 +172,15 @@ export class VisionTransformer extends ImageModel {
 
   headKeys(): string[] {
     // fc_norm too: MAE's fine-tuning starts it fresh, as its pretraining has the final norm instead
-    return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias', 'fc_norm.weight', 'fc_norm.bias'];
+    // DynamicViT's scorers too: a plain ViT checkpoint lacks them, and they start fresh as the reference's do
+    const scorers = this.scorePredictors.length ? this.namedParameters().map(([k]) => k).filter((k) => k.startsWith('score_predictor.')) : [];
+    return ['head.weight', 'head.bias', 'head_dist.weight', 'head_dist.bias', 'fc_norm.weight', 'fc_norm.bias', ...scorers];
   }
 
   /** None while tokens merge: later blocks' tokens are no longer a grid of patches (attention maps need one). */
   override tokenGrid(): TokenGrid | undefined {
     const c = this.config;
-    if (c.tomeR > 0) return undefined;
+    if (c.tomeR > 0 || this.pruneLocs.length) return undefined;
     return { grid: [...this.patchEmbed.gridSize] as [number, number], prefix: this.numPrefixTokens, pool: c.globalPool === 'avg' ? 'patch-mean' : 'cls', depth: c.depth, heads: c.numHeads };
   }
 
@@ -151,7 +195,7 @@ export class VisionTransformer extends ImageModel {
   }
 
   /** Images [B, C, H, W] → tokens [B, prefix + N, D] after the final norm. */
-  forwardFeatures(x: Tensor, { noise, attentions, merged }: ForwardOptions & { attentions?: Tensor[]; merged?: MergeState & { traceSource?: boolean } } = {}): Tensor {
+  forwardFeatures(x: Tensor, { noise, attentions, merged, pruning }: ForwardOptions & { attentions?: Tensor[]; merged?: MergeState & { traceSource?: boolean }; pruning?: PruningTrace } = {}): Tensor {
     const g = x.graph;
     const c = this.config;
     const d = c.embedDim;
@@ -167,16 +211,54 @@ export class VisionTransformer extends ImageModel {
       return add(concat([...prefix, tokens], 1), pos); // [B, T, D]
     });
     if (merging && merged?.traceSource) merging.source = this.scoped(g, () => identitySource(tokens)); // [B, T, T]
+    const dyn = this.pruneLocs.length ? this.startPruning(tokens, noise?.[DYNAMIC_GUMBEL], pruning) : undefined;
     this.blocks.forEach((block, i) => {
+      if (dyn) tokens = this.scoped(g, () => dyn.before(tokens, i));
       const scale = dropPath && this.scoped(g, () => ({
         attn: reshape(slice(dropPath, [1], [2 * i], [2 * i + 1]), [-1, 1, 1]), // [B, 1, 1]
         mlp: reshape(slice(dropPath, [1], [2 * i + 1], [2 * i + 2]), [-1, 1, 1]),
       }));
-      const out = block.forwardWithAttention(tokens, scale, attentions !== undefined, merging && this.mergeHooks(merging));
+      const out = block.forwardWithAttention(tokens, scale, attentions !== undefined, merging ? this.mergeHooks(merging) : dyn?.hooks());
       tokens = out.out;
       if (out.attn) attentions?.push(out.attn);
     });
     return this.norm instanceof LayerNorm ? this.norm.forward(tokens) : tokens;
+  }
+
+  /**
+   * DynamicViT's stages. With Gumbel noise (training): hard decisions become a policy masking
+   * attention, the token count stays; without: the top-k patches by keep-score go on. `trace`
+   * collects each stage's decisions [B, N] and the final policy [B, N, 1] (training path).
+   */
+  private startPruning(x: Tensor, gumbel: Tensor | undefined, trace?: PruningTrace) {
+    const g = x.graph;
+    const prefix = this.numPrefixTokens;
+    const n = this.patchEmbed.numPatches;
+    let decision = expand(g.scalar(1, x.dtype), [BATCH, n, 1]); // [B, N, 1] patches kept so far
+    let policy: Tensor | undefined = gumbel && concat([expand(g.scalar(1, x.dtype), [BATCH, prefix, 1]), decision], 1); // [B, T, 1]
+    if (trace && gumbel) trace.policy = decision;
+    return {
+      before: (tokens: Tensor, block: number): Tensor => {
+        const stage = this.pruneLocs.indexOf(block);
+        if (stage < 0) return tokens;
+        const t = tokens.shape[1] as number;
+        const patches = slice(tokens, [1], [prefix], [t]);
+        const scores = this.scorePredictors[stage]!.forward(patches, decision); // [B, N', 2]
+        if (gumbel) {
+          const noise = reshape(slice(gumbel, [1], [stage * n * 2], [(stage + 1) * n * 2]), [-1, n, 2]);
+          decision = mul(gumbelKeep(scores, noise), decision);
+          policy = concat([expand(g.scalar(1, x.dtype), [BATCH, prefix, 1]), decision], 1);
+          if (trace) { trace.decisions.push(reshape(decision, [-1, n])); trace.policy = decision; }
+          return tokens;
+        }
+        const count = keptCount(n, this.config.dynamicKeep, stage);
+        if (count >= t - prefix) return tokens; // ρ = 1 keeps every token as it is
+        const kept = selectTopTokens(tokens, reshape(slice(scores, [2], [0], [1]), [-1, t - prefix]), prefix, count);
+        decision = expand(g.scalar(1, x.dtype), [BATCH, count, 1]);
+        return kept.x;
+      },
+      hooks: (): MergeHooks | undefined => (policy ? { policy } : undefined),
+    };
   }
 
   /** ToMe between attention and MLP; proportional attention once tokens have sizes. `state` is updated in place. */

@@ -11,6 +11,7 @@ import { Module } from './module.js';
 import { LayerNorm, Linear } from './layers.js';
 import { attentionConfigOf, createMechanism, mechanismChildName, type AttentionConfig, type AttentionMechanism, type TokenLayout } from './attention/index.js';
 import { softmaxScores } from './attention/mechanism.js';
+import { policyAttention } from './dynamic_vit.js';
 
 /** The mechanism and its options; `layout` (the token grid) for axial and sparse, `seed` for Performer's features. */
 export type MechanismOptions = Partial<AttentionConfig> & { layout?: TokenLayout; seed?: number };
@@ -24,7 +25,9 @@ export interface AttentionOptions { qkvBias?: boolean; mechanism?: MechanismOpti
  */
 export interface MergeHooks {
   logitBias?: Tensor;
-  between(x: Tensor, keys: Tensor): Tensor;
+  /** DynamicViT's training policy [B, N, 1]: dropped tokens (0) are masked out as keys (src/nn/dynamic_vit.ts). */
+  policy?: Tensor;
+  between?(x: Tensor, keys: Tensor): Tensor;
 }
 
 export class Attention extends Module {
@@ -50,8 +53,8 @@ export class Attention extends Module {
    * through that matrix, O(N²)).
    */
   forwardWithAttention(x: Tensor): { out: Tensor; attn: Tensor; keys: () => Tensor };
-  forwardWithAttention(x: Tensor, withAttention: boolean, logitBias?: Tensor): { out: Tensor; attn?: Tensor; keys: () => Tensor };
-  forwardWithAttention(x: Tensor, withAttention = true, logitBias?: Tensor): { out: Tensor; attn?: Tensor; keys: () => Tensor } {
+  forwardWithAttention(x: Tensor, withAttention: boolean, logitBias?: Tensor, policy?: Tensor): { out: Tensor; attn?: Tensor; keys: () => Tensor };
+  forwardWithAttention(x: Tensor, withAttention = true, logitBias?: Tensor, policy?: Tensor): { out: Tensor; attn?: Tensor; keys: () => Tensor } {
     return this.scoped(x.graph, () => {
       const [, n, c] = x.shape as [unknown, number, number];
       const h = this.numHeads;
@@ -62,7 +65,8 @@ export class Attention extends Module {
       const qkv = transpose(reshape(this.qkv.forward(x), [-1, n, 3, h, d]), [2, 0, 3, 1, 4]); // [3, B, H, N, D]
       const part = (i: number) => reshape(slice(qkv, [0], [i], [i + 1]), [-1, h, n, d]); // [B, H, N, D]
       const [q, k, v] = [part(0), part(1), part(2)];
-      const { out, attn } = logitBias ? this.biased(q, k, v, logitBias) : this.mechanism.attendWithMatrix(q, k, v, withAttention); // [B, H, N, D]
+      const { out, attn } = policy ? this.masked(q, k, v, policy)
+        : logitBias ? this.biased(q, k, v, logitBias) : this.mechanism.attendWithMatrix(q, k, v, withAttention); // [B, H, N, D]
       const y = reshape(transpose(out, [0, 2, 1, 3]), [-1, n, c]); // [B, N, C]
       return { out: this.proj.forward(y), attn, keys: () => this.scoped(x.graph, () => mean(k, 1)) }; // keys: [B, N, D]
     });
@@ -73,6 +77,12 @@ export class Attention extends Module {
     if (this.mechanism.type !== 'softmax') throw new RangeError(`${this.path || 'attention'}: token merging needs attn_type=softmax, got ${this.mechanism.type}`);
     const attn = softmaxScores(q, k, bias); // [B, H, N, N]
     return { out: matmul(attn, v), attn };
+  }
+
+  /** Softmax attention under DynamicViT's token policy (its training path). */
+  private masked(q: Tensor, k: Tensor, v: Tensor, policy: Tensor): { out: Tensor; attn: Tensor } {
+    if (this.mechanism.type !== 'softmax') throw new RangeError(`${this.path || 'attention'}: DynamicViT pruning needs attn_type=softmax, got ${this.mechanism.type}`);
+    return policyAttention(q, k, v, policy);
   }
 
   forward(x: Tensor): Tensor {
@@ -120,11 +130,11 @@ export class Block extends Module {
   forwardWithAttention(x: Tensor, residualScale?: { attn: Tensor; mlp: Tensor }): { out: Tensor; attn: Tensor };
   forwardWithAttention(x: Tensor, residualScale: { attn: Tensor; mlp: Tensor } | undefined, withAttention: boolean, merge?: MergeHooks): { out: Tensor; attn?: Tensor };
   forwardWithAttention(x: Tensor, residualScale?: { attn: Tensor; mlp: Tensor }, withAttention = true, merge?: MergeHooks): { out: Tensor; attn?: Tensor } {
-    const { out: a, attn, keys } = this.attn.forwardWithAttention(this.norm1.forward(x), withAttention, merge?.logitBias);
+    const { out: a, attn, keys } = this.attn.forwardWithAttention(this.norm1.forward(x), withAttention, merge?.logitBias, merge?.policy);
     const g = x.graph;
     const scale = (t: Tensor, s?: Tensor) => (s ? this.scoped(g, () => mul(t, s)) : t);
     let x1 = this.scoped(g, () => add(x, scale(a, residualScale?.attn)));
-    if (merge) x1 = this.scoped(g, () => merge.between(x1, keys()));
+    if (merge?.between) x1 = this.scoped(g, () => merge.between!(x1, keys()));
     const m = this.mlp.forward(this.norm2.forward(x1));
     return { out: this.scoped(g, () => add(x1, scale(m, residualScale?.mlp))), attn };
   }

@@ -13,7 +13,7 @@ export interface ElementwiseAttrs {
   add: NoAttrs; sub: NoAttrs; mul: NoAttrs; div: NoAttrs; pow: NoAttrs;
   maximum: NoAttrs; minimum: NoAttrs;
   neg: NoAttrs; exp: NoAttrs; log: NoAttrs; sqrt: NoAttrs; tanh: NoAttrs; erf: NoAttrs;
-  abs: NoAttrs; sigmoid: NoAttrs; sign: NoAttrs;
+  abs: NoAttrs; sigmoid: NoAttrs; sign: NoAttrs; stopGradient: NoAttrs;
   where: NoAttrs;
   equal: NoAttrs; less: NoAttrs; greater: NoAttrs; lessEqual: NoAttrs; greaterEqual: NoAttrs;
   cast: { to: DType };
@@ -93,6 +93,8 @@ export const elementwiseRules: RuleTable<keyof ElementwiseAttrs> = {
   // dσ(a) = σ(a)(1 - σ(a)) da
   sigmoid: unary('Sigmoid', ({ g, out }) => [mul(g, mul(out, sub(1, out)))]),
   sign: { infer: (ins) => ins[0]!, vjp: 'nondiff', emit: emitAs('Sign') },
+  // the value passes unchanged, the gradient stops (torch's detach; straight-through estimators)
+  stopGradient: { infer: (ins) => ins[0]!, vjp: () => [null], emit: emitAs('Identity') },
   where: {
     infer: ([c, a, b]) => {
       if (c!.dtype !== 'bool') fail(`condition must be bool, got ${c!.dtype}`);
@@ -151,6 +153,8 @@ export const erf = unaryOp('erf');
 export const abs = unaryOp('abs');
 export const sigmoid = unaryOp('sigmoid');
 export const sign = unaryOp('sign');
+/** x's value with no gradient flowing back through it (torch's `detach`). */
+export const stopGradient = (a: Tensor): Tensor => apply('stopGradient', [a], none);
 export const equal = compareOp('equal');
 export const less = compareOp('less');
 export const greater = compareOp('greater');
