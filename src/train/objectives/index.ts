@@ -3,10 +3,12 @@ import { registerObjective } from './objective.js';
 import { SupervisedObjective } from './supervised.js';
 import { AdversarialObjective } from './adversarial.js';
 import { MaeObjective } from './mae.js';
+import { ClipObjective } from './clip.js';
 
 registerObjective('supervised', () => new SupervisedObjective());
 registerObjective('adversarial', (ctx) => AdversarialObjective.create(ctx));
 registerObjective('mae', (ctx) => MaeObjective.create(ctx));
+registerObjective('clip', (ctx) => ClipObjective.create(ctx));
 
 export { createObjective, listObjectives, registerObjective, type Objective, type ObjectiveContext, type ObjectiveEvaluation, type EvaluationContext, type ObjectiveFactory } from './objective.js';
 export { SupervisedObjective } from './supervised.js';

@@ -46,6 +46,8 @@ export interface Objective {
    */
   feeds(batch: Batch, micro: number): Promise<Record<string, Feed>> | Record<string, Feed>;
   evaluate(ctx: EvaluationContext): Promise<ObjectiveEvaluation>;
+  /** Runs after each optimiser update (CLIP clamps its learnable temperature there, as open_clip). */
+  afterOptimizerStep?(model: ImageModel): void;
   /** State kept between steps (saved in state.safetensors under `objective.<key>`). */
   stateTensors?(): Record<string, Float32Array>;
   loadStateTensors?(tensors: Record<string, Float32Array>): void;
@@ -58,6 +60,8 @@ export interface ObjectiveContext {
   /** The eval transform of the run's data (mean/std for attacks in pixel space). */
   transform: EvalTransform;
   classes: number;
+  /** The data's class names (an image–caption manifest's captions). */
+  classNames?: readonly string[];
   session: SessionOptions;
 }
 
