@@ -8,7 +8,9 @@
  *   3. beside a random start of the same image tower with the same budget (`train --model clip_tiny`).
  * Prints a JSON line per step and a Markdown table.
  *
- *   npx tsx bench/clip_fm_target.ts [--pretrain 2000] [--finetune 1000] [--test 1000] [--epochs 5] [--threads 2] [--seed 0] [--out DIR]
+ * Steps 2 and 3 run at each fine-tuning lr of `--lr` (a list).
+ *
+ *   npx tsx bench/clip_fm_target.ts [--pretrain 2000] [--finetune 1000] [--test 1000] [--epochs 5] [--lr 5e-4,1e-4] [--threads 2] [--seed 0] [--out DIR]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -22,6 +24,7 @@ const arg = (name: string, fallback: string) => {
 };
 const n = { pretrain: Number(arg('pretrain', '2000')), finetune: Number(arg('finetune', '1000')), test: Number(arg('test', '1000')) };
 const epochs = arg('epochs', '5');
+const lrs = arg('lr', '5e-4,1e-4').split(',');
 const threads = arg('threads', '2');
 const seed = arg('seed', '0');
 const out = arg('out', mkdtempSync(join(tmpdir(), 'clip-fm-')));
@@ -44,14 +47,18 @@ const pre = tessera(['pretrain', '--method', 'clip', '--dataset', data.captions,
   '--batch-size', '64', '--output', join(out, 'clip'), ...common]);
 const ckpt = join(out, 'clip', 'last.safetensors');
 const zs = tessera(['eval', '--zero-shot', '--checkpoint', ckpt, '--dataset', data.labels, '--split', 'test', '--threads', threads]);
-const ftArgs = ['--dataset', data.labels, '--epochs', '1', '--batch-size', '32', '--lr', '5e-4', '--warmup-epochs', '0', ...common];
-const ft = tessera(['train', '--pretrained', ckpt, '--model', 'clip_tiny', '--output', join(out, 'ft'), ...ftArgs]);
-const scratch = tessera(['train', '--model', 'clip_tiny', '--output', join(out, 'scratch'), ...ftArgs]);
+const runs = lrs.map((lr) => {
+  const ftArgs = ['--dataset', data.labels, '--epochs', '1', '--batch-size', '32', '--lr', lr, '--warmup-epochs', '0', ...common];
+  const ft = tessera(['train', '--pretrained', ckpt, '--model', 'clip_tiny', '--output', join(out, `ft-${lr}`), ...ftArgs]);
+  const scratch = tessera(['train', '--model', 'clip_tiny', '--output', join(out, `scratch-${lr}`), ...ftArgs]);
+  return { ft: ft.result.top1 as number, scratch: scratch.result.top1 as number };
+});
 
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+const code = (t: string) => `\`${t}\``;
 console.log(`
-| start (tessera ${'`'}clip_tiny${'`'} image tower) | zero-shot top-1 | top-1 after 1 epoch |
-|---|---|---|
-| ${'`'}pretrain --method clip${'`'}, ${epochs} epochs on ${n.pretrain} captioned images (${pre.seconds.toFixed(0)} s) | ${pct(zs.result.top1)} | ${pct(ft.result.top1)} |
-| random init | — | ${pct(scratch.result.top1)} |
+| start of the ${code('clip_tiny')} image tower | zero-shot top-1 | ${lrs.map((lr) => `1 epoch, lr ${lr}`).join(' | ')} |
+|---|---|${lrs.map(() => '---|').join('')}
+| ${code('pretrain --method clip')}, ${epochs} epochs on ${n.pretrain} captioned images (${pre.seconds.toFixed(0)} s) | ${pct(zs.result.top1)} | ${runs.map((r) => pct(r.ft)).join(' | ')} |
+| random init, same budget | — | ${runs.map((r) => pct(r.scratch)).join(' | ')} |
 `);
