@@ -168,14 +168,16 @@ function toHf(sd: StateDict): StateDict {
   return out;
 }
 
-function hfConfig(c: ClipConfig): Record<string, unknown> {
+/** `special`: the tokenizer's start/end ids when known (a tokenizer smaller than the vocabulary does not end it). */
+function hfConfig(c: ClipConfig, special?: { startId: number; endId: number }): Record<string, unknown> {
   return {
     architectures: ['CLIPModel'], model_type: 'clip', projection_dim: c.embedDim,
     text_config: {
       hidden_size: c.text.width, intermediate_size: c.text.mlpWidth, num_attention_heads: c.text.heads, num_hidden_layers: c.text.layers,
       max_position_embeddings: c.contextLength, vocab_size: c.vocabSize, hidden_act: c.act, layer_norm_eps: c.eps,
       // CLIP's <|startoftext|> and <|endoftext|> are the last two ids of its vocabulary
-      bos_token_id: c.vocabSize - 2, eos_token_id: c.vocabSize - 1,
+      // (HF pools the text at the first eos_token_id unless it is the legacy 2, then at the largest id)
+      bos_token_id: special?.startId ?? c.vocabSize - 2, eos_token_id: special?.endId ?? c.vocabSize - 1,
     },
     vision_config: {
       hidden_size: c.vision.width, intermediate_size: c.vision.mlpWidth, num_attention_heads: c.vision.heads, num_hidden_layers: c.vision.layers,
@@ -209,7 +211,7 @@ export function writeClip(model: ClipModel, layout: ClipLayout, out: string, tok
   }
   makeDir(out);
   writeSafetensors(join(out, 'model.safetensors'), toHf(sd), { format: 'pt' });
-  writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(hfConfig(model.config), null, 1)}\n`);
+  writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(hfConfig(model.config, tokenizer), null, 1)}\n`);
   written.push(join(out, 'config.json'), join(out, 'model.safetensors'));
   if (files) {
     writeFileAtomic(join(out, 'vocab.json'), files.vocabJson);

@@ -7,7 +7,8 @@
  * - logit_scale is clamped to [0, ln 100] after an update, as open_clip's train.py;
  * - the command on an image–caption manifest of coloured squares: the run directory with the
  *   tokenizer copied in, a loss that falls, zero-shot on its checkpoint naming the colours, and
- *   `convert --to openai | hf` writing what reads back to the same weights (and zero-shot logits);
+ *   `convert --to openai | hf` writing what reads back to the same weights (and zero-shot logits),
+ *   HF's config naming the tokenizer's own start/end ids;
  * - one-line errors: a dataset that is not a manifest, a caption longer than the context, a
  *   tokenizer larger than the model's vocabulary.
  */
@@ -131,6 +132,12 @@ describe('tessera pretrain --method clip', () => {
       const c = await runCli(['convert', '--checkpoint', ckpt, '--to', to, '--out', out]);
       expect(c.code, c.stderr).toBe(0);
       expect(existsSync(tokenizerFile)).toBe(true);
+      if (to === 'hf') {
+        // the toy tokenizer is smaller than the model's vocabulary: HF pools the text at its own end-of-text id
+        const text = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).text_config;
+        expect([text.bos_token_id, text.eos_token_id]).toEqual([toyTokenizer().startId, toyTokenizer().endId]);
+        expect(toyTokenizer().endId).toBeLessThan(767);
+      }
       const back = readClipCheckpoint(out);
       expect(back.layout).toBe(to);
       expect(Object.keys(back.stateDict).sort()).toEqual(Object.keys(source).sort());
