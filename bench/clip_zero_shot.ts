@@ -5,7 +5,11 @@
  * interleaved round by round, the median of each side reported with their ratio. The text side is
  * not timed: zero-shot encodes the prompts once before the first image.
  *
- *   npx tsx bench/clip_zero_shot.ts [--model ViT-B-32] [--batch 8] [--rounds 7] [--threads 2]
+ * With a list of thread counts (`--threads 1,2`) each count is a run of its own: both sessions
+ * opened at that count, timed interleaved as above. PyTorch eager on the same tower (the peer
+ * script, torch.set_num_threads per count) is a third column, timed in its own process.
+ *
+ *   npx tsx bench/clip_zero_shot.ts [--model ViT-B-32] [--batch 8] [--rounds 7] [--threads 2 | --threads 1,2]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,7 +28,7 @@ const arg = (name: string, fallback: string) => {
 const name = arg('model', 'ViT-B-32');
 const batch = Number(arg('batch', '8'));
 const rounds = Number(arg('rounds', '7'));
-const threads = Number(arg('threads', String(physicalCores())));
+const threadCounts = arg('threads', String(physicalCores())).split(',').map(Number);
 
 const dir = mkdtempSync(join(tmpdir(), 'clip-bench-'));
 try {
@@ -33,31 +37,33 @@ try {
   const clip = new ClipModel(config, 1);
   const weights = writeClip(clip, 'openai', join(dir, 'clip.safetensors'));
   const onnx = join(dir, 'torch_tower.onnx');
-  const peer = JSON.parse(execFileSync('/usr/bin/python3', [new URL('peers/torch_clip_tower.py', import.meta.url).pathname, weights, onnx, name], {
+  const peer = JSON.parse(execFileSync('/usr/bin/python3', [new URL('peers/torch_clip_tower.py', import.meta.url).pathname, weights, onnx, name, String(batch), String(rounds), threadCounts.join(',')], {
     env: { ...process.env, PYTHONPATH: process.env.TESSERA_TORCH2_PATH ?? '/opt/torch2' }, encoding: 'utf8',
-  }).trim().split('\n').pop()!) as { torch: string };
+  }).trim().split('\n').pop()!) as { torch: string; eager_images_per_second: Record<string, number> };
 
   const s = config.imageSize;
   const x = Float32Array.from({ length: batch * 3 * s * s }, (_, i) => Math.sin(0.37 * i));
-  const tessera = await compile((img) => ({ embedding: clip.encodeImage(img) }), [{ name: 'x', shape: ['batch', 3, s, s] }], { threads });
-  const ort = await openSession(readFileSync(onnx), { threads });
-  const runTessera = async () => (await tessera.run({ x })).embedding!.data as Float32Array;
-  const runOrt = async () => (await ort.run({ x: { dtype: 'float32', data: x, shape: [batch, 3, s, s] } })).embedding!.data as Float32Array;
-  // the same tower: outputs agree before anything is timed
-  const [a, b] = [await runTessera(), await runOrt()];
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-  const times: { tessera: number[]; ort: number[] } = { tessera: [], ort: [] };
-  const time = async (fn: () => Promise<unknown>) => { const t0 = performance.now(); await fn(); return (performance.now() - t0) / 1000; };
-  for (let r = 0; r < rounds; r++) {
-    // alternate which side goes first, so neither always runs on a warmer (or more contended) machine
-    if (r % 2) { times.ort.push(await time(runOrt)); times.tessera.push(await time(runTessera)); } else { times.tessera.push(await time(runTessera)); times.ort.push(await time(runOrt)); }
+  for (const threads of threadCounts) {
+    const tessera = await compile((img) => ({ embedding: clip.encodeImage(img) }), [{ name: 'x', shape: ['batch', 3, s, s] }], { threads });
+    const ort = await openSession(readFileSync(onnx), { threads });
+    const runTessera = async () => (await tessera.run({ x })).embedding!.data as Float32Array;
+    const runOrt = async () => (await ort.run({ x: { dtype: 'float32', data: x, shape: [batch, 3, s, s] } })).embedding!.data as Float32Array;
+    // the same tower: outputs agree before anything is timed
+    const [a, b] = [await runTessera(), await runOrt()];
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    const times: { tessera: number[]; ort: number[] } = { tessera: [], ort: [] };
+    const time = async (fn: () => Promise<unknown>) => { const t0 = performance.now(); await fn(); return (performance.now() - t0) / 1000; };
+    for (let r = 0; r < rounds; r++) {
+      // alternate which side goes first, so neither always runs on a warmer (or more contended) machine
+      if (r % 2) { times.ort.push(await time(runOrt)); times.tessera.push(await time(runTessera)); } else { times.tessera.push(await time(runTessera)); times.ort.push(await time(runOrt)); }
+    }
+    const median = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)]!;
+    const ips = { tessera: batch / median(times.tessera), ort: batch / median(times.ort) };
+    console.log(JSON.stringify({ model: name, batch, rounds, threads, torch: peer.torch, maxAbsDiff: diff, imagesPerSecond: { ...ips, torchEager: peer.eager_images_per_second[String(threads)] }, ratio: ips.tessera / ips.ort, date: new Date().toISOString() }));
+    await tessera.dispose();
+    await ort.release();
   }
-  const median = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)]!;
-  const ips = { tessera: batch / median(times.tessera), ort: batch / median(times.ort) };
-  console.log(JSON.stringify({ model: name, batch, rounds, threads, torch: peer.torch, maxAbsDiff: diff, imagesPerSecond: ips, ratio: ips.tessera / ips.ort, date: new Date().toISOString() }));
-  await tessera.dispose();
-  await ort.release();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -2,11 +2,15 @@
 wrote, for bench/clip_zero_shot.ts: ORT then runs PyTorch's export of the same tower.
 
 argv: weights.safetensors (OpenAI keys, visual.* used) out.onnx name (ViT-B-32 …)
+      [batch rounds threads,…]: also time PyTorch eager on the tower (torch.no_grad, the same
+      input as the TS side: sin(0.37 · i)), median of `rounds` runs after one warm-up, at each
+      thread count (torch.set_num_threads), printed as eager_images_per_second.
 Run with PYTHONPATH=/opt/torch2 /usr/bin/python3 (torch 2.x; its TorchScript-based exporter).
 """
 import json
 import os
 import sys
+import time
 
 import numpy as np
 import torch
@@ -30,7 +34,24 @@ def main():
     with torch.no_grad():
         torch.onnx.export(tower, (x,), out, input_names=["x"], output_names=["embedding"], dynamic_axes={"x": {0: "batch"}, "embedding": {0: "batch"}},
                           opset_version=17, dynamo=False)
-    print(json.dumps({"torch": torch.__version__, "out": out}))
+    result = {"torch": torch.__version__, "out": out}
+    if len(sys.argv) > 4:
+        batch, rounds = int(sys.argv[4]), int(sys.argv[5])
+        s = c["image_size"]
+        xb = torch.sin(0.37 * torch.arange(batch * 3 * s * s, dtype=torch.float64)).float().reshape(batch, 3, s, s)
+        eager = {}
+        for t in [int(v) for v in sys.argv[6].split(",")]:
+            torch.set_num_threads(t)
+            times = []
+            with torch.no_grad():
+                tower(xb)
+                for _ in range(rounds):
+                    t0 = time.perf_counter()
+                    tower(xb)
+                    times.append(time.perf_counter() - t0)
+            eager[str(t)] = batch / sorted(times)[len(times) // 2]
+        result["eager_images_per_second"] = eager
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

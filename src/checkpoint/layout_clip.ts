@@ -5,13 +5,16 @@
  * The tokenizer's files are found beside the weights (see src/text/clip_tokenizer.ts).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { StateDict, StateTensor } from '../nn/module.js';
 import { ClipModel, inferClipConfig, type ClipActivation, type ClipConfig } from '../models/clip.js';
 import { LayoutError, readTensorFile, toStateDict } from './layout_common.js';
 import { weightsIn } from './layouts.js';
 import { writeSafetensors } from './safetensors.js';
 import { makeDir, writeFileAtomic } from './atomic.js';
+import { serializeTorchFile } from './torch_file.js';
+import type { ClipTokenizer } from '../text/clip_tokenizer.js';
 
 export type ClipLayout = 'openai' | 'hf';
 
@@ -165,14 +168,16 @@ function toHf(sd: StateDict): StateDict {
   return out;
 }
 
-function hfConfig(c: ClipConfig): Record<string, unknown> {
+/** `special`: the tokenizer's start/end ids when known (a tokenizer smaller than the vocabulary does not end it). */
+function hfConfig(c: ClipConfig, special?: { startId: number; endId: number }): Record<string, unknown> {
   return {
     architectures: ['CLIPModel'], model_type: 'clip', projection_dim: c.embedDim,
     text_config: {
       hidden_size: c.text.width, intermediate_size: c.text.mlpWidth, num_attention_heads: c.text.heads, num_hidden_layers: c.text.layers,
       max_position_embeddings: c.contextLength, vocab_size: c.vocabSize, hidden_act: c.act, layer_norm_eps: c.eps,
       // CLIP's <|startoftext|> and <|endoftext|> are the last two ids of its vocabulary
-      bos_token_id: c.vocabSize - 2, eos_token_id: c.vocabSize - 1,
+      // (HF pools the text at the first eos_token_id unless it is the legacy 2, then at the largest id)
+      bos_token_id: special?.startId ?? c.vocabSize - 2, eos_token_id: special?.endId ?? c.vocabSize - 1,
     },
     vision_config: {
       hidden_size: c.vision.width, intermediate_size: c.vision.mlpWidth, num_attention_heads: c.vision.heads, num_hidden_layers: c.vision.layers,
@@ -182,17 +187,36 @@ function hfConfig(c: ClipConfig): Record<string, unknown> {
 }
 
 /**
- * Writes a CLIP: 'openai' as one bare .safetensors file at `out`, 'hf' as a directory `out`
- * with config.json + model.safetensors. Each file is written atomically.
+ * Writes a CLIP: 'openai' as one bare state dict at `out` (.safetensors, or a torch.load-able
+ * .pt/.pth/.bin), 'hf' as a directory `out` with config.json + model.safetensors. With a
+ * `tokenizer`, its files go beside the weights as each layout's loaders look for them
+ * (bpe_simple_vocab_16e6.txt.gz; vocab.json + merges.txt). Each file is written atomically.
+ * Returns `out`; `written`, when given, receives every file written.
  */
-export function writeClip(model: ClipModel, layout: ClipLayout, out: string): string {
+export function writeClip(model: ClipModel, layout: ClipLayout, out: string, tokenizer?: ClipTokenizer, written: string[] = []): string {
   const sd = model.stateDict();
+  const files = tokenizer?.files();
   if (layout === 'openai') {
-    writeSafetensors(out, sd);
+    makeDir(dirname(out));
+    if (['.pt', '.pth', '.bin'].includes(extname(out).toLowerCase())) {
+      writeFileAtomic(out, serializeTorchFile(Object.entries(sd).map(([k, t]) => [k, { dtype: 'F32', shape: [...t.shape], bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) }])));
+    } else writeSafetensors(out, sd);
+    written.push(out);
+    if (files) {
+      const bpe = join(dirname(out), 'bpe_simple_vocab_16e6.txt.gz');
+      writeFileAtomic(bpe, gzipSync(files.merges));
+      written.push(bpe);
+    }
     return out;
   }
   makeDir(out);
   writeSafetensors(join(out, 'model.safetensors'), toHf(sd), { format: 'pt' });
-  writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(hfConfig(model.config), null, 1)}\n`);
+  writeFileAtomic(join(out, 'config.json'), `${JSON.stringify(hfConfig(model.config, tokenizer), null, 1)}\n`);
+  written.push(join(out, 'config.json'), join(out, 'model.safetensors'));
+  if (files) {
+    writeFileAtomic(join(out, 'vocab.json'), files.vocabJson);
+    writeFileAtomic(join(out, 'merges.txt'), files.merges);
+    written.push(join(out, 'vocab.json'), join(out, 'merges.txt'));
+  }
   return out;
 }

@@ -89,8 +89,10 @@ export const preprocessOptionNames = ['checkpoint', 'model', 'imgSize', 'mean', 
 export const rebuiltOnnxCheckpointHelp = 'a checkpoint (tessera/timm .safetensors, .pth, a Hugging Face directory) or a float32 .onnx file from `tessera export` (the model is rebuilt from its weights)';
 
 /** --checkpoint (mandatory, with the command's own help when given), --model and the preprocessing overrides, in that order. */
-export function addPreprocessOptions(cmd: Command, checkpointHelp?: string): Command {
+/** `omit`: options a command has no use for (zero-shot reads its architecture from the checkpoint: no --model). */
+export function addPreprocessOptions(cmd: Command, checkpointHelp?: string, omit: readonly (typeof preprocessOptionNames)[number][] = []): Command {
   for (const name of preprocessOptionNames) {
+    if (omit.includes(name)) continue;
     cmd.addOption(sharedOption(name, name === 'checkpoint' ? { required: true, description: checkpointHelp } : {}));
   }
   return cmd;

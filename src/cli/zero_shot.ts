@@ -38,6 +38,7 @@ export function addTemplateOption(cmd: Command): Command {
  * text tower or tokenizer files fails on what was read (exit 1). Each is one line.
  */
 export async function openZeroShot(f: ZeroShotFlags, labels: readonly string[], threads?: number): Promise<{ model: ClipImageClassifier; transform: EvalTransform }> {
+  // eval --zero-shot has --model (for eval's other modes); zero-shot itself has none
   if (f.model) throw new UsageError(`--model is not used by zero-shot: the CLIP architecture is read from ${f.checkpoint}`);
   const { model: clip, checkpoint } = loadClip(f.checkpoint);
   const tokenizer = ClipTokenizer.find(checkpoint.folder);
@@ -74,7 +75,7 @@ function labelsOf(f: Flags): string[] {
 export function registerZeroShotCommand(program: Command): void {
   const cmd = program.command('zero-shot').description('classify images with a CLIP checkpoint by text prompts of the labels (no training)')
     .argument('<images...>', 'image files, directories or quoted glob patterns');
-  addPreprocessOptions(cmd, 'a CLIP checkpoint: OpenAI/open_clip state dict (.pt, .bin, .safetensors) or a Hugging Face CLIPModel directory, with its tokenizer files beside it (bpe_simple_vocab_16e6.txt.gz, or vocab.json + merges.txt)')
+  addPreprocessOptions(cmd, 'a CLIP checkpoint: OpenAI/open_clip state dict (.pt, .bin, .safetensors) or a Hugging Face CLIPModel directory, with its tokenizer files beside it (bpe_simple_vocab_16e6.txt.gz, or vocab.json + merges.txt)', ['model', 'modelKwargs'])
     .option('--labels <list>', 'labels separated by commas, e.g. cat,dog,bird')
     .option('--labels-file <file>', 'labels, one a line');
   addTemplateOption(cmd)

@@ -190,18 +190,27 @@ export function l2Normalize(x: Tensor): Tensor {
   return div(x, sqrt(sum(mul(x, x), [x.rank - 1], true)));
 }
 
+/** A whole CLIP's config: the architecture plus the common args an ImageModel stores (no classes: its output is the image embedding). */
+export type ClipModelConfig = ClipConfig & CommonModelArgs;
+
 /**
  * The whole CLIP: `visual.*` and the text tower at the top level, as OpenAI's state dict holds
- * them. Not an ImageModel (it has two inputs); `ClipImageClassifier` is its image tower as one.
+ * them. As an ImageModel (family clip_contrastive, what `pretrain --method clip` trains) its
+ * output is the normalised image embedding; the text tower is reached through encodeText, by
+ * the contrastive objective. `ClipImageClassifier` is the image tower alone with a class head.
  */
-export class ClipModel extends Module {
+export class ClipModel extends ImageModel {
+  readonly family = 'clip_contrastive';
+  readonly config: ClipModelConfig;
   readonly visual: ClipVisionTower;
   readonly transformer: ClipTransformer;
   readonly lnFinal: LayerNorm;
 
-  constructor(readonly config: ClipConfig, seed = 0) {
+  /** `imgSize` (train's --img-size) overrides imageSize; classes are always 0. */
+  constructor(config: ClipConfig & Partial<CommonModelArgs>, seed = config.seed ?? 0) {
     super();
-    const c = config;
+    const imageSize = config.imgSize ?? config.imageSize;
+    const c = (this.config = { ...config, imageSize, imgSize: imageSize, inChans: 3, numClasses: 0, dropPathRate: 0, dropRate: 0, seed });
     const rng = new Random(seed);
     const w = c.text.width;
     this.visual = this.addChild('visual', new ClipVisionTower(c, rng));
@@ -211,6 +220,37 @@ export class ClipModel extends Module {
     this.lnFinal = this.addChild('ln_final', new LayerNorm(w, c.eps));
     this.addParam('text_projection', [w, c.embedDim], normal(w ** -0.5), rng);
     this.addParam('logit_scale', [], () => Float32Array.of(Math.log(1 / 0.07)));
+  }
+
+  get numFeatures(): number {
+    return this.config.embedDim;
+  }
+
+  forwardFeatures(x: Tensor): Tensor {
+    return this.visual.forward(x);
+  }
+
+  /** The normalised image embedding, as logits and features (no head). */
+  forwardHead(embedding: Tensor): { logits: Tensor; features: Tensor } {
+    const features = this.scoped(embedding.graph, () => l2Normalize(embedding));
+    return { logits: features, features };
+  }
+
+  /** The image tower's layers as ClipImageClassifier's; the text tower and logit_scale go with the last group. */
+  layerGrouping(): LayerGrouping {
+    const depth = this.config.vision.layers;
+    return {
+      blocks: depth,
+      layerOf(key) {
+        const m = /^visual\.transformer\.resblocks\.(\d+)\./.exec(key);
+        if (m) return Number(m[1]) + 1;
+        return /^visual\.(conv1|class_embedding|positional_embedding|ln_pre)/.test(key) ? 0 : depth + 1;
+      },
+    };
+  }
+
+  headKeys(): string[] {
+    return [];
   }
 
   get logitScale(): number {

@@ -11,6 +11,7 @@ import { swinEntries } from './swin.js';
 import { cvtEntries } from './cvt.js';
 import { mobilevitEntries } from './mobilevit.js';
 import { clipEntries } from './clip.js';
+import { clipContrastiveEntries } from './clip_contrastive.js';
 import { maeEntries } from './mae.js';
 import { dinoEntries } from './dino.js';
 
@@ -83,5 +84,6 @@ for (const e of swinEntries) registerModel(e);
 for (const e of cvtEntries) registerModel(e);
 for (const e of mobilevitEntries) registerModel(e);
 for (const e of clipEntries) registerModel(e);
+for (const e of clipContrastiveEntries) registerModel(e);
 for (const e of maeEntries) registerModel(e);
 for (const e of dinoEntries) registerModel(e);

@@ -136,12 +136,15 @@ export const movementRules: RuleTable<keyof MovementAttrs> = {
     vjp: 'nondiff',
     emit: (ctx, { inputs: [updates, indices], out, attrs: { axis, shape }, inTypes, outType }) => {
       const n = numel(inTypes[1]!.shape);
-      if (n.power !== 0) fail('scatterAdd: indices must have a static shape');
-      const flat = [...shape.slice(0, axis), n.coef, ...shape.slice(axis + 1)];
+      // indices whose count depends on the batch (token ids [B, L]) flatten to -1, and the
+      // expanded index tensor takes the flattened updates' run-time shape
+      const dynamic = n.power !== 0;
+      const count = dynamic ? -1 : n.coef;
+      const flat = [...shape.slice(0, axis), count, ...shape.slice(axis + 1)];
       const ones = (k: number) => new Array<number>(k).fill(1);
       const u = emitReshape(ctx, updates!, flat);
-      const i1 = emitReshape(ctx, indices!, [...ones(axis), n.coef, ...ones(shape.length - axis - 1)]);
-      const i2 = ctx.op('Expand', [i1, ctx.shape(flat)]);
+      const i1 = emitReshape(ctx, indices!, [...ones(axis), count, ...ones(shape.length - axis - 1)]);
+      const i2 = ctx.op('Expand', [i1, dynamic ? ctx.op('Shape', [u]) : ctx.shape(flat)]);
       const zeros = ctx.op('Expand', [ctx.scalar(0, outType.dtype), ctx.shape(shape)]);
       ctx.op('ScatterElements', [zeros, i2, u], { axis: { i: axis }, reduction: { s: 'add' } }, out);
     },

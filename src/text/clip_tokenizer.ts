@@ -179,6 +179,16 @@ export class ClipTokenizer {
     return ids;
   }
 
+  /**
+   * The tokenizer as files: Hugging Face's vocab.json and merges.txt ("#version: 0.2", then the
+   * merges in rank order). The merges text with that header line is also OpenAI's
+   * bpe_simple_vocab_16e6.txt format, whose vocabulary follows from the merges.
+   */
+  files(): { vocabJson: string; merges: string } {
+    const vocab = Object.fromEntries([...this.encoder].sort((a, b) => a[1] - b[1]));
+    return { vocabJson: `${JSON.stringify(vocab)}\n`, merges: `#version: 0.2\n${[...this.ranks.keys()].join('\n')}\n` };
+  }
+
   /** Token ids of one text, without start/end tokens. */
   encode(text: string): number[] {
     const out: number[] = [];

@@ -1,8 +1,9 @@
 /**
  * Self-supervised pretraining and feature evaluation (`import { pretrain } from 'tessera'`):
  * `pretrain.run(cfg)` is the training loop with a pretraining objective (MAE: `method: 'mae'`,
- * an `mae_*` model; DINO: `method: 'dino'`, a `dino_*` model), the models' pieces for custom
- * loops, and weighted k-NN on features.
+ * an `mae_*` model; DINO: `method: 'dino'`, a `dino_*` model; CLIP: `method: 'clip'`, a
+ * `clip_contrastive_*` model and a caption manifest), the models' and objectives' pieces for
+ * custom loops, and weighted k-NN on features.
  */
 import { resolveTrainConfig, type TrainConfig } from './config.js';
 import { train, type TrainOptions, type TrainResult } from './trainer.js';
@@ -12,6 +13,7 @@ export { MaeObjective, drawMaskNoise, maskFeeds } from './objectives/mae.js';
 export { DinoViT, DinoHead, DinoBackbone, dinoBackboneState, dinoPosInterpolation, type DinoConfig } from '../models/dino.js';
 export { DinoObjective, dinoLoss, teacherTargets, updateCenter, teacherTemperature, cosineValue, clipPerTensor } from './objectives/dino.js';
 export { dinoViews, dinoView, type MultiCropOptions } from '../data/transforms/multi_crop.js';
+export { ClipObjective, symmetricInfoNce, MAX_LOGIT_SCALE } from './objectives/clip.js';
 export { knnEvaluate, knnVotes, knnAccuracy, l2Normalise, compileFeatures, extractFeatures, type KnnOptions, type KnnResult } from './knn.js';
 
 /**

@@ -137,7 +137,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
     throw new RangeError(`the checkpoint has ${model.numClasses} classes but ${cfg.dataset} has ${classNames.length}`);
   }
   const session = { threads: cfg.threads };
-  const objective = await createObjective(methodOf(cfg), { model, cfg, transform, classes: classNames.length, session });
+  const objective = await createObjective(methodOf(cfg), { model, cfg, transform, classes: classNames.length, classNames, session });
   const files: RunFiles = resumed ?? createRunDir(cfg.output ? resolve(cfg.output) : claimNewRunDir(defaultRunDir(cfg)), cfg, opts.overwrite);
   const meta: CheckpointMeta = { ...metaFor(modelName, model, classNames, { mean: [...transform.mean], std: [...transform.std], cropPct: transform.cropPct, interpolation: transform.interpolation }), ...data.checkpointMeta };
 
@@ -217,8 +217,8 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
           if (cfg.clipGrad && !objective.clipsGradients) clipGlobalNorm(grads, cfg.clipGrad);
           objective.beforeOptimizerStep?.({ grads, step: pos.optimizerStep, epoch, optimizer });
           optimizer.step((k) => grads.get(k), lr);
-          ema?.update(model);
           objective.afterOptimizerStep?.(pos.optimizerStep);
+          ema?.update(model);
           pos = { ...pos, optimizerStep: pos.optimizerStep + 1 };
           accumulator!.reset();
           if (opts.signal?.aborted) {

@@ -22,6 +22,10 @@ import { Random } from '../../src/random.js';
 import { DinoViT } from '../../src/models/dino.js';
 import { DinoObjective, localCropSize } from '../../src/train/objectives/dino.js';
 import { resolveTrainConfig } from '../../src/train/config.js';
+import { ClipModel } from '../../src/models/clip.js';
+import { ClipObjective } from '../../src/train/objectives/clip.js';
+import { ClipTokenizer } from '../../src/text/clip_tokenizer.js';
+import { fixturePath } from '../helpers/fixtures.js';
 
 const emitted: [string, Uint8Array][] = [];
 
@@ -88,10 +92,31 @@ async function checkDinoStep(model: DinoViT, batch: number): Promise<void> {
   expect(step.trainable.length).toBe(model.namedParameters().length);
 }
 
+/** A whole CLIP (clip_contrastive): one contrastive step gives both towers and logit_scale a finite non-zero gradient. */
+async function checkClipStep(model: ClipModel, batch: number): Promise<void> {
+  const [c, h, w] = model.inputShape;
+  const { contextLength: n, vocabSize } = model.config;
+  const step = await compileTrainStep(model, new ClipObjective(model, ClipTokenizer.fromMergesFile(fixturePath('clip_tokenizer/bpe_toy_vocab.txt.gz')), new BigInt64Array(0), []), {});
+  emitted.push([model.family, step.exe.onnx]);
+  const rand = rng(7);
+  // rows end at their largest id (the end-of-text token), at different places
+  const ids = BigInt64Array.from({ length: batch * n }, (_, i) => BigInt(i % n === (i < n ? n - 1 : 2) ? vocabSize - 1 : 1 + (i % (vocabSize - 2))));
+  const out = await step.exe.run({
+    x: { data: Float32Array.from({ length: batch * c * h * w }, () => rand() * 2 - 1), shape: [batch, c, h, w] },
+    text: { data: ids, shape: [batch, n] }, pair: { data: Float32Array.from({ length: batch * batch }, (_, i) => (i % (batch + 1) === 0 ? 1 : 0)), shape: [batch, batch] },
+  });
+  await step.exe.dispose();
+  expect(Number.isFinite(Number(out.loss!.data[0]))).toBe(true);
+  const noGradient = step.trainable.filter((k) => { const g = out[`grad/${k}`]!.data as Float32Array; return !g.every(Number.isFinite) || g.every((v) => v === 0); });
+  expect(noGradient).toEqual([]);
+  expect(step.trainable.length).toBe(model.namedParameters().length);
+}
+
 /** One forward and backward pass: right shape, finite logits, a finite non-zero gradient for every parameter. */
 async function checkStep(name: string, model: ImageModel, batch: number): Promise<void> {
   if (model instanceof MaskedAutoencoderViT) return checkPretrainStep(model, batch);
   if (model instanceof DinoViT) return checkDinoStep(model, batch);
+  if (model instanceof ClipModel) return checkClipStep(model, Math.max(batch, 2));
   const [c, h, w] = model.inputShape;
   const classes = model.numClasses;
   const traced = trainingGraph(model);

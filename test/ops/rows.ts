@@ -45,6 +45,8 @@ export const rows: Row[] = [
   { name: 'concat', prim: 'concat', ins: [{ shape: [2, 1] }, { shape: [2, 3] }, { shape: [2, 2] }], f: (a, b, c) => ops.concat([a!, b!, c!], 1) },
   { name: 'slice', prim: 'slice', ins: [{ shape: [4, 5] }], f: (x) => ops.slice(x!, [0, 1], [1, -3], [3, 5]) },
   { name: 'gather repeated', prim: 'gather', ins: [{ shape: [3, 4] }, { shape: [2, 2], init: 'indices' }], indexMax: 4, f: (x, i) => ops.gather(x!, i!, 1) },
+  // a token embedding: batch-sized ids [B, L] gather rows of a table; the gradient's scatter-add takes the run-time index count
+  { name: 'gather rows by batch-sized ids (embedding)', prim: 'gather', ins: [{ shape: [2, 4], init: 'indices', batch: true }, { shape: [6, 3] }], indexMax: 6, f: (i, x) => ops.gather(x!, i!, 0) },
   { name: 'gatherElements per-sample tokens (repeats accumulate)', prim: 'gatherElements', ins: [{ shape: [2, 5, 3], batch: true }, { shape: [2, 4, 3], init: 'indices', batch: true }], indexMax: 5, f: (x, i) => ops.gatherElements(x!, i!, 1) },
   { name: 'gatherElements repeated', prim: 'gatherElements', ins: [{ shape: [3, 4], batch: true }, { shape: [3, 5], init: 'indices', batch: true }], indexMax: 4, f: (x, i) => ops.gatherElements(x!, i!, 1) },
   { name: 'scatterElementsAdd repeated', prim: 'scatterElementsAdd', ins: [{ shape: [3, 4], batch: true }, { shape: [3, 5], init: 'indices', batch: true }, { shape: [3, 5], batch: true }], indexMax: 4, f: (d, i, u) => ops.scatterElementsAdd(d!, i!, u!, 1) },

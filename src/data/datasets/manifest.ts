@@ -1,7 +1,9 @@
 /**
  * CSV and JSONL manifests: one image per row, `path,label` (optionally `split`), paths relative
  * to the manifest's folder. A CSV header row is recognised by its column names; without one the
- * columns are path, label, split in that order.
+ * columns are path, label, split in that order. An image–caption manifest (`path,caption`, for
+ * `pretrain --method clip`) reads its captions as the labels: each distinct caption is a "class"
+ * whose name is the text, which the contrastive objective tokenises.
  */
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
@@ -14,7 +16,7 @@ export class DatasetError extends Error {
 }
 
 const PATH_KEYS = ['path', 'file', 'filename', 'filepath', 'image', 'image_path'];
-const LABEL_KEYS = ['label', 'class', 'target', 'class_name', 'category'];
+const LABEL_KEYS = ['label', 'class', 'target', 'class_name', 'category', 'caption', 'text'];
 
 export const isManifestPath = (p: string): boolean => ['.csv', '.jsonl', '.ndjson'].includes(extname(p).toLowerCase());
 

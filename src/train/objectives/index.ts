@@ -5,12 +5,14 @@ import { AdversarialObjective } from './adversarial.js';
 import { MaeObjective } from './mae.js';
 import { DinoObjective } from './dino.js';
 import { DynamicVitObjective } from './dynamicvit.js';
+import { ClipObjective } from './clip.js';
 
 registerObjective('supervised', () => new SupervisedObjective());
 registerObjective('adversarial', (ctx) => AdversarialObjective.create(ctx));
 registerObjective('mae', (ctx) => MaeObjective.create(ctx));
 registerObjective('dino', (ctx) => DinoObjective.create(ctx));
 registerObjective('dynamicvit', (ctx) => DynamicVitObjective.create(ctx));
+registerObjective('clip', (ctx) => ClipObjective.create(ctx));
 
 export { createObjective, listObjectives, registerObjective, type Objective, type ObjectiveContext, type ObjectiveEvaluation, type EvaluationContext, type ObjectiveFactory } from './objective.js';
 export { SupervisedObjective } from './supervised.js';

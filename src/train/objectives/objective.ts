@@ -55,7 +55,7 @@ export interface Objective {
   readonly clipsGradients?: boolean;
   /** Before optimiser step `step` (0-based, counted over the run): may change the gradients and the optimiser's weight decay. */
   beforeOptimizerStep?(s: { grads: Map<string, Float32Array>; step: number; epoch: number; optimizer: Optimizer }): void;
-  /** After optimiser step `step` (DINO's teacher update). */
+  /** After optimiser step `step` (0-based), before the model EMA: DINO's teacher update, CLIP's clamp of its learnable temperature (as open_clip). */
   afterOptimizerStep?(step: number): void;
   /** State kept between steps (saved in state.safetensors under `objective.<key>`). */
   stateTensors?(): Record<string, Float32Array>;
@@ -69,6 +69,8 @@ export interface ObjectiveContext {
   /** The eval transform of the run's data (mean/std for attacks in pixel space). */
   transform: EvalTransform;
   classes: number;
+  /** The data's class names (an image–caption manifest's captions). */
+  classNames?: readonly string[];
   session: SessionOptions;
 }
 
