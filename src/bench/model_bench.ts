@@ -74,7 +74,10 @@ export interface ModelBenchResult {
   engines: EngineRow[];
 }
 
-interface PeerResult { seconds: number; images_per_second: number; peak_rss_mb: number; torch?: string; warmup_seconds?: number; optimizer?: string; attention?: string }
+interface PeerResult { seconds: number; images_per_second: number; peak_rss_mb: number; torch?: string; warmup_seconds?: number; optimizer?: string; attention?: string; source?: string; params?: number }
+
+/** Families other than vit that bench/peers/torch_family.py builds. */
+export const PEER_FAMILIES = ['swin', 'convit', 'cvt', 'mobilevit'];
 
 const randomImages = (n: number, rng: Random) => {
   const x = new Float32Array(n);
@@ -187,14 +190,29 @@ export async function benchModel(opts: ModelBenchOptions, log: (msg: string) => 
 
   const peersWanted = ENGINE_IDS.filter((id) => id !== 'tessera' && wanted(id));
   if (peersWanted.length === 0) return finish();
-  // the PyTorch peer script builds timm-style ViTs from the entry's args
-  if (entry.family !== 'vit') {
+  // torch_vit.py builds timm-style ViTs from the entry's args; torch_family.py builds the other
+  // families (timm's model where the environment can import timm, else the repo's port)
+  const isVit = entry.family === 'vit';
+  if (!isVit && !PEER_FAMILIES.includes(entry.family)) {
     for (const id of peersWanted) engines.push({ id, label: id, precision: id.endsWith('bf16') ? 'bf16' : 'fp32', skipped: `no PyTorch peer for the ${entry.family} family` });
     return finish();
   }
 
-  const script = peerScript('torch_vit.py');
+  const script = peerScript(isVit ? 'torch_vit.py' : 'torch_family.py');
   const config = JSON.stringify(entry.config);
+  // torch_family.py: the family, timm's name and the full input/head config after PATH
+  const modelArgs = isVit ? [config] : [entry.family, name, JSON.stringify({ ...entry.config, inChans: c, imgSize: h, numClasses: model.numClasses })];
+  const tesseraParams = model.numParams();
+  /** A peer must build the same architecture: its parameter count is the registry's. */
+  const checked = (p: PeerResult): PeerResult => {
+    if (p.params !== undefined && p.params !== tesseraParams) {
+      throw new Error(`peer model (${p.source}) has ${p.params} parameters, the registry's ${name} has ${tesseraParams}: not the same architecture`);
+    }
+    if (p.source) peerSources.add(`${p.source}${p.torch ? ` (PyTorch ${p.torch.split('+')[0]})` : ''}`);
+    return p;
+  };
+  const peerSources = new Set<string>();
+  const attnFlags = (flags: string[]) => (isVit ? flags : flags.filter((f, i) => f !== '--attn' && flags[i - 1] !== '--attn'));
   const torch1 = probeTorch();
   const torch1Env: PythonEnv = {};
   const { env: torch2Env, probe: torch2 } = probeTorch2();
@@ -208,7 +226,7 @@ export async function benchModel(opts: ModelBenchOptions, log: (msg: string) => 
       for (const mode of ['infer', 'train'] as const) {
         const s = await sweep(threadCounts, (threads) => {
           log(`${label} ${mode === 'infer' ? 'inference' : 'training step'}, ${threads} thread(s)`);
-          return fromPeer(runPeer<PeerResult>(script, [mode, threads, batchSize, repeats, '-', config, ...flags], threads, env), threads);
+          return fromPeer(checked(runPeer<PeerResult>(script, [mode, threads, batchSize, repeats, '-', ...modelArgs, ...attnFlags(flags)], threads, env)), threads);
         });
         if (mode === 'infer') row.inference = s;
         else row.training = s;
@@ -220,13 +238,15 @@ export async function benchModel(opts: ModelBenchOptions, log: (msg: string) => 
     return row;
   };
 
+  // the ports and timm's models under 1.13 compute attention as written, not through SDPA
+  const sdpa = isVit ? ' (SDPA)' : '';
   const v2 = torch2.ok ? torch2.version.split('+')[0] : '2.x';
   const rows: [EngineId, string, PythonEnv, typeof torch1, string[]][] = [
     ['torch1', `PyTorch ${torch1.ok ? torch1.version : '1.13'} eager (Debian, OpenBLAS)`, torch1Env, torch1, ['--attn', 'math']],
-    ['torch2', `PyTorch ${v2} eager (SDPA)`, torch2Env, torch2, ['--attn', 'sdpa']],
-    ['torch2-compile', `PyTorch ${v2} torch.compile (SDPA)`, torch2Env, torch2, ['--attn', 'sdpa', '--compile']],
-    ['torch2-bf16', `PyTorch ${v2} eager (SDPA), bf16 autocast`, torch2Env, torch2, ['--attn', 'sdpa', '--bf16']],
-    ['torch2-compile-bf16', `PyTorch ${v2} torch.compile (SDPA), bf16 autocast`, torch2Env, torch2, ['--attn', 'sdpa', '--compile', '--bf16']],
+    ['torch2', `PyTorch ${v2} eager${sdpa}`, torch2Env, torch2, ['--attn', 'sdpa']],
+    ['torch2-compile', `PyTorch ${v2} torch.compile${sdpa}`, torch2Env, torch2, ['--attn', 'sdpa', '--compile']],
+    ['torch2-bf16', `PyTorch ${v2} eager${sdpa}, bf16 autocast`, torch2Env, torch2, ['--attn', 'sdpa', '--bf16']],
+    ['torch2-compile-bf16', `PyTorch ${v2} torch.compile${sdpa}, bf16 autocast`, torch2Env, torch2, ['--attn', 'sdpa', '--compile', '--bf16']],
   ];
   for (const [id, label, env, probe, flags] of rows) if (wanted(id)) engines.push(await torchRow(id, label, env, probe, flags));
 
@@ -241,7 +261,7 @@ export async function benchModel(opts: ModelBenchOptions, log: (msg: string) => 
       try {
         log(`ORT on the torch.onnx.export model (PyTorch ${probe.version})`);
         const path = join(dir, 'torch_export.onnx');
-        runPeer(script, ['export', maxThreads, 1, 1, path, config], maxThreads, env);
+        checked(runPeer<PeerResult>(script, ['export', maxThreads, 1, 1, path, ...modelArgs], maxThreads, env));
         const bytes = readFileSync(path);
         row.inference = await sweep(threadCounts, async (threads) => {
           log(`ORT on torch export inference, ${threads} thread(s)`);
@@ -259,6 +279,7 @@ export async function benchModel(opts: ModelBenchOptions, log: (msg: string) => 
     }
     engines.push(row);
   }
+  if (peerSources.size) versions['peer model'] = [...peerSources].join('; ');
   return finish();
 
   function finish(): ModelBenchResult {

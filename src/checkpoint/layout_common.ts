@@ -173,3 +173,10 @@ export function checkAgainstModel(sd: StateDict, config: VitConfig, source: stri
   if (problems.length) throw new LayoutError(`${source}: not a ViT tessera can build: ${problems.join('; ')}`);
 }
 
+/** A registered entry of the checkpoint's family whose architecture args all equal the inferred config (other families only). */
+export function matchingEntry(fc: ForeignCheckpoint): string | undefined {
+  if (!fc.family || fc.family === 'vit') return undefined;
+  const c = fc.config as unknown as Record<string, unknown>;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  return listModels().find((e) => e.family === fc.family && Object.entries(e.config).every(([k, v]) => k === 'numClasses' || same(c[k], v)))?.name;
+}

@@ -16,9 +16,10 @@ import { getFamily, inferFamily, listFamilies } from '../models/model.js';
 import type { CheckpointMeta } from './checkpoint.js';
 import { fromHf } from './layout_hf.js';
 import { fromTorchvision } from './layout_torchvision.js';
-import { cvtConfigFromHf, cvtDefaults, inferCvtConfig, isHfCvtKeys } from '../models/cvt.js';
+import { isHfCvtKeys } from '../models/cvt.js';
+import { fromHfCvt } from './layout_cvt.js';
 import {
-  LayoutError, checkAgainstModel, inferTimmConfig, readTensorFile, resolveHeads, toStateDict,
+  LayoutError, checkAgainstModel, inferTimmConfig, matchingEntry, readTensorFile, resolveHeads, toStateDict,
   type ForeignCheckpoint, type LayoutHints, type LayoutName, type Preprocessing, type RawTensors,
 } from './layout_common.js';
 
@@ -156,61 +157,6 @@ function fromTimmFamily(family: string, sd: ReturnType<typeof toStateDict>, sour
     layout: 'timm', source, stateDict: model.stateDict(), family, config: model.config as unknown as VitConfig, dropped, tessera,
     ...timmDescription(tessera, hubConfig, arch, registered, model.numClasses),
   };
-}
-
-/**
- * Hugging Face's CvtForImageClassification: its keys are the CvT family's own, so nothing is
- * renamed. The architecture is config.json's
- * (CvtConfig), else read from the shapes; num_batches_tracked (int64 in PyTorch) is read as its
- * value. The model is built through the family and loads strictly: wrong shapes and missing or
- * unexpected keys fail with the list.
- */
-function fromHfCvt(raw: RawTensors, source: string, hfConfig: Record<string, any> | undefined, preprocessor: Record<string, any> | undefined, hints: LayoutHints): ForeignCheckpoint {
-  const sd = toStateDict(raw, source, [], []);
-  let fromJson: Record<string, unknown> = {};
-  try {
-    fromJson = hfConfig ? cvtConfigFromHf(hfConfig) : {};
-  } catch (e) {
-    throw new LayoutError(`${source}: config.json: ${(e as Error).message}`);
-  }
-  const registered = hints.model && listModels().some((e) => e.name === hints.model && e.family === 'cvt') ? getModelEntry(hints.model).config : {};
-  const head = sd['classifier.weight'];
-  const p = preprocessor ?? {};
-  const size = p.crop_size?.height ?? p.size?.height ?? p.size?.shortest_edge ?? (typeof p.size === 'number' ? p.size : undefined);
-  const config = {
-    ...cvtDefaults, ...inferCvtConfig(sd), ...registered, ...fromJson, numClasses: head ? head.shape[0]! : 0, ...(typeof size === 'number' ? { imgSize: size } : {}),
-  };
-  let model;
-  try {
-    model = createFromConfig('cvt', config);
-    model.loadStateDict(sd, true);
-  } catch (e) {
-    const hint = hfConfig ? '' : ' (heads, strides and paddings are not in the weights: without config.json they are the registered CvT\'s of the same widths and depths, else cvt-13\'s)';
-    throw new LayoutError(`${source}: not a Hugging Face CvT tessera can build: ${(e as Error).message}${hint}`);
-  }
-  const labels = hfConfig?.id2label as Record<string, string> | undefined;
-  const classNames = labels && Object.keys(labels).length === model.numClasses ? Array.from({ length: model.numClasses }, (_, i) => labels[String(i)] ?? String(i)) : undefined;
-  const interpolation = ({ 2: 'bilinear', 3: 'bicubic' } as Record<number, Preprocessing['interpolation']>)[p.resample as number];
-  const preprocessing: Partial<Preprocessing> = {
-    mean: p.image_mean, std: p.image_std, interpolation, cropPct: typeof p.crop_pct === 'number' ? p.crop_pct : undefined,
-    inputSize: typeof size === 'number' ? [config.inChans, size, size] : undefined,
-  };
-  const fc: ForeignCheckpoint = {
-    layout: 'hf', source, stateDict: model.stateDict(), family: 'cvt', config: model.config as unknown as VitConfig, dropped: [],
-    modelName: hints.model, classNames,
-    preprocessing: Object.fromEntries(Object.entries(preprocessing).filter(([, v]) => v !== undefined)),
-  };
-  // a registered CvT with the same architecture (cvt_13…), else a name that says the widths and depths
-  fc.modelName ??= matchingEntry(fc) ?? `cvt_${config.embedDim.join('-')}_depth${config.depth.join('-')}`;
-  return fc;
-}
-
-/** A registered entry of the checkpoint's family whose architecture args all equal the inferred config (other families only). */
-function matchingEntry(fc: ForeignCheckpoint): string | undefined {
-  if (!fc.family || fc.family === 'vit') return undefined;
-  const c = fc.config as unknown as Record<string, unknown>;
-  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-  return listModels().find((e) => e.family === fc.family && Object.entries(e.config).every(([k, v]) => k === 'numClasses' || same(c[k], v)))?.name;
 }
 
 /**

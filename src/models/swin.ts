@@ -14,9 +14,9 @@
  */
 import { z } from 'zod';
 import type { Tensor } from '../ir/tensor.js';
-import { add, concat, gather, matmul, mean, mT, mul, pad, reshape, slice, softmax, transpose } from '../ops/index.js';
+import { add, gather, matmul, mean, mT, mul, pad, reshape, slice, softmax, transpose } from '../ops/index.js';
 import { Random } from '../random.js';
-import { Module, StateDictError, type StateDict } from '../nn/module.js';
+import { Module, type StateDict } from '../nn/module.js';
 import { LayerNorm, Linear } from '../nn/layers.js';
 import { Mlp } from '../nn/transformer.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
@@ -24,6 +24,11 @@ import { truncNormal } from '../nn/init.js';
 import { adaptPatchEmbed, dropNoiseInputs } from './family_parts.js';
 import type { ModelEntry, PretrainedConfig } from './registry.js';
 import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type NoiseInput, type TokenGrid } from './model.js';
+import { inferSwinConfig, swinCheckpointFilter } from '../checkpoint/layout_swin.js';
+
+// the checkpoint filter and the window tables are part of the family's public surface
+export { inferSwinConfig, swinCheckpointFilter, relativePositionIndex, shiftedWindowMask };
+import { relativePositionIndex, roll, shiftedWindowMask, windowPartition, windowReverse } from './swin_windows.js';
 
 export interface SwinConfig extends CommonModelArgs {
   patchSize: number;
@@ -51,68 +56,6 @@ export const swinKwargsSchema = z.object({
   patchSize: count, embedDim: count, depths: z.array(count).min(1), numHeads: z.array(count).min(1), windowSize: count,
   mlpRatio: z.number().positive(), qkvBias: z.boolean(), eps: z.number().positive(),
 }).partial().strict();
-
-// ---- window helpers --------------------------------------------------------------------------
-
-/** torch.roll along one axis: out[i] = x[(i − shift) mod n]. */
-function roll(x: Tensor, shift: number, axis: number): Tensor {
-  const n = x.shape[axis] as number;
-  const s = ((shift % n) + n) % n;
-  if (s === 0) return x;
-  return concat([slice(x, [axis], [n - s], [n]), slice(x, [axis], [0], [n - s])], axis);
-}
-
-/** [B, H, W, C] → [B·nW, w·w, C], windows in row-major order (timm's window_partition). */
-function windowPartition(x: Tensor, w: number): Tensor {
-  const [, h, wd, c] = x.shape as [unknown, number, number, number];
-  const windows = transpose(reshape(x, [-1, h / w, w, wd / w, w, c]), [0, 1, 3, 2, 4, 5]); // [B, H/w, W/w, w, w, C]
-  return reshape(windows, [-1, w * w, c]);
-}
-
-/** The inverse of windowPartition: [B·nW, w·w, C] → [B, H, W, C]. */
-function windowReverse(windows: Tensor, w: number, h: number, wd: number): Tensor {
-  const c = windows.shape[2] as number;
-  const x = transpose(reshape(windows, [-1, h / w, wd / w, w, w, c]), [0, 1, 3, 2, 4, 5]); // [B, H/w, w, W/w, w, C]
-  return reshape(x, [-1, h, wd, c]);
-}
-
-/** timm's get_relative_position_index: for each (query, key) pair of a w×w window, its row in the bias table. */
-export function relativePositionIndex(w: number): BigInt64Array {
-  const n = w * w;
-  const out = new BigInt64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      const dy = Math.floor(i / w) - Math.floor(j / w) + w - 1;
-      const dx = (i % w) - (j % w) + w - 1;
-      out[i * n + j] = BigInt(dy * (2 * w - 1) + dx);
-    }
-  }
-  return out;
-}
-
-/**
- * The shifted-window mask [nW, N, N] of a (padded) hp×wp map: 0 within a region, −100 across
- * the 3×3 regions the cyclic shift brings into one window (timm's values, not −inf).
- */
-export function shiftedWindowMask(hp: number, wp: number, w: number, shift: number): Float32Array {
-  const region = (i: number, size: number) => (i < size - w ? 0 : i < size - shift ? 1 : 2);
-  const label = (y: number, x: number) => region(y, hp) * 3 + region(x, wp);
-  const n = w * w;
-  const nw = (hp / w) * (wp / w);
-  const out = new Float32Array(nw * n * n);
-  for (let win = 0; win < nw; win++) {
-    const oy = Math.floor(win / (wp / w)) * w;
-    const ox = (win % (wp / w)) * w;
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) {
-        const a = label(oy + Math.floor(i / w), ox + (i % w));
-        const b = label(oy + Math.floor(j / w), ox + (j % w));
-        out[(win * n + i) * n + j] = a === b ? 0 : -100;
-      }
-    }
-  }
-  return out;
-}
 
 // ---- blocks ----------------------------------------------------------------------------------
 
@@ -393,57 +336,6 @@ export class SwinTransformer extends ImageModel {
   override loadStateDict(sd: StateDict, strict = true): { missing: string[]; unexpected: string[] } {
     return super.loadStateDict(swinCheckpointFilter(sd), strict);
   }
-}
-
-// ---- checkpoint filter -----------------------------------------------------------------------
-
-/**
- * Microsoft's original checkpoints and timm ≤ 0.6 put each stage's patch merging at the end of
- * the stage before (`layers.i.downsample` → `layers.{i+1}.downsample`), call the classifier
- * `head`, and save the index and mask buffers, which are rebuilt here from the config.
- */
-export function swinCheckpointFilter(sd: StateDict): StateDict {
-  const oldLayout = !('head.fc.weight' in sd) && ('head.weight' in sd || Object.keys(sd).some((k) => k.endsWith('relative_position_index')));
-  const out: StateDict = {};
-  for (const [key, t] of Object.entries(sd)) {
-    if (key.endsWith('relative_position_index') || key.endsWith('attn_mask')) continue;
-    let k = key;
-    if (oldLayout) {
-      k = k.replace(/^layers\.(\d+)\.downsample\./, (_, i: string) => `layers.${Number(i) + 1}.downsample.`);
-      k = k.replace(/^head\./, 'head.fc.');
-    }
-    if (k in out) throw new StateDictError(`swin checkpoint: ${key} and another key both map to ${k}`);
-    out[k] = t;
-  }
-  return out;
-}
-
-/**
- * A Swin's architecture from its state dict (timm's or the original layout): channels and patch
- * from the patch embedding, blocks per stage by counting, heads and window from each stage's
- * bias table, classes from the head. The image size is not in the weights: 224, or 384 for
- * 12×12 windows, as the published models are.
- */
-export function inferSwinConfig(sd: StateDict): Partial<SwinConfig> | undefined {
-  if (!('layers.0.blocks.0.attn.relative_position_bias_table' in sd)) return undefined;
-  const pe = sd['patch_embed.proj.weight'];
-  if (!pe) return undefined;
-  const [embedDim, inChans, patchSize] = pe.shape as number[];
-  const depths: number[] = [];
-  const numHeads: number[] = [];
-  for (let i = 0; `layers.${i}.blocks.0.norm1.weight` in sd; i++) {
-    let d = 0;
-    while (`layers.${i}.blocks.${d}.norm1.weight` in sd) d++;
-    depths.push(d);
-    numHeads.push(sd[`layers.${i}.blocks.0.attn.relative_position_bias_table`]!.shape[1]!);
-  }
-  const windowSize = (Math.round(Math.sqrt(sd['layers.0.blocks.0.attn.relative_position_bias_table']!.shape[0]!)) + 1) / 2;
-  const head = sd['head.fc.weight'] ?? sd['head.weight'];
-  const hidden = sd['layers.0.blocks.0.mlp.fc1.weight']!.shape[0]!;
-  return {
-    imgSize: windowSize === 12 ? 384 : 224, inChans, patchSize, embedDim, depths, numHeads, windowSize,
-    mlpRatio: hidden / embedDim!, qkvBias: 'layers.0.blocks.0.attn.qkv.bias' in sd, numClasses: head ? head.shape[0]! : 0,
-  };
 }
 
 // ---- pretrained configs and registered entries --------------------------------------------------
