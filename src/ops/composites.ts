@@ -2,7 +2,7 @@
 import type { DType } from '../ir/dtype.js';
 import { Tensor } from '../ir/tensor.js';
 import { fail } from './apply.js';
-import { add, cast, equal, erf, mul, neg, sigmoid, sub } from './elementwise.js';
+import { add, cast, div, equal, erf, exp, maximum, mul, neg, pow, sigmoid, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { reshape, unsqueeze } from './movement.js';
 import { layerNorm, logSoftmax } from './nn.js';
@@ -45,6 +45,38 @@ export function crossEntropy(logits: Tensor, targets: Tensor, { smoothing = 0 }:
   if (soft.rank !== 2) fail(`crossEntropy: targets must be int64 [N] or soft [N, C], got rank ${targets.rank}`);
   const target = smoothing > 0 ? add(mul(soft, 1 - smoothing), smoothing / classes) : soft;
   return mean(neg(sum(mul(target, logp), -1)));
+}
+
+export interface WeightedCrossEntropyOptions {
+  /** Per-class weights w [C] (e.g. sklearn's "balanced" n / (C·count_c)); none: all ones. */
+  classWeights?: Float32Array;
+  /** Focal exponent γ (Lin et al. 2017): 0 is cross-entropy; 0 < γ < 1 is refused (its gradient is infinite where p = 1). */
+  gamma?: number;
+}
+
+/**
+ * Class-weighted focal cross-entropy of `logits` [N, C] against soft targets [N, C]: each image's
+ * cross-entropy (focal: each class term scaled by (1 − p)^γ, Lin et al. 2017) weighted by its
+ * target's class weight s_n = Σ_c w_c·tₙ_c, over the sum of those weights:
+ *   L = Σₙ sₙ·Σ_c tₙ_c·(1 − pₙ_c)^γ·(−log pₙ_c) / Σₙ sₙ,   p = softmax(logits).
+ * With one-hot targets this is PyTorch's `F.cross_entropy(weight=w)` (γ = 0) and the α-balanced
+ * focal loss (α_c = w_c). The weight is the image's, not each class term's: with label smoothing,
+ * weighting the ε/C terms by a rare class's large weight would make every image of a common class
+ * predict the rare one (PyTorch's label_smoothing with weight does weight them per term).
+ */
+export function weightedCrossEntropy(logits: Tensor, targets: Tensor, { classWeights, gamma = 0 }: WeightedCrossEntropyOptions = {}): Tensor {
+  if (logits.rank !== 2 || targets.rank !== 2) fail(`weightedCrossEntropy: logits and targets must be [N, C], got ranks ${logits.rank} and ${targets.rank}`);
+  if (!(gamma === 0 || gamma >= 1)) fail(`weightedCrossEntropy: the focal gamma must be 0 or at least 1, got ${gamma}`);
+  const classes = logits.shape[1] as number;
+  if (classWeights && classWeights.length !== classes) fail(`weightedCrossEntropy: ${classWeights.length} class weights for ${classes} classes`);
+  const logp = logSoftmax(logits, -1);
+  let perClass = mul(targets, neg(logp));
+  // 1 − p floored at 1e-12: pow's gradient stays finite where the softmax rounds to exactly 1
+  if (gamma > 0) perClass = mul(perClass, pow(maximum(sub(1, exp(logp)), 1e-12), gamma));
+  if (!classWeights) return mean(sum(perClass, -1));
+  const w = logits.graph.constant(logits.dtype === 'float64' ? Float64Array.from(classWeights) : classWeights, [1, classes], logits.dtype);
+  const imageWeight = sum(mul(targets, w), -1); // [N]
+  return div(sum(mul(imageWeight, sum(perClass, -1))), sum(imageWeight));
 }
 
 /** Mean squared error. */

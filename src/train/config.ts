@@ -81,6 +81,11 @@ export const trainConfigSchema = z.object({
   decayEpochs: positive.default(30).describe('Step schedule: decay the LR by decayRate every decayEpochs.'),
   decayRate: positive.default(0.1).describe('step schedule: LR factor at each decay'),
   smoothing: z.number().min(0).lt(1).default(0.1).describe('Label smoothing ε.'),
+  loss: z.enum(['ce', 'focal']).default('ce').describe('supervised loss: ce (cross-entropy) or focal (softmax focal loss, Lin et al. 2017: each class term scaled by (1 − p)^γ)'),
+  focalGamma: z.number().refine((g) => g === 0 || g >= 1, 'must be 0 or at least 1 (between them the gradient is infinite where p = 1)').default(2).describe('focal loss exponent γ (--loss focal)'),
+  sampler: z.enum(['random', 'balanced']).default('random').describe('training order: random (a seeded permutation each epoch) or balanced (as many draws as images, with replacement, every class equally likely per draw, as PyTorch\'s WeightedRandomSampler with 1/count weights; seeded, so resume draws the same)'),
+  classWeights: z.string().regex(/^(balanced|\s*\d*\.?\d+(e-?\d+)?(\s*,\s*\d*\.?\d+(e-?\d+)?)*\s*)$/, 'must be "balanced" or positive numbers separated by commas, one per class').optional()
+    .describe('weights of the classes in the supervised loss: balanced (n / (classes · count of the class) over the training images, as sklearn) or w1,w2,… in class order; the loss is the weighted mean, as PyTorch\'s cross_entropy(weight=…), and with --loss focal they are its α'),
   hflip: prob.default(0.5).describe('Probability of a horizontal flip.'),
   cropPadding: z.number().int().min(0).default(0).describe('Random crop after zero-padding by this many pixels (0: off).'),
   reprob: prob.default(0).describe("Random erasing probability (timm's --reprob)."),

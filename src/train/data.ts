@@ -23,6 +23,8 @@ export interface TrainData {
   eval: BatchSource;
   /** The data's classes, in label order. */
   classNames: readonly string[];
+  /** Training images per class, in label order (class weights "balanced"). */
+  classCounts: readonly number[];
   /** [C, H, W] of the batches */
   imageShape: readonly [number, number, number];
   /** Unreadable files skipped so far (image datasets). */
@@ -70,16 +72,23 @@ async function openTensorData(cfg: TrainConfig, pre: DataPreprocessing, log: (m:
   const { mean, std } = pre.transform;
   return {
     train: new TensorLoader(trainSet, {
-      batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, mean, std, smoothing: cfg.smoothing, mixup: mixupOf(cfg),
+      batchSize: cfg.batchSize, shuffle: true, balanced: cfg.sampler === 'balanced', seed: cfg.seed, mean, std, smoothing: cfg.smoothing, mixup: mixupOf(cfg),
       augment: { cropPadding: cfg.cropPadding, hflip: cfg.hflip, reprob: cfg.reprob, remode: cfg.remode },
     }),
     eval: new TensorLoader(testSet, { batchSize: cfg.evalBatchSize, shuffle: false, seed: 0, mean, std }),
     classNames: trainSet.classNames,
+    classCounts: countClasses(trainSet.labels, trainSet.classNames.length),
     imageShape: trainSet.imageShape,
     skipped: () => 0,
     checkpointMeta: {},
     close: async () => {},
   };
+}
+
+function countClasses(labels: ArrayLike<number>, classes: number): number[] {
+  const counts = new Array<number>(classes).fill(0);
+  for (let i = 0; i < labels.length; i++) counts[labels[i]!]!++;
+  return counts;
 }
 
 /** Self-supervised methods: they read no labels, so a flat folder of images is a dataset for them. */
@@ -116,12 +125,13 @@ async function openImageData(cfg: TrainConfig, pre: DataPreprocessing, log: (m: 
   };
   log(describeAugment(transform, chosen.small && (cfg.scale === undefined || cfg.ratio === undefined || cfg.colorJitter === undefined)));
   const common = { seed: cfg.seed, transform, workers: cfg.workers, strict: cfg.strict, onSkip };
-  const trainLoader: ImageLoader = createImageLoader(train, { ...common, batchSize: cfg.batchSize, shuffle: true, train: true, mixup: mixupOf(cfg), smoothing: cfg.smoothing });
+  const trainLoader: ImageLoader = createImageLoader(train, { ...common, batchSize: cfg.batchSize, shuffle: true, balanced: cfg.sampler === 'balanced', train: true, mixup: mixupOf(cfg), smoothing: cfg.smoothing });
   const evalLoader: ImageLoader = createImageLoader(val, { ...common, batchSize: cfg.evalBatchSize, shuffle: false, train: false });
   return {
     train: trainLoader,
     eval: evalLoader,
     classNames: train.classNames,
+    classCounts: countClasses(train.labels, train.classNames.length),
     imageShape: trainLoader.imageShape,
     skipped: () => skippedCount,
     checkpointMeta: heldOut ? { heldOut } : {},

@@ -106,6 +106,10 @@ export const TIMM_RULES: { [K in keyof TrainConfig]-?: Rule<K> } = {
   decayEpochs: (v) => [['--decay-epochs', num(v)]],
   decayRate: () => [], // with sched
   smoothing: (v) => [['--smoothing', num(v)]],
+  loss: (v) => (v === 'ce' ? [] : none('timm\'s train.py has no focal loss')),
+  focalGamma: () => [], // only read with --loss focal, which is reported
+  classWeights: (v) => ifSet(v, 'timm\'s train.py has no class weights'),
+  sampler: (v) => (v === 'random' ? [] : none('timm\'s train.py has no class-balanced sampler')),
   hflip: (v) => [['--hflip', num(v)]],
   cropPadding: (v) => (v === 0 ? [] : none('timm has no zero-padded random crop; its RandomResizedCrop is set by --scale/--ratio')),
   reprob: (v) => [['--reprob', num(v)]],

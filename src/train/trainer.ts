@@ -137,7 +137,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
     throw new RangeError(`the checkpoint has ${model.numClasses} classes but ${cfg.dataset} has ${classNames.length}`);
   }
   const session = { threads: cfg.threads };
-  const objective = await createObjective(methodOf(cfg), { model, cfg, transform, classes: classNames.length, classNames, session });
+  const objective = await createObjective(methodOf(cfg), { model, cfg, transform, classes: classNames.length, classNames, classCounts: data.classCounts, session });
   const files: RunFiles = resumed ?? createRunDir(cfg.output ? resolve(cfg.output) : claimNewRunDir(defaultRunDir(cfg)), cfg, opts.overwrite);
   const meta: CheckpointMeta = { ...metaFor(modelName, model, classNames, { mean: [...transform.mean], std: [...transform.std], cropPct: transform.cropPct, interpolation: transform.interpolation }), ...data.checkpointMeta };
 

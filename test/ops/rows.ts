@@ -83,6 +83,7 @@ export const rows: Row[] = [
   { name: 'gelu', prim: 'gelu', ins: [{ shape: [2, 5] }], f: ops.gelu, f32: true },
   { name: 'gelu decomposed', prim: 'erf', ins: [{ shape: [2, 5] }], f: ops.geluDecomposed, f32: true },
   { name: 'crossEntropy smoothed (composite)', prim: 'logSoftmax', ins: [{ shape: [4, 5] }, { shape: [4], init: 'indices' }], indexMax: 5, f: (l, y) => ops.crossEntropy(l!, y!, { smoothing: 0.1 }) },
+  { name: 'weightedCrossEntropy focal, class-weighted (composite)', prim: 'pow', ins: [{ shape: [4, 5] }, { shape: [4, 5], init: 'positive' }], f: (l, t) => ops.weightedCrossEntropy(l!, t!, { classWeights: Float32Array.from([0.5, 2, 1, 3, 1]), gamma: 2 }) },
 ];
 
 export function initData(inp: In, dtype: DType, rand: () => number, indexMax: number): { data: ArrayLike<number | bigint>; dtype: DType } {

@@ -97,6 +97,7 @@ describe('tessera torchrun', () => {
     const unsupportedWhenSet: Record<string, unknown> = {
       method: 'adversarial', cropPadding: 4, trainLimit: 100, evalLimit: 100, threads: 2, classes: [1, 2], freeze: 'backbone', unfreezeSchedule: 2,
       valSplit: 0.2, strict: true, colorJitter: [0.4, 0.4, 0.4], adv: 'pgd', advEps: 0.1, advAlpha: 0.01, advSteps: 3, advNorm: 'l2', advEvalImages: 10,
+      loss: 'focal', classWeights: 'balanced', sampler: 'balanced',
     };
     const cfg = resolveTrainConfig(unsupportedWhenSet);
     const job = timmJob(cfg, { nprocPerNode: 1, nnodes: 1 });

@@ -6,17 +6,19 @@
 import type { Batch } from '../../data/loader/batch_source.js';
 import { AdversarialTrainer } from '../adversarial.js';
 import type { EvaluationContext, ObjectiveContext, ObjectiveEvaluation } from './objective.js';
-import { SupervisedObjective } from './supervised.js';
+import { SupervisedObjective, lossOptionsOf } from './supervised.js';
+import type { WeightedCrossEntropyOptions } from '../../ops/index.js';
 
 export class AdversarialObjective extends SupervisedObjective {
   override readonly name = 'adversarial';
 
-  private constructor(private readonly adversary: AdversarialTrainer, private readonly evalImages: number) {
-    super();
+  private constructor(private readonly adversary: AdversarialTrainer, private readonly evalImages: number, lossOptions: WeightedCrossEntropyOptions) {
+    super(lossOptions);
   }
 
-  static async create({ model, cfg, transform, session }: ObjectiveContext): Promise<AdversarialObjective> {
-    return new AdversarialObjective(await AdversarialTrainer.create(model, cfg, transform, session), cfg.advEvalImages);
+  static async create(ctx: ObjectiveContext): Promise<AdversarialObjective> {
+    const { model, cfg, transform, session } = ctx;
+    return new AdversarialObjective(await AdversarialTrainer.create(model, cfg, transform, session), cfg.advEvalImages, lossOptionsOf(ctx));
   }
 
   override async feeds(batch: Batch, micro: number): Promise<Record<string, Float32Array>> {

@@ -71,6 +71,8 @@ export interface ObjectiveContext {
   classes: number;
   /** The data's class names (an image–caption manifest's captions). */
   classNames?: readonly string[];
+  /** Training images per class, in label order. */
+  classCounts?: readonly number[];
   session: SessionOptions;
 }
 
