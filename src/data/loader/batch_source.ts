@@ -26,6 +26,27 @@ export interface BatchSource {
   close?(): Promise<void>;
 }
 
+/**
+ * A class-balanced epoch: as many draws as samples, with replacement, each sample drawn with
+ * probability ∝ 1 / (images of its class) — PyTorch's WeightedRandomSampler with those weights
+ * (every class equally likely per draw). Seeded by (seed, epoch) alone, so a resumed run draws the
+ * same epoch; a sample may appear several times in an epoch, and another not at all.
+ */
+export function balancedEpochOrder(labels: ArrayLike<number>, seed: number, epoch: number): Uint32Array {
+  const byClass = new Map<number, number[]>();
+  for (let i = 0; i < labels.length; i++) {
+    const list = byClass.get(labels[i]!);
+    if (list) list.push(i);
+    else byClass.set(labels[i]!, [i]);
+  }
+  const classes = [...byClass.keys()].sort((a, b) => a - b).map((c) => byClass.get(c)!);
+  const rng = new Random(mixSeed(seed, epoch, 0xba1a));
+  return Uint32Array.from({ length: labels.length }, () => {
+    const members = classes[rng.int(classes.length)]!;
+    return members[rng.int(members.length)]!;
+  });
+}
+
 /** An epoch's sample order: a permutation seeded by (seed, epoch), or the identity without shuffling. */
 export function epochOrder(length: number, shuffle: boolean, seed: number, epoch: number): Uint32Array {
   const idx = Uint32Array.from({ length }, (_, i) => i);

@@ -9,7 +9,7 @@
  * taken by the next decodable sample of the epoch's order, so batches keep their size; in
  * evaluation it is left out. `strict` turns the first such file into an error.
  */
-import { epochOrder } from './batch_source.js';
+import { balancedEpochOrder, epochOrder } from './batch_source.js';
 import { availableParallelism } from 'node:os';
 import { Random, mixSeed } from '../../random.js';
 import type { Batch, BatchSource } from './batch_source.js';
@@ -27,6 +27,8 @@ export interface ImageLoaderOptions {
   batchSize: number;
   /** Shuffle each epoch (training); evaluation keeps the dataset order. */
   shuffle: boolean;
+  /** Class-balanced draws with replacement instead of a permutation (balancedEpochOrder; training). */
+  balanced?: boolean;
   seed: number;
   /** Training transform (RandomResizedCrop, flips, RandAugment/ColorJitter, erasing) or the eval transform. */
   train: boolean;
@@ -120,7 +122,7 @@ export class ImageLoader implements BatchSource {
   order(epoch: number): Uint32Array {
     const cached = this.orders.get(epoch);
     if (cached) return cached;
-    const idx = epochOrder(this.dataset.length, this.opts.shuffle, this.opts.seed, epoch);
+    const idx = this.opts.balanced ? balancedEpochOrder(this.dataset.labels, this.opts.seed, epoch) : epochOrder(this.dataset.length, this.opts.shuffle, this.opts.seed, epoch);
     // prefetch runs into the next epoch while this one finishes: keep two
     if (this.orders.size >= 2) this.orders.delete(this.orders.keys().next().value!);
     this.orders.set(epoch, idx);
@@ -193,7 +195,8 @@ export class ImageLoader implements BatchSource {
       const index = order[(pos + j) % n]!;
       if (!this.bad.has(index)) {
         // a stand-in gets its own augmentation stream, not a copy of its own turn's
-        const seed = j === 0 ? mixSeed(this.opts.seed, epoch, index) : mixSeed(this.opts.seed, epoch, index, pos);
+        // (and in a balanced epoch, where an image recurs, each turn has its own)
+        const seed = j === 0 && !this.opts.balanced ? mixSeed(this.opts.seed, epoch, index) : mixSeed(this.opts.seed, epoch, index, pos);
         const r = await this.decode({ path: this.dataset.paths[index]!, train: this.opts.train, transform: this.transform, seed });
         if (this.closed) throw new Error(`the loader of ${this.dataset.name} was closed while loading`);
         if (r.ok) return { index, data: r.data };

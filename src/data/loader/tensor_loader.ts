@@ -5,7 +5,7 @@
  */
 import type { TensorDataset } from '../datasets/dataset.js';
 import { Random, mixSeed } from '../../random.js';
-import { epochOrder, type BatchSource } from './batch_source.js';
+import { balancedEpochOrder, epochOrder, type BatchSource } from './batch_source.js';
 import { applyMixup, mixupActive, type MixupOptions } from '../transforms/mixup.js';
 import { horizontalFlip, normalize, randomCropWithPadding, randomErasing, toFloatImage } from '../transforms/tensor_transforms.js';
 
@@ -15,6 +15,8 @@ export interface TensorLoaderOptions {
   batchSize: number;
   /** Shuffle each epoch (training); evaluation keeps the dataset order. */
   shuffle: boolean;
+  /** Class-balanced draws with replacement instead of a permutation (balancedEpochOrder; training). */
+  balanced?: boolean;
   seed: number;
   mean: readonly number[];
   std: readonly number[];
@@ -59,7 +61,7 @@ export class TensorLoader implements BatchSource {
   /** The epoch's sample order: a seeded permutation, or the identity without shuffling. */
   order(epoch: number): Uint32Array {
     if (this.orderCache?.epoch === epoch) return this.orderCache.order;
-    const idx = epochOrder(this.dataset.length, this.opts.shuffle, this.opts.seed, epoch);
+    const idx = this.opts.balanced ? balancedEpochOrder(this.dataset.labels, this.opts.seed, epoch) : epochOrder(this.dataset.length, this.opts.shuffle, this.opts.seed, epoch);
     this.orderCache = { epoch, order: idx };
     return idx;
   }
@@ -80,7 +82,8 @@ export class TensorLoader implements BatchSource {
       const index = order[start + b]!;
       let img = toFloatImage(ds.images.subarray(index * per, (index + 1) * per), c, h, w);
       const a = opts.augment;
-      const rng = a ? new Random(mixSeed(opts.seed, epoch, index)) : undefined;
+      // a balanced epoch repeats images: each turn gets its own augmentation
+      const rng = a ? new Random(opts.balanced ? mixSeed(opts.seed, epoch, index, start + b) : mixSeed(opts.seed, epoch, index)) : undefined;
       if (a && rng) img = horizontalFlip(randomCropWithPadding(img, a.cropPadding, rng), a.hflip, rng);
       normalize(img, opts.mean, opts.std);
       if (a && rng && a.reprob > 0) randomErasing(img, { probability: a.reprob, mode: a.remode }, rng);
