@@ -238,15 +238,7 @@ export class ClipModel extends ImageModel {
 
   /** The image tower's layers as ClipImageClassifier's; the text tower and logit_scale go with the last group. */
   layerGrouping(): LayerGrouping {
-    const depth = this.config.vision.layers;
-    return {
-      blocks: depth,
-      layerOf(key) {
-        const m = /^visual\.transformer\.resblocks\.(\d+)\./.exec(key);
-        if (m) return Number(m[1]) + 1;
-        return /^visual\.(conv1|class_embedding|positional_embedding|ln_pre)/.test(key) ? 0 : depth + 1;
-      },
-    };
+    return imageTowerLayers(this.config.vision.layers);
   }
 
   headKeys(): string[] {
@@ -331,15 +323,7 @@ export class ClipImageClassifier extends ImageModel {
 
   /** Layer ids as timm's group_matcher for open_clip towers: embeddings 0, resblock i → i + 1, ln_post/proj/head last. */
   layerGrouping(): LayerGrouping {
-    const depth = this.config.clip.vision.layers;
-    return {
-      blocks: depth,
-      layerOf(key) {
-        const m = /^visual\.transformer\.resblocks\.(\d+)\./.exec(key);
-        if (m) return Number(m[1]) + 1;
-        return /^visual\.(conv1|class_embedding|positional_embedding|ln_pre)/.test(key) ? 0 : depth + 1;
-      },
-    };
+    return imageTowerLayers(this.config.clip.vision.layers);
   }
 
   headKeys(): string[] {
@@ -464,3 +448,15 @@ registerFamily<ClipImageConfig>({
     return { clip, numClasses: sd['head.weight']?.shape[0] ?? 0 };
   },
 });
+
+/** Layer ids as timm's group_matcher for open_clip towers: embeddings 0, resblock i → i + 1, everything else (ln_post, proj, head, the text tower) last. */
+function imageTowerLayers(depth: number): LayerGrouping {
+  return {
+    blocks: depth,
+    layerOf(key) {
+      const m = /^visual\.transformer\.resblocks\.(\d+)\./.exec(key);
+      if (m) return Number(m[1]) + 1;
+      return /^visual\.(conv1|class_embedding|positional_embedding|ln_pre)/.test(key) ? 0 : depth + 1;
+    },
+  };
+}

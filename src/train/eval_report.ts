@@ -11,11 +11,11 @@ import { writeFileAtomic } from '../checkpoint/atomic.js';
 import { svgToPng } from '../data/image/image_encode.js';
 import type { EvaluationMetrics } from '../metrics/evaluation.js';
 import { renderSvg } from './charts.js';
+import { escapeHtml, htmlPage } from './report.js';
 import { prChart, reliabilityChart, rocChart } from './metric_charts.js';
 
 export interface EvaluationFigure { file: string; alt: string; caption: string }
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const num = (v: number | null, digits = 4) => (v === null ? '—' : v.toFixed(digits));
 
 /** Renders roc.png, pr.png and reliability.png into `dir` (atomically, before any page links them). */
@@ -44,7 +44,7 @@ function reliabilityAlt(m: EvaluationMetrics): string {
 
 /** The section's HTML; `figures` are the files writeEvaluationCharts wrote, relative to the page. */
 export function evaluationSectionHtml(m: EvaluationMetrics, figures: EvaluationFigure[], heading = 'Evaluation metrics'): string {
-  const rows = m.perClass.map((s) => `<tr><th scope="row">${esc(s.name)}</th><td>${num(s.precision)}</td><td>${num(s.recall)}</td><td>${num(s.f1)}</td><td>${s.support}</td><td>${num(s.rocAuc)}</td><td>${num(s.averagePrecision)}</td></tr>`);
+  const rows = m.perClass.map((s) => `<tr><th scope="row">${escapeHtml(s.name)}</th><td>${num(s.precision)}</td><td>${num(s.recall)}</td><td>${num(s.f1)}</td><td>${s.support}</td><td>${num(s.rocAuc)}</td><td>${num(s.averagePrecision)}</td></tr>`);
   rows.push(`<tr><th scope="row">macro</th><td>${num(m.macro.precision)}</td><td>${num(m.macro.recall)}</td><td>${num(m.macro.f1)}</td><td></td><td>${num(m.macro.rocAuc)}</td><td>${num(m.macro.averagePrecision)}</td></tr>`);
   rows.push(`<tr><th scope="row">weighted</th><td>${num(m.weighted.precision)}</td><td>${num(m.weighted.recall)}</td><td>${num(m.weighted.f1)}</td><td>${m.perClass.reduce((a, s) => a + s.support, 0)}</td><td></td><td></td></tr>`);
   const c = m.calibration;
@@ -55,9 +55,9 @@ export function evaluationSectionHtml(m: EvaluationMetrics, figures: EvaluationF
     ...(m.binary ? [[`Sensitivity / specificity at p(${m.binary.positiveClass}) ≥ ${m.binary.threshold}`, `${num(m.binary.sensitivity)} / ${num(m.binary.specificity)} (TP ${m.binary.tp}, FN ${m.binary.fn}, TN ${m.binary.tn}, FP ${m.binary.fp})`] as [string, string]] : []),
   ];
   return `<section aria-labelledby="evaluation-metrics">
-<h2 id="evaluation-metrics">${esc(heading)}</h2>
+<h2 id="evaluation-metrics">${escapeHtml(heading)}</h2>
 <dl>
-${facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('\n')}
+${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('\n')}
 </dl>
 <table>
 <caption>Per class (one vs rest for ROC-AUC and AP)</caption>
@@ -66,7 +66,7 @@ ${facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('\n')}
 ${rows.join('\n')}
 </tbody>
 </table>
-${figures.map((f) => `<figure>\n<img src="${esc(f.file)}" alt="${esc(f.alt)}">\n<figcaption>${esc(f.caption)}</figcaption>\n</figure>`).join('\n')}
+${figures.map((f) => `<figure>\n<img src="${escapeHtml(f.file)}" alt="${escapeHtml(f.alt)}">\n<figcaption>${escapeHtml(f.caption)}</figcaption>\n</figure>`).join('\n')}
 </section>`;
 }
 
@@ -74,34 +74,11 @@ ${figures.map((f) => `<figure>\n<img src="${esc(f.file)}" alt="${esc(f.alt)}">\n
 export async function writeEvaluationReport(dir: string, title: string, facts: [string, string][], m: EvaluationMetrics): Promise<string> {
   const figures = await writeEvaluationCharts(dir, m);
   const html = join(dir, 'eval.html');
-  writeFileAtomic(html, `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)}</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; color: #111; line-height: 1.5; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
-thead th, caption { background: #f3f3f3; }
-caption { font-weight: bold; padding: 0.25rem; text-align: left; }
-img { max-width: 100%; height: auto; }
-dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
-dt { font-weight: bold; }
-dd { margin: 0; }
-</style>
-</head>
-<body>
-<main>
-<h1>${esc(title)}</h1>
+  writeFileAtomic(html, htmlPage(title, `<h1>${escapeHtml(title)}</h1>
 <dl>
-${facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('\n')}
+${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('\n')}
 </dl>
 ${evaluationSectionHtml(m, figures)}
-</main>
-</body>
-</html>
-`);
+`));
   return html;
 }

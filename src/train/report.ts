@@ -95,8 +95,38 @@ const COLUMNS: { key: keyof EpochMetrics; label: string; format: (v: number) => 
 
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
-function escapeHtml(s: string): string {
+export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** A standalone HTML page in the reports' style (the training report, eval --report) around `main`'s content. */
+export function htmlPage(title: string, main: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; color: #111; line-height: 1.5; }
+table { border-collapse: collapse; margin: 1rem 0; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
+thead th, caption { background: #f3f3f3; }
+caption { font-weight: bold; padding: 0.25rem; text-align: left; }
+.config td, .config th { text-align: left; font-family: ui-monospace, monospace; }
+img { max-width: 100%; height: auto; }
+figure { margin: 1.5rem 0; }
+dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
+dt { font-weight: bold; }
+dd { margin: 0; }
+</style>
+</head>
+<body>
+<main>
+${main}</main>
+</body>
+</html>
+`;
 }
 
 /** Nested config objects become dotted keys (`optimizer.lr`); arrays and scalars print as JSON. */
@@ -181,29 +211,7 @@ function renderHtml(input: ReportInput, metrics: EpochMetrics[], charts: Chart[]
     return `<figure>\n<img src="${c.file}" alt="${escapeHtml(c.alt)}"${dims}>\n<figcaption>${escapeHtml(c.caption)}</figcaption>\n</figure>`;
   });
   const configRows = input.config ? flattenConfig(input.config) : [];
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; color: #111; line-height: 1.5; }
-table { border-collapse: collapse; margin: 1rem 0; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
-thead th, caption { background: #f3f3f3; }
-caption { font-weight: bold; padding: 0.25rem; text-align: left; }
-.config td, .config th { text-align: left; font-family: ui-monospace, monospace; }
-img { max-width: 100%; height: auto; }
-figure { margin: 1.5rem 0; }
-dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
-dt { font-weight: bold; }
-dd { margin: 0; }
-</style>
-</head>
-<body>
-<main>
-<h1>${escapeHtml(title)}</h1>
+  return htmlPage(title, `<h1>${escapeHtml(title)}</h1>
 <section aria-labelledby="summary">
 <h2 id="summary">Summary</h2>
 <dl>
@@ -235,8 +243,5 @@ ${configRows.map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${esc
 </tbody>
 </table>` : '<p>No configuration recorded.</p>'}
 </section>
-</main>
-</body>
-</html>
-`;
+`);
 }
