@@ -312,7 +312,7 @@ describe('a training objective defined outside src/', () => {
 
   it('an unknown method is one clear line', () => {
     return expect(train(resolveTrainConfig({ method: 'nope', epochs: 1, trainLimit: 64, evalLimit: 64, output: join(dir, 'nope') }), { datasets: data }))
-      .rejects.toThrow(/unknown training method "nope"; known methods: supervised, adversarial, mae, toy-regression/);
+      .rejects.toThrow(/unknown training method "nope"; known methods: supervised, adversarial, mae, dino, dynamicvit, clip, toy-regression/);
   });
 });
 
