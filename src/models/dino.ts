@@ -20,17 +20,11 @@ import { Module, type StateDict } from '../nn/module.js';
 import { LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
 import { ones, truncNormal, uniformFanIn } from '../nn/init.js';
-import { VisionTransformer } from './vit.js';
+import { VisionTransformer, vitEncoderConfig, type VitEncoderShape } from './vit.js';
 import type { ModelEntry } from './registry.js';
 import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type TokenGrid } from './model.js';
 
-export interface DinoConfig extends CommonModelArgs {
-  patchSize: number;
-  embedDim: number;
-  depth: number;
-  numHeads: number;
-  mlpRatio: number;
-  qkvBias: boolean;
+export interface DinoConfig extends CommonModelArgs, Required<VitEncoderShape> {
   /** Width of the head's output (the prototypes DINO's softmax runs over; 65,536 in the paper). */
   outDim: number;
   hiddenDim: number;
@@ -262,7 +256,7 @@ registerFamily<DinoConfig>({
   tinyArgs: { imgSize: 16, patchSize: 4, inChans: 3, embedDim: 24, depth: 2, numHeads: 2, mlpRatio: 2, outDim: 32, hiddenDim: 32, bottleneckDim: 16 },
   encoder: {
     family: 'vit',
-    config: (c) => ({ imgSize: c.imgSize, patchSize: c.patchSize, inChans: c.inChans, embedDim: c.embedDim, depth: c.depth, numHeads: c.numHeads, mlpRatio: c.mlpRatio, qkvBias: c.qkvBias }),
+    config: vitEncoderConfig,
     state: dinoBackboneState,
   },
   // MultiCropWrapper keys: backbone.* (a timm ViT) and the DINO head

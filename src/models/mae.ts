@@ -22,18 +22,14 @@ import { PatchEmbed } from '../nn/patch_embed.js';
 import { Block } from '../nn/transformer.js';
 import { normal } from '../nn/init.js';
 import { adaptPatchEmbed, blockLayerGrouping } from './family_parts.js';
+import { vitEncoderConfig, type VitEncoderShape } from './vit.js';
 import type { ModelEntry } from './registry.js';
 import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type TokenGrid } from './model.js';
 
-export interface MaeConfig extends CommonModelArgs {
-  patchSize: number;
-  embedDim: number;
-  depth: number;
-  numHeads: number;
+export interface MaeConfig extends CommonModelArgs, Required<Omit<VitEncoderShape, 'qkvBias'>> {
   decoderEmbedDim: number;
   decoderDepth: number;
   decoderNumHeads: number;
-  mlpRatio: number;
   /** Targets are each patch's pixels normalised by the patch's mean and (unbiased) variance. */
   normPixLoss: boolean;
 }
@@ -279,7 +275,7 @@ registerFamily<MaeConfig>({
   tinyArgs: { imgSize: 16, patchSize: 4, inChans: 3, embedDim: 24, depth: 2, numHeads: 2, decoderEmbedDim: 16, decoderDepth: 1, decoderNumHeads: 2, mlpRatio: 2 },
   encoder: {
     family: 'vit',
-    config: (c) => ({ imgSize: c.imgSize, patchSize: c.patchSize, inChans: c.inChans, embedDim: c.embedDim, depth: c.depth, numHeads: c.numHeads, mlpRatio: c.mlpRatio }),
+    config: vitEncoderConfig,
   },
   // an MAE state dict: the encoder's keys plus the official decoder's
   inferConfig(sd) {

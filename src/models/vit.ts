@@ -24,6 +24,16 @@ import { resamplePosEmbed } from './pos_embed.js';
 import { adaptPatchEmbed, blockLayerGrouping, dropNoiseInputs } from './family_parts.js';
 import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type ModelOutput, type NoiseInput, type TokenGrid } from './model.js';
 
+/** The architecture keys a ViT encoder shares with the families built around one (MAE, DINO). */
+export type VitEncoderShape = Pick<VitConfig, 'patchSize' | 'embedDim' | 'depth' | 'numHeads' | 'mlpRatio'> & Partial<Pick<VitConfig, 'qkvBias'>>;
+
+const VIT_ENCODER_KEYS = ['imgSize', 'patchSize', 'inChans', 'embedDim', 'depth', 'numHeads', 'mlpRatio', 'qkvBias'] as const;
+
+/** The `vit` config of such a family's encoder (`train --pretrained` on its weights): the keys it has of VIT_ENCODER_KEYS. */
+export function vitEncoderConfig(c: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(VIT_ENCODER_KEYS.filter((k) => c[k] !== undefined).map((k) => [k, c[k]]));
+}
+
 /** The attention options (attn_type and its mechanism's keys) are AttentionConfig's, src/nn/attention/index.ts. */
 export interface VitConfig extends CommonModelArgs, AttentionConfig {
   patchSize: number;
