@@ -21,22 +21,19 @@ CONFIG_JSON is the tessera registry entry's config (camelCase) plus inChans, img
 it builds the port (camelCase keys become the port's snake_case arguments). "params" in the output
 is the model's parameter count, for the caller to check against the registry's.
 """
-import contextlib
 import json
 import os
 import re
 import sys
-import time
 
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.normpath(os.path.join(HERE, "..", "..", "scripts"))
 sys.path.insert(0, SCRIPTS)
 
 from peer_timing import timed  # noqa: E402
-from torch_vit import make_adamw, parse_flags, peak_rss_mb  # noqa: E402
+from torch_vit import measure, parse_flags  # noqa: E402
 
 TORCH_MAJOR = int(torch.__version__.split(".")[0])
 TIMM_FAMILIES = ("swin", "convit", "mobilevit")
@@ -90,66 +87,8 @@ def main(argv):
     model, source = build_model(family, name, cfg)
     params = sum(p.numel() for p in model.parameters())
     image_shape = (cfg["inChans"], cfg["imgSize"], cfg["imgSize"])
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if flags["bf16"] else contextlib.nullcontext
-    optimizer = None
-    x = torch.randn(batch, *image_shape)
-
-    if mode == "infer":
-        model.eval()
-        if flags["compile"]:
-            import torch._inductor.config as inductor_config
-
-            inductor_config.freezing = True
-            run = torch.compile(model)
-        else:
-            run = model
-
-        def step():
-            with torch.inference_mode(), autocast():
-                run(x)
-
-    elif mode == "train":
-        model.train()
-        y = torch.randint(0, cfg["numClasses"], (batch,))
-        opt, optimizer = make_adamw(model.parameters())
-        run = torch.compile(model) if flags["compile"] else model
-
-        def step():
-            with autocast():
-                loss = F.cross_entropy(run(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-    elif mode == "export":
-        if path == "-":
-            sys.stderr.write("export needs PATH\n")
-            return 2
-        model.eval()
-        major_minor = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
-        kwargs = {"dynamo": False} if major_minor >= (2, 5) else {}
-        torch.onnx.export(model, (x,), path, opset_version=17, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, do_constant_folding=True, **kwargs)
-        import onnx
-
-        onnx.checker.check_model(onnx.load(path))
-        print(json.dumps({"mode": "export", "path": path, "torch": torch.__version__, "source": source, "params": params}))
-        return 0
-    else:
-        sys.stderr.write(f"unknown mode {mode!r}\n")
-        return 2
-
-    t0 = time.perf_counter()
-    step()  # the first call compiles, when compiling
-    warmup_seconds = time.perf_counter() - t0
-    seconds = timed(step, repeats)
-    print(json.dumps({
-        "mode": mode, "seconds": seconds, "images_per_second": batch / seconds, "peak_rss_mb": peak_rss_mb(),
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "attention": "as written (softmax(q k^T) v)",
-        "compiled": flags["compile"], "bf16": flags["bf16"], "optimizer": optimizer, "warmup_seconds": warmup_seconds,
-        "source": source, "params": params,
-    }))
-    return 0
+    return measure(model, mode, path, batch, repeats, image_shape, cfg["numClasses"], flags, "as written (softmax(q k^T) v)",
+                   {"source": source, "params": params})
 
 
 if __name__ == "__main__":

@@ -121,23 +121,17 @@ def parse_flags(rest):
     return positional, flags
 
 
-def main(argv):
-    positional, flags = parse_flags(argv[1:])
-    if len(positional) < 4:
-        sys.stderr.write(__doc__)
-        return 2
-    mode, threads, batch, repeats = positional[0], int(positional[1]), int(positional[2]), int(positional[3])
-    path = positional[4] if len(positional) > 4 else "-"
-    config = positional[5] if len(positional) > 5 else None
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model, image_shape, num_classes = build_model(config, flags["attn"])
+def measure(model, mode, path, batch, repeats, image_shape, num_classes, flags, attention, extra=None):
+    """Times MODE (infer, train) of MODEL on a random batch, or exports it to PATH (export), and
+    prints one JSON line; EXTRA is added to that line (torch_family.py's source and params)."""
+    extra = extra or {}
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if flags["bf16"] else contextlib.nullcontext
     optimizer = None
 
+    x = torch.randn(batch, *image_shape)
+
     if mode == "infer":
         model.eval()
-        x = torch.randn(batch, *image_shape)
         if flags["compile"]:
             import torch._inductor.config as inductor_config
 
@@ -152,7 +146,6 @@ def main(argv):
 
     elif mode == "train":
         model.train()
-        x = torch.randn(batch, *image_shape)
         y = torch.randint(0, num_classes, (batch,))
         opt, optimizer = make_adamw(model.parameters())
         run = torch.compile(model) if flags["compile"] else model
@@ -169,7 +162,6 @@ def main(argv):
             sys.stderr.write("export needs PATH\n")
             return 2
         model.eval()
-        x = torch.randn(batch, *image_shape)
         major_minor = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
         kwargs = {"dynamo": False} if major_minor >= (2, 5) else {}
         torch.onnx.export(
@@ -184,7 +176,7 @@ def main(argv):
         import onnx
 
         onnx.checker.check_model(onnx.load(path))
-        print(json.dumps({"mode": "export", "path": path, "torch": torch.__version__}))
+        print(json.dumps({"mode": "export", "path": path, "torch": torch.__version__, **extra}))
         return 0
     else:
         sys.stderr.write(f"unknown mode {mode!r}\n")
@@ -201,13 +193,28 @@ def main(argv):
         "peak_rss_mb": peak_rss_mb(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "attention": flags["attn"],
+        "attention": attention,
         "compiled": flags["compile"],
         "bf16": flags["bf16"],
         "optimizer": optimizer,
         "warmup_seconds": warmup_seconds,
+        **extra,
     }))
     return 0
+
+
+def main(argv):
+    positional, flags = parse_flags(argv[1:])
+    if len(positional) < 4:
+        sys.stderr.write(__doc__)
+        return 2
+    mode, threads, batch, repeats = positional[0], int(positional[1]), int(positional[2]), int(positional[3])
+    path = positional[4] if len(positional) > 4 else "-"
+    config = positional[5] if len(positional) > 5 else None
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model, image_shape, num_classes = build_model(config, flags["attn"])
+    return measure(model, mode, path, batch, repeats, image_shape, num_classes, flags, flags["attn"])
 
 
 if __name__ == "__main__":
