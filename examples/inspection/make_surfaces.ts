@@ -7,10 +7,9 @@
  *
  *   npx tsx examples/inspection/make_surfaces.ts data/surfaces [--ok 2000] [--ratio 20] [--test 200] [--seed 1]
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { Random } from '../../src/random.js';
+import { writeGreyClassFolders } from '../class_folders.js';
 
 const SIZE = 32;
 export const SURFACE_CLASSES = ['ok', 'scratch'] as const;
@@ -39,15 +38,9 @@ export function paintSurface(defect: boolean, rng: Random): Uint8Array {
   return img;
 }
 
-async function writeSurfaces(dir: string, counts: Record<(typeof SURFACE_CLASSES)[number], number>, rng: Random): Promise<void> {
-  for (const cls of SURFACE_CLASSES) {
-    mkdirSync(join(dir, cls), { recursive: true });
-    for (let i = 0; i < counts[cls]; i++) {
-      const img = paintSurface(cls === 'scratch', rng);
-      await sharp(Buffer.from(img), { raw: { width: SIZE, height: SIZE, channels: 1 } }).png().toFile(join(dir, cls, `${String(i).padStart(5, '0')}.png`));
-    }
-  }
-}
+/** Writes each class's count of images into DIR/<class>/. */
+export const writeSurfaces = (dir: string, counts: Record<(typeof SURFACE_CLASSES)[number], number>, rng: Random) =>
+  writeGreyClassFolders(dir, SIZE, counts, (cls, r) => paintSurface(cls === 'scratch', r), rng);
 
 /** train/ and val/ at 1:ratio, test/ balanced. */
 export async function makeSurfaceDataset(root: string, { ok = 2000, ratio = 20, test = 200, seed = 1 } = {}): Promise<void> {

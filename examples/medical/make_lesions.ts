@@ -9,10 +9,9 @@
  *
  *   npx tsx examples/medical/make_lesions.ts data/lesions [--benign 2000] [--ratio 20] [--test 200] [--seed 1]
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { Random } from '../../src/random.js';
+import { writeGreyClassFolders } from '../class_folders.js';
 
 const SIZE = 28;
 export const LESION_CLASSES = ['benign', 'malignant'] as const;
@@ -42,16 +41,9 @@ export function paintLesion(malignant: boolean, rng: Random): Uint8Array {
   return img;
 }
 
-/** Writes `count` images of each class into DIR/<class>/. */
-export async function writeLesions(dir: string, counts: Record<(typeof LESION_CLASSES)[number], number>, rng: Random): Promise<void> {
-  for (const cls of LESION_CLASSES) {
-    mkdirSync(join(dir, cls), { recursive: true });
-    for (let i = 0; i < counts[cls]; i++) {
-      const img = paintLesion(cls === 'malignant', rng);
-      await sharp(Buffer.from(img), { raw: { width: SIZE, height: SIZE, channels: 1 } }).png().toFile(join(dir, cls, `${String(i).padStart(5, '0')}.png`));
-    }
-  }
-}
+/** Writes each class's count of images into DIR/<class>/. */
+export const writeLesions = (dir: string, counts: Record<(typeof LESION_CLASSES)[number], number>, rng: Random) =>
+  writeGreyClassFolders(dir, SIZE, counts, (cls, r) => paintLesion(cls === 'malignant', r), rng);
 
 /** train/ and val/ at 1:ratio, test/ balanced. */
 export async function makeLesionDataset(root: string, { benign = 2000, ratio = 20, test = 200, seed = 1 } = {}): Promise<void> {
