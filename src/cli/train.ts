@@ -4,7 +4,7 @@ import { readConfigFile, resolveTrainConfig, trainConfigSchema, type TrainConfig
 import { train, type TrainResult } from '../train/trainer.js';
 import { readRunConfig as readSavedConfig } from '../train/run_dir.js';
 import { addSchemaOptions, kebab, pickSchemaValues } from './schema_options.js';
-import { createProgress, formatDuration } from './progress.js';
+import { createProgress, formatDuration, formatRate } from './progress.js';
 import { UsageError } from './output.js';
 
 /** train's options (also those of `tessera torchrun`, which translates the same recipe for timm). */
@@ -77,7 +77,7 @@ export async function runTraining(command: string, opts: Record<string, unknown>
           onStep: (s) => progress.step(s),
           onEpoch: (r) => log(`epoch ${r.epoch}/${cfg.epochs}: train loss ${r.train_loss.toFixed(4)}, ${r.eval_top1 !== undefined ? `test top-1 ${pct(r.eval_top1)}, top-5 ${pct(r.eval_top5)}` : r.eval_loss !== undefined ? `test loss ${r.eval_loss.toFixed(4)}` : 'no held-out score (DINO: tessera eval --knn)'}` +
             `${r.ema_top1 !== undefined ? `, EMA top-1 ${pct(r.ema_top1)}` : ''}${r.robust_top1 !== undefined ? `, robust top-1 ${pct(r.robust_top1)}` : ''}` +
-            `${r.skipped_files ? `, ${r.skipped_files} unreadable files skipped` : ''}, ${r.images_per_second?.toFixed(0)} img/s, ${formatDuration(r.seconds ?? 0)}`),
+            `${r.skipped_files ? `, ${r.skipped_files} unreadable files skipped` : ''}, ${formatRate(r.images_per_second ?? 0)} img/s, ${formatDuration(r.seconds ?? 0)}`),
         },
       });
     } finally {

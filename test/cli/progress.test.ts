@@ -1,6 +1,6 @@
 /** The training progress output: the bar fills per epoch, and its ETA, which is the run's, says so. */
 import { describe, expect, it } from 'vitest';
-import { createProgress } from '../../src/cli/progress.js';
+import { createProgress, formatRate } from '../../src/cli/progress.js';
 import type { StepInfo } from '../../src/train/trainer.js';
 
 /** Enough of a terminal for cli-progress: it writes, moves the cursor and clears lines. */
@@ -24,5 +24,11 @@ describe('progress', () => {
     p.step(step);
     p.stop();
     expect(s.text()).toContain('200 img/s run ETA 5m03s');
+  });
+});
+
+describe('formatRate', () => {
+  it('keeps two significant digits below 10 img/s and whole numbers above', () => {
+    expect([0.49, 0.135, 3.14159, 9.96, 10, 87.6].map(formatRate)).toEqual(['0.49', '0.14', '3.1', '10', '10', '88']);
   });
 });
