@@ -74,7 +74,10 @@ for (let r = 0; r < repeats; r++) {
     + ` (${(tileRates.at(-1)! / batchRates.at(-1)!).toFixed(3)}×); tiled per batch: cut ${ms(timings!.cut)} ms, run ${ms(timings!.run)} ms, result ${ms(timings!.result)} ms; load ${load()}`);
 }
 await infer.dispose();
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 const b = median(batchRates), tl = median(tileRates);
 console.log(`\n| model | image | tiles | batch | threads | bench batch inference (img/s) | tiled inference (tiles/s) | ratio |`);
 console.log(`|---|---|---|---|---|---|---|---|`);
