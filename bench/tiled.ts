@@ -3,16 +3,18 @@
  * target: tiles/s ≥ 1.0× batch images/s). The model is compiled as `tessera bench` compiles it;
  * the batch side is its measurement (one run of a ready [B, 3, 224, 224] batch), the tiled side
  * is predictTiles over a decoded 4096×4096 RGB image, 224-pixel tiles at 50% overlap (stride
- * 112), crop_pct 1 (tiles are not resized), the same batch size, cutting each batch while the
- * model runs the previous one. Decoding the big file is outside both timings.
+ * 112), crop_pct 1 (tiles are not resized), the same batch size. The two sides alternate which
+ * goes first in a round (ABBA), so a load that drifts within a round does not favour one side.
+ * Decoding the big file is outside both timings. Per round it prints where the tiled side's time
+ * went per batch: cutting tiles, the model runs, softmax and aggregate (predictTiles' timings).
  *
  *   npx tsx bench/tiled.ts   (BENCH_MODEL, BENCH_BATCH, BENCH_THREADS, BENCH_SIZE, BENCH_REPEATS)
  */
+import { loadavg } from 'node:os';
 import { compile } from '../src/runtime/compile.js';
-import { createModel } from '../src/models/registry.js';
-import { getModelEntry } from '../src/models/registry.js';
+import { createModel, getModelEntry } from '../src/models/registry.js';
 import { Random } from '../src/random.js';
-import { predictTiles } from '../src/predict/tiled.js';
+import { predictTiles, tileGrid, type TileTimings } from '../src/predict/tiled.js';
 import { machineDescription, ortVersion } from '../src/bench/timing.js';
 import { physicalCores } from '../src/runtime/cores.js';
 
@@ -21,6 +23,9 @@ const batchSize = Number(process.env.BENCH_BATCH ?? 32);
 const threads = Number(process.env.BENCH_THREADS ?? physicalCores());
 const size = Number(process.env.BENCH_SIZE ?? 4096);
 const repeats = Number(process.env.BENCH_REPEATS ?? 3);
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+
+console.log(`# bench/tiled.ts: ${name}, ${size}×${size} RGB, batch ${batchSize}, ${threads} ORT threads; ${machineDescription()}; node ${process.version}, onnxruntime-node ${ortVersion()}; load average ${load()} at the start`);
 
 const model = createModel(name);
 const pre = getModelEntry(name).pretrained;
@@ -33,29 +38,49 @@ const image = { kind: 'pixels' as const, img: { data: pixels, width: size, heigh
 const t = { inputSize: [c, h, w] as const, cropPct: 1, interpolation: pre.interpolation, mean: pre.mean, std: pre.std };
 const run = async (xs: Float32Array) => (await infer.run({ x: xs })).logits!.data as Float32Array;
 const classes = model.numClasses;
+const tileOptions = { tile: h, stride: h / 2, aggregate: 'mean' as const, batchSize };
+const tiles = tileGrid(size, size, h, h / 2).length;
+// the batch side makes as many runs as the tiled side, one full batch each
+const runs = Math.ceil(tiles / batchSize);
+
+const batchSide = async () => {
+  const t0 = performance.now();
+  for (let i = 0; i < runs; i++) await infer.run({ x });
+  return (runs * batchSize) / ((performance.now() - t0) / 1000);
+};
+let timings: TileTimings | undefined;
+const tiledSide = async () => {
+  const t0 = performance.now();
+  const p = await predictTiles(image, t, run, classes, tileOptions);
+  timings = p.timings;
+  return p.tiles.length / ((performance.now() - t0) / 1000);
+};
 
 // warm-up both
 for (let i = 0; i < 2; i++) await infer.run({ x });
-await predictTiles(image, t, run, classes, { tile: h, stride: h / 2, aggregate: 'mean', batchSize });
+await predictTiles(image, t, run, classes, tileOptions);
 
 const batchRates: number[] = [], tileRates: number[] = [];
-let tiles = 0;
 for (let r = 0; r < repeats; r++) {
-  // batch side: as many runs as the tiled side makes, one batch each
-  const runs = Math.ceil(((Math.ceil((size - h) / (h / 2)) + 1) ** 2) / batchSize);
-  let t0 = performance.now();
-  for (let i = 0; i < runs; i++) await infer.run({ x });
-  batchRates.push((runs * batchSize) / ((performance.now() - t0) / 1000));
-  t0 = performance.now();
-  const p = await predictTiles(image, t, run, classes, { tile: h, stride: h / 2, aggregate: 'mean', batchSize });
-  tileRates.push(p.tiles.length / ((performance.now() - t0) / 1000));
-  tiles = p.tiles.length;
-  process.stderr.write(`… round ${r + 1}/${repeats}: batch ${batchRates.at(-1)!.toFixed(1)} img/s, tiled ${tileRates.at(-1)!.toFixed(1)} tiles/s\n`);
+  if (r % 2 === 0) {
+    batchRates.push(await batchSide());
+    tileRates.push(await tiledSide());
+  } else {
+    tileRates.push(await tiledSide());
+    batchRates.push(await batchSide());
+  }
+  const k = timings!.batches, ms = (v: number) => (v / k).toFixed(1);
+  console.log(`round ${r + 1}/${repeats} (${r % 2 === 0 ? 'batch first' : 'tiled first'}): batch ${batchRates.at(-1)!.toFixed(1)} img/s, tiled ${tileRates.at(-1)!.toFixed(1)} tiles/s`
+    + ` (${(tileRates.at(-1)! / batchRates.at(-1)!).toFixed(3)}×); tiled per batch: cut ${ms(timings!.cut)} ms, run ${ms(timings!.run)} ms, result ${ms(timings!.result)} ms; load ${load()}`);
 }
 await infer.dispose();
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 const b = median(batchRates), tl = median(tileRates);
-console.log(`| model | image | tiles | batch | threads | bench batch inference (img/s) | tiled inference (tiles/s) | ratio |`);
+console.log(`\n| model | image | tiles | batch | threads | bench batch inference (img/s) | tiled inference (tiles/s) | ratio |`);
 console.log(`|---|---|---|---|---|---|---|---|`);
 console.log(`| ${name} | ${size}×${size} RGB, tile ${h}, stride ${h / 2} | ${tiles} | ${batchSize} | ${threads} | ${b.toFixed(1)} | ${tl.toFixed(1)} | ${(tl / b).toFixed(2)}× |`);
-console.log(`\n${new Date().toISOString()}, ${machineDescription()}, onnxruntime-node ${ortVersion()}, median of ${repeats} interleaved rounds`);
+const ratios = tileRates.map((v, i) => v / batchRates[i]!);
+console.log(`\n${new Date().toISOString()}, median of ${repeats} interleaved rounds (median of the per-round ratios ${median(ratios).toFixed(3)}×); load average ${load()} at the end`);

@@ -28,6 +28,8 @@ masks tessera draws on the host).
 Only torch and the standard library are used.
 """
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -93,7 +95,9 @@ class GPSA(nn.Module):
         H, hd = self.num_heads, self.head_dim
         q, k = self.qk(x).view(B, N, 2, H, hd).permute(2, 0, 3, 1, 4)  # each [B, H, N, hd]
         content = torch.softmax(q @ k.transpose(-1, -2) * hd ** -0.5, dim=-1)  # [B, H, N, N]
-        rel = relative_positions(int(round(N ** 0.5))).to(x.dtype)  # [N, N, 3]
+        # the patch tokens form a square grid; N is an int in eager mode and a 0-d tensor when
+        # torch.onnx.export traces, which isqrt takes too (the grid is fixed, so tracing it as a constant is right)
+        rel = relative_positions(math.isqrt(N)).to(x.dtype)  # [N, N, 3]
         position = torch.softmax(self.pos_proj(rel).permute(2, 0, 1), dim=-1)  # [H, N, N]
         gate = torch.sigmoid(self.gating_param).view(1, H, 1, 1)
         mixed = (1 - gate) * content + gate * position

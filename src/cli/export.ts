@@ -53,18 +53,22 @@ export function registerExportCommand(program: Command): void {
     .option('--per-tensor', 'with --quantize: one scale per weight matrix instead of per output channel')
     .option('--exclude <names>', 'with --quantize: weights to keep in float32, comma-separated (e.g. head.weight)', (v: string) => v.split(',').filter(Boolean))
     .option('--verify <dataset>', 'built-in dataset (test split) for the accuracy check, e.g. fashion-mnist')
-    .option('--calibrate <dataset>', 'same as --verify (dynamic quantisation needs no calibration data; the set is used to measure accuracy)')
+    // once an alias of --verify; "calibrate" means temperature scaling everywhere else, so the name is refused with directions
+    .addOption(new Option('--calibrate <dataset>').hideHelp())
     .addOption(sharedOption('dataDir'))
     .option('--verify-limit <n>', 'use the first N test images only', positiveInt('--verify-limit'))
     .option('--samples <n>', 'images for the ORT-vs-tessera check', positiveInt('--samples'), 8)
     .addOption(sharedOption('threads'))
     .addOption(sharedOption('json'))
     .action(async (f: ExportFlags) => {
+      if (f.calibrate !== undefined) {
+        throw new UsageError(`export has no --calibrate: int8 quantisation here is dynamic and needs no calibration data; --verify ${f.calibrate} measures accuracy on the set, and \`tessera calibrate\` fits temperature scaling into the checkpoint before export`);
+      }
       if ((f.perTensor || f.exclude) && !f.quantize) throw new UsageError('--per-tensor and --exclude only apply with --quantize int8');
       if (!f.out && !f.triton) throw new UsageError('give --out model.onnx, --triton DIR, or both');
       if (f.preferredBatchSize?.some((b) => b > f.maxBatchSize)) throw new UsageError(`--preferred-batch-size ${f.preferredBatchSize.join(',')} exceeds --max-batch-size ${f.maxBatchSize}`);
       const { model, meta } = applyModelKwargs(loadModelFile(f.checkpoint, { model: f.model }, 'export'), f.modelKwargs);
-      const datasetName = f.verify ?? f.calibrate;
+      const datasetName = f.verify;
       let dataset: TensorDataset | undefined;
       if (datasetName) {
         dataset = await loadBuiltinDataset(datasetName, 'test', { dataDir: f.dataDir });

@@ -3,17 +3,15 @@
  * and inspection users run it: tiles of `tile` pixels every `stride` pixels (the last row and
  * column are moved in to end at the image's edge, so every pixel is covered and no tile is
  * padded), each tile through the model's eval transform exactly as plain predict would put a
- * file of that size through it, the tiles batched, softmax per tile, and the image's
- * probabilities the mean or max of its tiles'. The image is decoded once; the next batch is
- * prepared while the model runs the current one.
+ * file of that size through it (tile_input.ts), the tiles batched, softmax per tile, and the
+ * image's probabilities the mean or max of its tiles'. The image is decoded once.
  */
-import { decodeBandsIfNeeded, type BandImage } from '../data/image/band_decode.js';
+import { decodeBandsIfNeeded } from '../data/image/band_decode.js';
 import { decodeFull } from '../data/image/image_decode.js';
-import { bandsToNormalizedChw, cropBands, evalBands } from '../data/transforms/band_pipeline.js';
-import { centerCropBox, evalResizeSize, resizeShorterSide } from '../data/transforms/geometry.js';
-import { cropPixels, toGrayscale, toNormalizedChw, type PixelImage } from '../data/transforms/pixels.js';
-import { resamplePixels } from '../data/transforms/resample.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
+import { tileInput, type TileBox, type TileSource } from './tile_input.js';
+
+export type { TileBox, TileSource } from './tile_input.js';
 
 export type TileAggregate = 'mean' | 'max';
 
@@ -27,9 +25,18 @@ export interface TileOptions {
   batchSize: number;
 }
 
-export interface TileBox { left: number; top: number; width: number; height: number }
-
 export interface TileResult extends TileBox { probabilities: Float32Array }
+
+/** Where a tiled prediction's time went, in milliseconds summed over its batches. */
+export interface TileTimings {
+  /** cutting and normalising tiles into the batch */
+  cut: number;
+  /** the model runs (from handing a batch over to getting its logits, less the cutting done meanwhile) */
+  run: number;
+  /** softmax per tile and the aggregate */
+  result: number;
+  batches: number;
+}
 
 export interface TiledPrediction {
   width: number;
@@ -37,6 +44,7 @@ export interface TiledPrediction {
   tiles: TileResult[];
   /** the aggregate of the tiles' probabilities */
   probabilities: Float32Array;
+  timings: TileTimings;
 }
 
 /** Starts along one axis: 0, stride, 2·stride, … and a last one ending at the edge (a tile larger than the side is clipped to it). */
@@ -54,28 +62,9 @@ export function tileGrid(width: number, height: number, tile: number, stride: nu
   return ys.flatMap((top) => xs.map((left) => ({ left, top, width: Math.min(tile, width), height: Math.min(tile, height) })));
 }
 
-/** A decoded image that tiles are cut from: 8-bit pixels (the 8-bit pipeline's arithmetic) or float bands. */
-type Decoded = { kind: 'pixels'; img: PixelImage } | { kind: 'bands'; img: BandImage };
-
-export async function decodeForTiles(input: string | Uint8Array, t: EvalTransform, label: string): Promise<Decoded> {
+export async function decodeForTiles(input: string | Uint8Array, t: EvalTransform, label: string): Promise<TileSource> {
   const read = await decodeBandsIfNeeded(input, t.inputSize[0], label);
   return read instanceof Uint8Array ? { kind: 'pixels', img: await decodeFull(read, label) } : { kind: 'bands', img: read };
-}
-
-/** One tile through the eval transform (Resize(size / crop_pct) → CenterCrop → channels → Normalize) into `out`. */
-function tileInput(d: Decoded, box: TileBox, t: EvalTransform, label: string, out: Float32Array): void {
-  if (d.kind === 'bands') {
-    bandsToNormalizedChw(evalBands(cropBands(d.img, box), t, label), t.mean, t.std, out);
-    return;
-  }
-  const [c, h, w] = t.inputSize;
-  const crop = cropPixels(d.img, box.top, box.left, box.height, box.width);
-  const [rw, rh] = resizeShorterSide(box.width, box.height, evalResizeSize(h, w, t.cropPct));
-  const resized = resamplePixels(crop, rw, rh, t.interpolation);
-  const b = centerCropBox(rh, rw, h, w);
-  let px = cropPixels(resized, b.top, b.left, h, w);
-  if (c === 1) px = toGrayscale(px);
-  toNormalizedChw(px, t.mean, t.std, out);
 }
 
 export function softmax(row: Float32Array): Float32Array {
@@ -88,32 +77,54 @@ export function softmax(row: Float32Array): Float32Array {
   return out;
 }
 
-/** Model runs: a batch of n inputs [n, C, H, W] → logits [n, classes]. */
+/**
+ * Model runs: a batch of n inputs [n, C, H, W] → logits [n, classes]. `x` is lent for the call:
+ * it is refilled once the returned promise has settled, so a runner must have read it (or copied
+ * it) by then.
+ */
 export type RunBatch = (x: Float32Array, n: number) => Promise<Float32Array>;
 
-/** Tiles `d` and classifies every tile, `o.batchSize` tiles per run, the next batch cut while the model runs. */
-export async function predictTiles(d: Decoded, t: EvalTransform, run: RunBatch, classes: number, o: TileOptions, label = 'image'): Promise<TiledPrediction> {
+/**
+ * Tiles `d` and classifies every tile, `o.batchSize` tiles per run. Two batch buffers are
+ * allocated once and take turns: the next batch is cut into one while the runner holds the
+ * other. onnxruntime-node runs a session on the calling thread (its run() is a synchronous call
+ * in a setImmediate), so with it the cutting does not overlap the model's work and has to be
+ * cheap; a runner that works elsewhere (a batching queue, another thread) gets the overlap.
+ */
+export async function predictTiles(d: TileSource, t: EvalTransform, run: RunBatch, classes: number, o: TileOptions, label = 'image'): Promise<TiledPrediction> {
   const { width, height } = d.img;
   const boxes = tileGrid(width, height, o.tile, o.stride);
   const per = t.inputSize[0] * t.inputSize[1] * t.inputSize[2];
+  const capacity = Math.min(o.batchSize, boxes.length);
+  const buffers = [new Float32Array(capacity * per), new Float32Array(boxes.length > capacity ? capacity * per : 0)];
+  const timings: TileTimings = { cut: 0, run: 0, result: 0, batches: 0 };
   const tiles: TileResult[] = [];
   const fill = (start: number) => {
+    const t0 = performance.now();
     const n = Math.min(o.batchSize, boxes.length - start);
-    const x = new Float32Array(n * per);
+    const x = buffers[timings.batches % 2]!.subarray(0, n * per);
     for (let i = 0; i < n; i++) tileInput(d, boxes[start + i]!, t, label, x.subarray(i * per, (i + 1) * per));
+    timings.batches++;
+    timings.cut += performance.now() - t0;
     return { x, n, start };
   };
+  const started = performance.now();
   let next = fill(0);
   while (next.n > 0) {
     const cur = next;
     const running = run(cur.x, cur.n);
     const after = cur.start + cur.n;
-    // cut the next batch while the model runs this one (ORT's threads are not the event loop's)
     next = after < boxes.length ? fill(after) : { x: new Float32Array(0), n: 0, start: after };
     const logits = await running;
+    const t0 = performance.now();
     for (let i = 0; i < cur.n; i++) tiles.push({ ...boxes[cur.start + i]!, probabilities: softmax(logits.subarray(i * classes, (i + 1) * classes)) });
+    timings.result += performance.now() - t0;
   }
-  return { width, height, tiles, probabilities: aggregateTiles(tiles, classes, o.aggregate) };
+  const t0 = performance.now();
+  const probabilities = aggregateTiles(tiles, classes, o.aggregate);
+  timings.result += performance.now() - t0;
+  timings.run = performance.now() - started - timings.cut - timings.result;
+  return { width, height, tiles, probabilities, timings };
 }
 
 export function aggregateTiles(tiles: readonly TileResult[], classes: number, how: TileAggregate): Float32Array {
@@ -149,7 +160,7 @@ export function tileClassMap(p: TiledPrediction, classes: number, scale = 1): { 
 }
 
 /** The image as [0, 1] CHW floats at `scale` (nearest pixel; the first three bands of a multiband image), for the overlay. */
-export function displayImage(d: Decoded, width: number, height: number): { data: Float32Array; channels: number; width: number; height: number } {
+export function displayImage(d: TileSource, width: number, height: number): { data: Float32Array; channels: number; width: number; height: number } {
   const src = d.img;
   const channels = Math.min(3, src.channels);
   const data = new Float32Array(channels * width * height);

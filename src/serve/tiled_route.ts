@@ -50,7 +50,8 @@ export function registerTiledRoute(app: FastifyInstance, ctx: TiledRouteContext)
     const run = async (x: Float32Array, n: number) => {
       if (batcher.queued + n > ctx.maxQueue) throw new HttpError(503, 'overloaded', `${batcher.queued} images are waiting; try again shortly`);
       const arrivals = batcher.expect(n);
-      const rows = await Promise.all(Array.from({ length: n }, (_, i) => arrivals.submit(x.slice(i * per, (i + 1) * per))));
+      // views, not copies: predictTiles does not refill x before this settles, and the batcher copies each image into its batch
+      const rows = await Promise.all(Array.from({ length: n }, (_, i) => arrivals.submit(x.subarray(i * per, (i + 1) * per))));
       const out = new Float32Array(n * classes);
       rows.forEach((r, i) => out.set(r.subarray(0, classes), i * classes));
       return out;

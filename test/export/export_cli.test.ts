@@ -87,12 +87,21 @@ describe('tessera export', () => {
     expect(lines[1]).toMatch(/^check: fp32 export in ORT vs tessera on 8 images: max \|Δlogit\| \d\.\d\de-\d+, top-1 agrees on 8\/8$/);
   });
 
+  it('--help lists --verify and not --calibrate (which export refuses, naming --verify and `tessera calibrate`)', async () => {
+    const r = await exportCli(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/--verify <dataset>/);
+    expect(r.stdout).not.toMatch(/calibrat/);
+  });
+
   it('bad input: one error line, a non-zero exit code, and no file', async () => {
     const cases: [string[], number, RegExp][] = [
       [['--opset', '16'], 2, /^tessera: option '--opset <n>' argument '16' is invalid\. --opset must be an integer from 17 to 21, got "16" \(see --help\)$/],
       [['--quantize', 'int4'], 2, /^tessera: option '--quantize <kind>' argument 'int4' is invalid\. Allowed choices are int8\. \(see --help\)$/],
       [['--per-tensor'], 2, /^tessera: --per-tensor and --exclude only apply with --quantize int8$/],
       [['--verify', 'cifar10', '--data-dir', dir], 1, /^tessera: /],
+      [['--quantize', 'int8', '--calibrate', 'fashion-mnist'], 2,
+        /^tessera: export has no --calibrate: int8 quantisation here is dynamic and needs no calibration data; --verify fashion-mnist measures accuracy on the set, and `tessera calibrate` fits temperature scaling into the checkpoint before export$/],
     ];
     for (const [extra, code, message] of cases) {
       const out = join(dir, 'bad', 'x.onnx');

@@ -119,4 +119,24 @@ describe('tiled predict on a model', () => {
     const max = [0, 1, 2].map((k) => Math.max(...crops.map((c) => c[k]!)));
     expect(maxDiff(many.probabilities, max)).toBeLessThan(1e-5);
   }, 60_000);
+
+  it('tiles of the model\'s input size at crop_pct 1 (cut in one pass, no resize chain) each equal plain predict on that crop', async () => {
+    const w = 45, h = 37;
+    const px = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 53 + (i >> 4) * 7) & 255);
+    const png = await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+    const t = { inputSize: [3, 16, 16] as const, cropPct: 1, interpolation: 'bicubic' as const, mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
+    const { loadImageForModel } = await import('../../src/data/image/image.js');
+    const { decodeForTiles } = await import('../../src/predict/tiled.js');
+    const run = async (x: Float32Array) => (await rgbExe.run({ x })).logits!.data as Float32Array;
+    const tiles = await predictTiles(await decodeForTiles(png, t, 'png'), t, run, 3, { tile: 16, stride: 8, aggregate: 'mean', batchSize: 5 });
+    expect(tiles.tiles).toHaveLength(5 * 4);
+    for (const b of tiles.tiles) {
+      const crop = await sharp(png).extract({ left: b.left, top: b.top, width: b.width, height: b.height }).png().toBuffer();
+      const l = await run(await loadImageForModel(crop, t));
+      const m = Math.max(...l);
+      const e = Array.from(l, (v) => Math.exp(v - m));
+      const s = e.reduce((a, c) => a + c, 0);
+      expect(maxDiff(b.probabilities, e.map((v) => v / s))).toBeLessThan(1e-6);
+    }
+  }, 60_000);
 });
