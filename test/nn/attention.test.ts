@@ -13,6 +13,9 @@ import { orthogonalGaussianFeatures } from '../../src/nn/attention/performer.js'
 import { VisionTransformer, vitKwargsSchema, type VitConfig } from '../../src/models/vit.js';
 import { getFamily } from '../../src/models/model.js';
 import { compile, trace } from '../../src/runtime/compile.js';
+import { grad } from '../../src/autodiff/grad.js';
+import * as ops from '../../src/ops/index.js';
+import type { Tensor } from '../../src/ir/tensor.js';
 import { emitModel } from '../../src/onnx/emit.js';
 import { Random } from '../../src/random.js';
 import { relError } from '../helpers/random.js';
@@ -60,6 +63,37 @@ describe('the efficient paths build no [N, N] tensor', () => {
       expect(full).toEqual([]);
     });
   }
+});
+
+describe('chunked softmax attention in training', () => {
+  it('keeps no probabilities for the backward pass: the forward has no softmax, the backward recomputes one per chunk', () => {
+    const n = 64;
+    const mech = new SoftmaxAttention({ headDim: 8, numHeads: 2, seed: 0 }, 16);
+    const spec = (name: string) => ({ name, shape: ['batch', 2, n, 8] as const });
+    let out: Tensor | undefined;
+    const t = trace((q, k, v, w) => {
+      out = mech.attend(q!, k!, v!);
+      const [dq, dk, dv] = grad(ops.sum(ops.mul(out, w!)), [q!, k!, v!]);
+      return { out, dq: dq!, dk: dk!, dv: dv! };
+    }, [spec('q'), spec('k'), spec('v'), spec('w')]);
+    const nodes = t.graph.nodes;
+    const isSoftmax = (id: number) => { const node = nodes[id]!; return node.kind === 'op' && node.prim === 'softmax'; };
+    const ancestors = (id: number): Set<number> => {
+      const seen = new Set<number>();
+      const stack = [id];
+      while (stack.length) {
+        const i = stack.pop()!;
+        if (seen.has(i)) continue;
+        seen.add(i);
+        const node = nodes[i]!;
+        if (node.kind === 'op') stack.push(...node.inputs);
+      }
+      return seen;
+    };
+    // a softmax the forward output depends on would be kept alive for softmax's VJP
+    expect([...ancestors(out!.id)].filter(isSoftmax)).toEqual([]);
+    expect(nodes.map((_, id) => id).filter(isSoftmax).length).toBe(n / 16);
+  });
 });
 
 describe('sparse attention', () => {
