@@ -186,6 +186,7 @@ function merge(rs: ChildResult[]): ChildResult {
 }
 
 async function parent(o: Opts): Promise<void> {
+  const started = new Date();
   const { env: torchEnv, probe } = probeTorch2();
   const peers = probe.ok ? o.peers : [];
   const engines = [...o.mechanisms.map((m) => ({ id: m, label: MECHANISMS[m]!.label, tessera: true })), ...peers.map((p) => ({ id: p, label: PEERS[p]!.label, tessera: false }))];
@@ -217,7 +218,7 @@ async function parent(o: Opts): Promise<void> {
     : `${r.ms.toFixed(1)} ms (${r.threads}t) / ${(r.peakMb! - r.baselineMb!).toFixed(0)} MB (${r.peakMb!.toFixed(0)})`;
 
   const lines: string[] = [];
-  lines.push(`Attention scaling — ${new Date().toISOString().slice(0, 16)}Z, ${machineDescription()}, Node ${process.versions.node}, ` +
+  lines.push(`Attention scaling — started ${started.toISOString().slice(0, 16)}Z, ${machineDescription()}, Node ${process.versions.node}, ` +
     `onnxruntime-node ${ortVersion()}, ${probe.ok ? `PyTorch ${probe.version}` : `no PyTorch 2.x (${probe.reason})`}; ` +
     `one ViT block (dim ${DIM}, ${HEADS} heads, MLP ${4 * DIM}, batch 1) fwd+bwd; threads ${o.threads.join(',')} (best shown); ` +
     `softmax chunked: query_chunk=${o.chunk}; ${o.warmup} warm-up + median of ${o.repeats} runs, ${o.rounds} round(s); memory budget ${o.memBudgetMb} MB, CPU cap ${o.cpuCapS} s/run`);

@@ -14,6 +14,7 @@ import { VisionTransformer, vitKwargsSchema, type VitConfig } from '../../src/mo
 import { getFamily } from '../../src/models/model.js';
 import { compile, trace } from '../../src/runtime/compile.js';
 import { grad } from '../../src/autodiff/grad.js';
+import { countFlops } from '../../src/ir/flops.js';
 import * as ops from '../../src/ops/index.js';
 import type { Tensor } from '../../src/ir/tensor.js';
 import { emitModel } from '../../src/onnx/emit.js';
@@ -93,6 +94,17 @@ describe('chunked softmax attention in training', () => {
     // a softmax the forward output depends on would be kept alive for softmax's VJP
     expect([...ancestors(out!.id)].filter(isSoftmax)).toEqual([]);
     expect(nodes.map((_, id) => id).filter(isSoftmax).length).toBe(n / 16);
+  });
+
+  it('counts the FLOPs of q kᵀ and P v, as the unchunked graph\'s matmuls', () => {
+    const spec = (name: string) => ({ name, shape: [1, 2, 64, 8] as const });
+    const flops = (chunk: number) => {
+      const mech = new SoftmaxAttention({ headDim: 8, numHeads: 2, seed: 0 }, chunk);
+      const t = trace((q, k, v) => mech.attend(q!, k!, v!), [spec('q'), spec('k'), spec('v')]);
+      return countFlops(t.graph, Object.values(t.outputs));
+    };
+    expect(flops(16)).toBe(2 * 2 * 64 * 64 * (8 + 8)); // 2 heads × 64 queries × 64 keys × (D + Dv) MACs × 2
+    expect(flops(64)).toBe(flops(16));
   });
 });
 
