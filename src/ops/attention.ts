@@ -56,7 +56,8 @@ export const attentionRules: RuleTable<keyof AttentionAttrs> = {
       // first and runs the dK, dV products at the end, so all of them are alive at once (measured:
       // 2·N² floats per head). Each chunk's scores therefore take a zero-valued input from the
       // previous chunk's dK and dV (one element of each, times 0), so chunk i + 1 starts after
-      // chunk i's [c, N] tensors are consumed and freed.
+      // chunk i's [c, N] tensors are consumed and freed. (A non-finite gradient there would turn
+      // 0 · it into NaN in dq, but a non-finite dK or dV already spoils the whole step.)
       const corner = (x: Tensor) => slice(x, [r - 2, r - 1], [0, 0], [1, 1]); // [..., 1, 1]
       let order: Tensor | undefined;
       for (const [s, e] of chunks(n, chunk)) {
