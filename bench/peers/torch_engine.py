@@ -11,9 +11,9 @@ import sys
 import torch
 
 from peer_timing import timed
+from torch_block import SDPA, Block
 
 threads, repeats = int(sys.argv[1]), int(sys.argv[2])
-SDPA = hasattr(torch.nn.functional, "scaled_dot_product_attention")
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -23,32 +23,6 @@ matmul = []
 for m, k, n in MATMUL_SHAPES:
     a, b = torch.randn(m, k), torch.randn(k, n)
     matmul.append({"m": m, "k": k, "n": n, "seconds": timed(lambda: torch.matmul(a, b), repeats)})
-
-
-class Block(torch.nn.Module):
-    """timm's pre-norm ViT block, written out in plain PyTorch."""
-
-    def __init__(self, dim, heads, hidden):
-        super().__init__()
-        self.heads = heads
-        self.norm1 = torch.nn.LayerNorm(dim, eps=1e-6)
-        self.qkv = torch.nn.Linear(dim, dim * 3)
-        self.proj = torch.nn.Linear(dim, dim)
-        self.norm2 = torch.nn.LayerNorm(dim, eps=1e-6)
-        self.fc1 = torch.nn.Linear(dim, hidden)
-        self.fc2 = torch.nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        B, N, C = x.shape
-        H = self.heads
-        qkv = self.qkv(self.norm1(x)).reshape(B, N, 3, H, C // H).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        if SDPA:  # timm's fused_attn, its default where PyTorch has it (>= 2.0)
-            o = torch.nn.functional.scaled_dot_product_attention(q, k, v)
-        else:
-            o = ((q * (C // H) ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1) @ v
-        x = x + self.proj(o.transpose(1, 2).reshape(B, N, C))
-        return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.norm2(x))))
 
 
 block = Block(192, 3, 768)

@@ -22,6 +22,12 @@ export function countFlops(graph: Graph, outputs: readonly Tensor[], batch = 1):
     if (n.prim === 'matmul') {
       const a = graph.node(n.inputs[0]!);
       flops += 2 * outElems * (a.shape[a.shape.length - 1] as number);
+    } else if (n.prim === 'chunkedAttention') {
+      // q kᵀ and P v: 2 · (rows × keys) · (D + Dv) per batch-head, out [..., N, Dv]
+      const [q, k] = [graph.node(n.inputs[0]!), graph.node(n.inputs[1]!)];
+      const keys = k.shape[k.shape.length - 2] as number;
+      const dv = n.shape[n.shape.length - 1] as number;
+      flops += 2 * (outElems / dv) * keys * ((q.shape[q.shape.length - 1] as number) + dv);
     } else if (n.prim === 'conv2d' || n.prim === 'convTranspose2d') {
       const w = graph.node(n.inputs[1]!);
       const [, ci, kh, kw] = concreteShape(w.shape, batch);

@@ -5,6 +5,7 @@ export * from './movement.js';
 export * from './linalg.js';
 export * from './conv.js';
 export * from './nn.js';
+export * from './attention.js';
 export * from './composites.js';
 export { apply, type TensorLike } from './apply.js';
 export type { Prim, PrimAttrs } from './prim.js';

@@ -12,9 +12,10 @@ import type { MovementAttrs } from './movement.js';
 import type { LinalgAttrs } from './linalg.js';
 import type { NnAttrs } from './nn.js';
 import type { ConvFamilyAttrs } from './conv.js';
+import type { AttentionAttrs } from './attention.js';
 
 /** Attributes of every primitive, keyed by primitive name. The keys form the closed enum `Prim`. */
-export interface PrimAttrs extends ElementwiseAttrs, ReduceAttrs, MovementAttrs, LinalgAttrs, ConvFamilyAttrs, NnAttrs {}
+export interface PrimAttrs extends ElementwiseAttrs, ReduceAttrs, MovementAttrs, LinalgAttrs, ConvFamilyAttrs, NnAttrs, AttentionAttrs {}
 export type Prim = keyof PrimAttrs;
 
 export interface TensorType {

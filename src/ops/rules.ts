@@ -6,11 +6,12 @@ import { movementRules } from './movement.js';
 import { linalgRules } from './linalg.js';
 import { convRules } from './conv.js';
 import { nnRules } from './nn.js';
+import { attentionRules } from './attention.js';
 
 let table: RuleTable<Prim> | undefined;
 
 export function ruleFor<P extends Prim>(prim: P): Rule<PrimAttrs[P]> {
-  table ??= { ...elementwiseRules, ...reduceRules, ...movementRules, ...linalgRules, ...convRules, ...nnRules };
+  table ??= { ...elementwiseRules, ...reduceRules, ...movementRules, ...linalgRules, ...convRules, ...nnRules, ...attentionRules };
   return table[prim] as Rule<PrimAttrs[P]>;
 }
 

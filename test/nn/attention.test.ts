@@ -13,6 +13,10 @@ import { orthogonalGaussianFeatures } from '../../src/nn/attention/performer.js'
 import { VisionTransformer, vitKwargsSchema, type VitConfig } from '../../src/models/vit.js';
 import { getFamily } from '../../src/models/model.js';
 import { compile, trace } from '../../src/runtime/compile.js';
+import { grad } from '../../src/autodiff/grad.js';
+import { countFlops } from '../../src/ir/flops.js';
+import * as ops from '../../src/ops/index.js';
+import type { Tensor } from '../../src/ir/tensor.js';
 import { emitModel } from '../../src/onnx/emit.js';
 import { Random } from '../../src/random.js';
 import { relError } from '../helpers/random.js';
@@ -60,6 +64,52 @@ describe('the efficient paths build no [N, N] tensor', () => {
       expect(full).toEqual([]);
     });
   }
+});
+
+describe('chunked softmax attention in training', () => {
+  it('keeps no probabilities for the backward pass: the forward has no softmax, the backward recomputes one per chunk', () => {
+    const n = 64;
+    const mech = new SoftmaxAttention({ headDim: 8, numHeads: 2, seed: 0 }, 16);
+    const spec = (name: string) => ({ name, shape: ['batch', 2, n, 8] as const });
+    let out: Tensor | undefined;
+    const t = trace((q, k, v, w) => {
+      out = mech.attend(q!, k!, v!);
+      const [dq, dk, dv] = grad(ops.sum(ops.mul(out, w!)), [q!, k!, v!]);
+      return { out, dq: dq!, dk: dk!, dv: dv! };
+    }, [spec('q'), spec('k'), spec('v'), spec('w')]);
+    const nodes = t.graph.nodes;
+    const isSoftmax = (id: number) => { const node = nodes[id]!; return node.kind === 'op' && node.prim === 'softmax'; };
+    const ancestors = (id: number): Set<number> => {
+      const seen = new Set<number>();
+      const stack = [id];
+      while (stack.length) {
+        const i = stack.pop()!;
+        if (seen.has(i)) continue;
+        seen.add(i);
+        const node = nodes[i]!;
+        if (node.kind === 'op') stack.push(...node.inputs);
+      }
+      return seen;
+    };
+    // a softmax the forward output depends on would be kept alive for softmax's VJP
+    expect([...ancestors(out!.id)].filter(isSoftmax)).toEqual([]);
+    const recomputed = nodes.map((_, id) => id).filter(isSoftmax);
+    expect(recomputed.length).toBe(n / 16);
+    // and one after another: each chunk's recomputation waits for the previous chunk's products
+    // (else ORT may run all of them first and hold every chunk's [c, N] at once)
+    for (let i = 1; i < recomputed.length; i++) expect(ancestors(recomputed[i]!).has(recomputed[i - 1]!)).toBe(true);
+  });
+
+  it('counts the FLOPs of q kᵀ and P v, as the unchunked graph\'s matmuls', () => {
+    const spec = (name: string) => ({ name, shape: [1, 2, 64, 8] as const });
+    const flops = (chunk: number) => {
+      const mech = new SoftmaxAttention({ headDim: 8, numHeads: 2, seed: 0 }, chunk);
+      const t = trace((q, k, v) => mech.attend(q!, k!, v!), [spec('q'), spec('k'), spec('v')]);
+      return countFlops(t.graph, Object.values(t.outputs));
+    };
+    expect(flops(16)).toBe(2 * 2 * 64 * 64 * (8 + 8)); // 2 heads × 64 queries × 64 keys × (D + Dv) MACs × 2
+    expect(flops(64)).toBe(flops(16));
+  });
 });
 
 describe('sparse attention', () => {

@@ -71,6 +71,7 @@ export const rows: Row[] = [
   { name: 'convTranspose2d', prim: 'convTranspose2d', ins: [{ shape: [2, 4, 3, 3] }], f: (x) => ops.convTranspose2d(x!, x!.graph.constant(Float32Array.from(normal(rng(5), 4 * 2 * 3 * 3)), [4, 2, 3, 3], 'float32'), { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 1, outputPadding: [1, 1] }), f32: true },
   { name: 'avgPool2d', prim: 'avgPool2d', ins: [{ shape: [2, 2, 7, 7] }], f: (x) => ops.avgPool2d(x!, 3, 2, 1), f32: true },
   { name: 'softmax', prim: 'softmax', ins: [{ shape: [2, 3, 4] }], f: (x) => ops.softmax(x!, 1) },
+  { name: 'chunkedAttention (uneven last chunk)', prim: 'chunkedAttention', ins: [{ shape: [2, 5, 3] }, { shape: [2, 4, 3] }, { shape: [2, 4, 2] }], f: (q, k, v) => ops.chunkedAttention(q!, k!, v!, 2) },
   { name: 'logSoftmax', prim: 'logSoftmax', ins: [{ shape: [3, 5] }], f: (x) => ops.logSoftmax(x!, -1) },
   { name: 'layerNorm', prim: 'layerNorm', ins: [{ shape: [2, 3, 6] }, { shape: [6] }, { shape: [6] }], f: (x, s, b) => ops.layerNorm(x!, s!, b!, 1e-5) },
   { name: 'groupNorm (composite)', prim: 'layerNorm', ins: [{ shape: [2, 4, 3, 3], batch: true }, { shape: [4] }, { shape: [4] }], f: (x, s, b) => ops.groupNorm(x!, 2, s!, b!, 1e-5) },

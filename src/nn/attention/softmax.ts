@@ -7,15 +7,16 @@
  *
  * In inference ORT frees a chunk's scores before the next chunk (measured at N = 8,192, 3 heads:
  * peak RSS 933 MB unchunked, 224 MB with chunks of 1,024, 173 MB with 512, at the same speed).
- * In training every chunk's probabilities are kept for the backward pass (softmax's VJP needs
- * them), so the saving there is the scores and their gradients: [B, H, c, N] each instead of
- * [B, H, N, N].
+ * In training the chunks are one primitive (src/ops/attention.ts, chunkedAttention) whose
+ * backward pass recomputes each chunk's probabilities, so no [B, H, N, N] tensor is kept for it
+ * either (as a composite, softmax's VJP would keep every chunk's probabilities: at N = 16,384 a
+ * block's training step peaked at 8.1 GB that way; bench/attention_scaling.ts).
  *
  * Prefix tokens need nothing special: every token attends to every token.
  */
 import type { Tensor } from '../../ir/tensor.js';
-import { concat, matmul, mT, mul, softmax } from '../../ops/index.js';
-import { AttentionMechanism, softmaxScores, tokens, type MechanismContext } from './mechanism.js';
+import { chunkedAttention, matmul } from '../../ops/index.js';
+import { AttentionMechanism, softmaxScores, type MechanismContext } from './mechanism.js';
 
 /** query_chunk 0 (auto): sequences of this many tokens or more are chunked… */
 export const AUTO_CHUNK_FROM = 2048;
@@ -42,18 +43,8 @@ export class SoftmaxAttention extends AttentionMechanism {
   }
 
   attend(q: Tensor, k: Tensor, v: Tensor): Tensor {
-    const n = q.shape[2] as number;
-    const c = this.chunkFor(n);
-    if (!c) return matmul(this.matrix(q, k), v);
-    const d = q.shape[3] as number;
-    const qs = mul(q, d ** -0.5);
-    const kT = mT(k); // [B, H, D, N]
-    const parts: Tensor[] = [];
-    for (let s = 0; s < n; s += c) {
-      const p = softmax(matmul(tokens(qs, s, Math.min(n, s + c)), kT), -1); // [B, H, c, N]
-      parts.push(matmul(p, v)); // [B, H, c, D]
-    }
-    return concat(parts, 2); // [B, H, N, D]
+    const c = this.chunkFor(q.shape[2] as number);
+    return c ? chunkedAttention(q, k, v, c) : matmul(this.matrix(q, k), v); // [B, H, N, D]
   }
 
   /** Unchunked, the probabilities come with the output at no cost (timm's graph, unchanged). */
