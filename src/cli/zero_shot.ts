@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { loadImageForModel, type EvalTransform } from '../data/image/image.js';
 import { configureSharpForLoading } from '../data/image/image_decode.js';
 import { imagePathsOf } from '../data/datasets/image_paths.js';
-import { compileInference } from '../models/executables.js';
+import { compileInference, frozenWeights } from '../models/executables.js';
 import { CLIP_PREPROCESSING } from '../models/clip.js';
 import { checkLabels, DEFAULT_TEMPLATE, zeroShotClassifier, ZeroShotError } from '../models/clip_zero_shot.js';
 import type { ClipImageClassifier } from '../models/clip.js';
@@ -85,7 +85,8 @@ export function registerZeroShotCommand(program: Command): void {
     .action(async (args: string[], f: Flags) => {
       const labels = labelsOf(f);
       const { model, transform } = await openZeroShot(f, labels, f.threads);
-      const exe = await compileInference(model, { threads: f.threads });
+      // the weights (the text-derived head included) are fixed from here on
+      const exe = await compileInference(model, { threads: f.threads, params: frozenWeights(model) });
       configureSharpForLoading();
       const results: { image: string; labels: { label: string; probability: number }[]; logits: number[] }[] = [];
       let failed = 0;
@@ -133,6 +134,6 @@ export async function openZeroShotForEval(f: ZeroShotFlags & { dataset: string; 
     ? [...(await loadBuiltinDataset(f.dataset, 'test', { dataDir: f.dataDir })).classNames]
     : [...openImageDataset(f.dataset).train.classNames];
   const { model, transform } = await openZeroShot(f, classNames.map((c) => c.replace(/_/g, ' ')), threads);
-  const exe = await compileInference(model, { threads });
+  const exe = await compileInference(model, { threads, params: frozenWeights(model) });
   return { exe, classNames, transform, close: () => exe.dispose() };
 }
