@@ -5,7 +5,7 @@
  * interleaved round by round, the median of each side reported with their ratio. The text side is
  * not timed: zero-shot encodes the prompts once before the first image.
  *
- * tessera's tower is compiled as `zero-shot` and `eval --zero-shot` compile theirs (frozenWeights:
+ * tessera's tower is compiled as `eval --zero-shot` compiles its classifier (frozenWeights:
  * the weights are initializers); the same tower with its weights fed as inputs is timed beside it
  * in the same rounds (`tesseraWeightsAsInputs`), to show what that choice is worth.
  *
@@ -53,8 +53,8 @@ try {
   const x = Float32Array.from({ length: batch * 3 * s * s }, (_, i) => Math.sin(0.37 * i));
   for (const threads of threadCounts) {
     const tower = (params: 'inputs' | 'initializers') => compile((img) => ({ embedding: clip.encodeImage(img) }), [{ name: 'x', shape: ['batch', 3, s, s] }], { threads, params });
-    // zero-shot compiles its classifier with frozenWeights (weights in the graph); the weights fed
-    // as inputs, as train's per-epoch eval keeps them, are the third side: what that choice is worth
+    // eval --zero-shot compiles its classifier with frozenWeights (weights in the graph); the weights
+    // fed as inputs, as train's per-epoch eval and the zero-shot command keep them, are the third side
     const frozen = await tower(frozenWeights(clip));
     const fed = await tower('inputs');
     const ort = await openSession(readFileSync(onnx), { threads });
