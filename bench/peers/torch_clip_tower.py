@@ -5,6 +5,8 @@ argv: weights.safetensors (OpenAI keys, visual.* used) out.onnx name (ViT-B-32 �
       [batch rounds threads,…]: also time PyTorch eager on the tower (torch.no_grad, the same
       input as the TS side: sin(0.37 · i)), median of `rounds` runs after one warm-up, at each
       thread count (torch.set_num_threads), printed as eager_images_per_second.
+      [compile]: also torch.compile(tower) (inductor, default mode), timed the same way after
+      its compiling first call, as compiled_images_per_second.
 Run with PYTHONPATH=/opt/torch2 /usr/bin/python3 (torch 2.x; its TorchScript-based exporter).
 """
 import json
@@ -17,6 +19,22 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
 from clip_ref import CONFIGS, Visual  # noqa: E402
+
+
+def images_per_second(run, xb, rounds, threads):
+    """Median images/s of `rounds` no_grad calls after one warm-up call, at each thread count."""
+    out = {}
+    for t in threads:
+        torch.set_num_threads(t)
+        times = []
+        with torch.no_grad():
+            run(xb)
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                run(xb)
+                times.append(time.perf_counter() - t0)
+        out[str(t)] = xb.shape[0] / sorted(times)[len(times) // 2]
+    return out
 
 
 def main():
@@ -39,18 +57,10 @@ def main():
         batch, rounds = int(sys.argv[4]), int(sys.argv[5])
         s = c["image_size"]
         xb = torch.sin(0.37 * torch.arange(batch * 3 * s * s, dtype=torch.float64)).float().reshape(batch, 3, s, s)
-        eager = {}
-        for t in [int(v) for v in sys.argv[6].split(",")]:
-            torch.set_num_threads(t)
-            times = []
-            with torch.no_grad():
-                tower(xb)
-                for _ in range(rounds):
-                    t0 = time.perf_counter()
-                    tower(xb)
-                    times.append(time.perf_counter() - t0)
-            eager[str(t)] = batch / sorted(times)[len(times) // 2]
-        result["eager_images_per_second"] = eager
+        threads = [int(v) for v in sys.argv[6].split(",")]
+        result["eager_images_per_second"] = images_per_second(tower, xb, rounds, threads)
+        if sys.argv[7:8] == ["compile"]:
+            result["compiled_images_per_second"] = images_per_second(torch.compile(tower), xb, rounds, threads)
     print(json.dumps(result))
 
 

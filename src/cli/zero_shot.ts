@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { loadImageForModel, type EvalTransform } from '../data/image/image.js';
 import { configureSharpForLoading } from '../data/image/image_decode.js';
 import { imagePathsOf } from '../data/datasets/image_paths.js';
-import { compileInference } from '../models/executables.js';
+import { compileInference, frozenWeights } from '../models/executables.js';
 import { CLIP_PREPROCESSING } from '../models/clip.js';
 import { checkLabels, DEFAULT_TEMPLATE, zeroShotClassifier, ZeroShotError } from '../models/clip_zero_shot.js';
 import type { ClipImageClassifier } from '../models/clip.js';
@@ -85,6 +85,8 @@ export function registerZeroShotCommand(program: Command): void {
     .action(async (args: string[], f: Flags) => {
       const labels = labelsOf(f);
       const { model, transform } = await openZeroShot(f, labels, f.threads);
+      // weights fed as inputs: in the graph (frozenWeights, as eval --zero-shot) they cost ≈ 2.5 s
+      // and 1 GB more to open for ViT-B-32 and win ≈ 7 ms an image (BENCHMARKS.md), a loss for a few images
       const exe = await compileInference(model, { threads: f.threads });
       configureSharpForLoading();
       const results: { image: string; labels: { label: string; probability: number }[]; logits: number[] }[] = [];
@@ -133,6 +135,7 @@ export async function openZeroShotForEval(f: ZeroShotFlags & { dataset: string; 
     ? [...(await loadBuiltinDataset(f.dataset, 'test', { dataDir: f.dataDir })).classNames]
     : [...openImageDataset(f.dataset).train.classNames];
   const { model, transform } = await openZeroShot(f, classNames.map((c) => c.replace(/_/g, ' ')), threads);
-  const exe = await compileInference(model, { threads });
+  // a whole dataset follows: the weights go into the graph, so ORT packs them once (frozenWeights)
+  const exe = await compileInference(model, { threads, params: frozenWeights(model) });
   return { exe, classNames, transform, close: () => exe.dispose() };
 }

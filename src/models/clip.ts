@@ -75,9 +75,13 @@ class ClipAttention extends Module {
       const h = this.heads;
       const hd = d / h;
       const x2 = reshape(x, [-1, d]);
-      const qkv = add(matmul(x2, transpose(this.p(g, 'in_proj_weight'), [1, 0])), this.p(g, 'in_proj_bias')); // [B·N, 3D]
-      const parts = transpose(reshape(qkv, [-1, n, 3, h, hd]), [2, 0, 3, 1, 4]); // [3, B, H, N, hd]
-      const part = (i: number) => reshape(slice(parts, [0], [i], [i + 1]), [-1, h, n, hd]); // [B, H, N, hd]
+      // q, k and v each from their own rows of the packed weight: with constant weights ORT folds
+      // the slices away, and there is no [B·N, 3D] result to split and copy before the head transposes
+      const part = (i: number) => {
+        const rows = (t: Tensor) => slice(t, [0], [i * d], [(i + 1) * d]);
+        const y = add(matmul(x2, transpose(rows(this.p(g, 'in_proj_weight')), [1, 0])), rows(this.p(g, 'in_proj_bias'))); // [B·N, D]
+        return transpose(reshape(y, [-1, n, h, hd]), [0, 2, 1, 3]); // [B, H, N, hd]
+      };
       const out = matmul(softmaxScores(part(0), part(1), mask), part(2)); // [B, H, N, hd]
       return reshape(transpose(out, [0, 2, 1, 3]), [-1, n, d]); // [B, N, D]
     });
