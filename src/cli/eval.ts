@@ -55,7 +55,7 @@ export function registerEvalCommand(program: Command): void {
       if (f.knn) return runKnnEval({ ...f, checkpoint: (f as { checkpoint: string }).checkpoint });
       if (f.split === 'all' && isBuiltinDataset(f.dataset)) throw new UsageError(`--split all is for images on disk; ${f.dataset} has a train and a test split`);
       // raw logits: the metrics apply the temperature themselves and report the ECE without it too
-      const opened = f.zeroShot ? await openZeroShotForEval(f, f.threads) : await openForInference(f, f.threads, { rawLogits: true });
+      const opened = f.zeroShot ? await openZeroShotForEval(f, f.threads) : await openForInference(f, f.threads, { rawLogits: true, frozen: true });
       const { exe, classNames, transform, heldOut, close } = opened;
       const temperature = 'temperature' in opened ? opened.temperature : undefined;
       try {

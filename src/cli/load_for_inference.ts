@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { CheckpointError, loadCheckpoint, modelFor, type CheckpointMeta, type HeldOutSplit, type LoadOptions } from '../checkpoint/checkpoint.js';
 import type { ImageModel } from '../models/model.js';
-import { compileInference } from '../models/executables.js';
+import { compileInference, frozenWeights } from '../models/executables.js';
 import type { EvalTransform } from '../data/image/image.js';
 import { decodeModel, onnx, type TensorProto } from '../onnx/proto.js';
 import type { Executable } from '../runtime/compile.js';
@@ -41,6 +41,12 @@ export interface InferenceOpenOptions {
    * and after it). Default: divided by the temperature, as export and serve give them.
    */
   rawLogits?: boolean;
+  /**
+   * The weights go into the graph (frozenWeights), so ORT packs each matmul weight once when the
+   * session opens instead of on every run: for eval, which runs a whole data set; predict feeds
+   * them, as its first answer would otherwise wait for the packing (seconds for a ViT-B).
+   */
+  frozen?: boolean;
 }
 
 export async function openForInference(f: PreprocessFlags, threads?: number, opts: InferenceOpenOptions = {}): Promise<InferenceModel> {
@@ -56,7 +62,7 @@ export async function openForInference(f: PreprocessFlags, threads?: number, opt
   }
   const { model, meta, transform } = loadForInference(f);
   const t = meta.temperature;
-  const exe = await compileInference(model, { threads }, opts.rawLogits ? undefined : t);
+  const exe = await compileInference(model, { threads, ...(opts.frozen ? { params: frozenWeights(model) } : {}) }, opts.rawLogits ? undefined : t);
   return {
     exe, classNames: meta.classNames, transform, ...(meta.heldOut ? { heldOut: meta.heldOut } : {}), ...(t !== undefined ? { temperature: t } : {}),
     close: () => exe.dispose(),
