@@ -141,8 +141,9 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
     },
     // GELU(x) = xΦ(x);  dx = g (Φ(x) + x φ(x)) = ½ g (1 + erf(t) + √(2/π) x / exp(t²)), t = x/√2,
     // recomputed from x alone so only x is kept for backward. Written for few passes over the
-    // (large) activation: 9 elementwise kernels instead of 11, and the ½ g is a scalar Mul that
-    // ORT folds into the MatMul producing g. exp(t²) overflows to ∞ for |x| > 13, where the term is 0.
+    // (large) activation: 10 elementwise kernels instead of 11 (the ½ g stays a Mul of its own: in
+    // a Linear's backward a Reshape sits between it and the MatMul producing g, so ORT does not fold
+    // the scale into that MatMul). exp(t²) overflows to ∞ for |x| > 13, where the term is 0.
     vjp: ({ g, inputs: [x] }) => {
       const t = mul(x!, Math.SQRT1_2);
       const twoXPdf = div(mul(x!, Math.sqrt(2 / Math.PI)), exp(mul(t, t)));
