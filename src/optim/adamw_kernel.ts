@@ -86,11 +86,19 @@ export class AdamWKernel {
   private readonly scratchP: number;
   private readonly scratchG: number;
 
-  /** undefined where WebAssembly SIMD is not available. */
+  /**
+   * undefined where WebAssembly SIMD is not available, or the moments do not fit one 32-bit
+   * memory (4 GiB: models beyond ≈ 500 M parameters), or the memory cannot be had.
+   */
   static create(sizes: readonly number[]): AdamWKernel | undefined {
     const bytes = moduleBytes();
     if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) return undefined;
-    return new AdamWKernel(sizes, bytes);
+    try {
+      return new AdamWKernel(sizes, bytes);
+    } catch (e) {
+      if (e instanceof RangeError) return undefined;
+      throw e;
+    }
   }
 
   private constructor(sizes: readonly number[], bytes: Uint8Array<ArrayBuffer>) {
@@ -101,7 +109,9 @@ export class AdamWKernel {
     for (const b of padded) { this.offsets.push(at); at += 2 * b; }
     this.scratchP = at;
     this.scratchG = at + largest;
-    this.memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil((at + 2 * largest) / 65536)) });
+    const pages = Math.max(1, Math.ceil((at + 2 * largest) / 65536));
+    if (pages > 65536) throw new RangeError(`AdamW: ${pages} pages of moments exceed a 32-bit WebAssembly memory`);
+    this.memory = new WebAssembly.Memory({ initial: pages });
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory: this.memory } });
     this.update = instance.exports.adamw as Update;
     this.m = sizes.map((n, k) => new Float32Array(this.memory.buffer, this.offsets[k]!, n));

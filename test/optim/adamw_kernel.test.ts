@@ -18,6 +18,10 @@ describe('AdamW WebAssembly kernel', () => {
     expect(AdamWKernel.create([5])).toBeDefined();
   });
 
+  it('declines moments beyond a 32-bit memory (the optimiser then uses its JavaScript loop)', () => {
+    expect(AdamWKernel.create([2 ** 29, 2 ** 29])).toBeUndefined();
+  });
+
   it('matches a float64 AdamW on sizes 1, 3, 5, 17 over 6 steps', () => {
     const sizes = [1, 3, 5, 17];
     const rand = lcg(7);
