@@ -15,6 +15,8 @@ export interface NnAttrs {
   softmax: { readonly axis: number };
   logSoftmax: { readonly axis: number };
   layerNorm: { readonly eps: number };
+  normalized: { readonly eps: number };
+  invStdOfNormalized: { readonly eps: number };
   batchNorm: { readonly eps: number };
   resizeBilinear: { readonly size: Pair; readonly alignCorners: boolean };
   gelu: Record<string, never>;
@@ -46,10 +48,11 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
       return x!;
     },
     // x̂ = (x − μ)/σ;  dx = (1/σ)(gγ − mean(gγ) − x̂ mean(gγ ⊙ x̂));  dγ = Σ g⊙x̂;  dβ = Σ g
+    // x̂ and 1/σ come from one more LayerNormalization kernel (unit scale, and its InvStdDev
+    // output) instead of being recomputed by 2 ReduceMeans and 5 elementwise ops
     vjp: ({ g, inputs: [x, scale], attrs: { eps }, needs }) => {
-      const centered = sub(x!, mean(x!, -1, true));
-      const rstd = div(1, sqrt(add(mean(mul(centered, centered), -1, true), eps)));
-      const xhat = mul(centered, rstd);
+      const xhat = normalized(x!, eps);
+      const rstd = invStdOfNormalized(x!, xhat);
       const gs = mul(g, scale!);
       const dx = needs[0] ? mul(rstd, sub(sub(gs, mean(gs, -1, true)), mul(xhat, mean(mul(gs, xhat), -1, true)))) : null;
       return [dx, needs[1] ? mul(g, xhat) : null, needs[2] ? g : null];
@@ -57,6 +60,44 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
     emit: (ctx, { inputs, out, attrs }) => {
       if (ctx.opset < 17) fail(`layerNorm needs ONNX opset 17 or newer, got ${ctx.opset}`);
       ctx.op('LayerNormalization', inputs, { axis: { i: -1 }, epsilon: { f: attrs.eps } }, out);
+    },
+  },
+  normalized: {
+    // x̂ = (x − μ)/√(σ² + ε) over the last axis: layerNorm with unit scale and no bias
+    infer: ([x]) => {
+      if (typeof x!.shape[x!.shape.length - 1] !== 'number') fail('normalized: the last axis must be static');
+      return x!;
+    },
+    // the layerNorm VJP with γ = 1
+    vjp: ({ g, inputs: [x], out }) => {
+      const rstd = invStdOfNormalized(x!, out);
+      return [mul(rstd, sub(sub(g, mean(g, -1, true)), mul(out, mean(mul(g, out), -1, true))))];
+    },
+    emit: (ctx, { inputs: [x], out, attrs: { eps }, inTypes }) => {
+      if (ctx.opset < 17) fail(`normalized needs ONNX opset 17 or newer, got ${ctx.opset}`);
+      const { shape, dtype } = inTypes[0]!;
+      const ones = ctx.op('Expand', [ctx.scalar(1, dtype), ctx.int64s([shape[shape.length - 1] as number])]);
+      // ONNX types Mean and InvStdDev as float32 (stash_type), so only a float32 x̂ exports them
+      const outputs = dtype === 'float32' ? [out, `${out}/mean`, `${out}/inv_std`] : [out];
+      ctx.op('LayerNormalization', [x!, ones], { axis: { i: -1 }, epsilon: { f: eps } }, outputs);
+    },
+  },
+  invStdOfNormalized: {
+    // 1/√(σ² + ε) [..., 1] of x, read from the InvStdDev output of the `normalized` node x̂ of x
+    // (so x̂ must be normalized(x)); x is an input for the gradient
+    infer: ([x]) => ({ dtype: x!.dtype, shape: [...x!.shape.slice(0, -1), 1] }),
+    // r = (σ² + ε)^(−½):  ∂r/∂x = −r³ (x − μ)/D = −r² x̂ / D
+    vjp: ({ g, inputs: [x, xhat], out }) => {
+      const d = x!.shape[x!.shape.length - 1] as number;
+      return [mul(mul(g, mul(out, out)), mul(xhat!, -1 / d)), null];
+    },
+    emit: (ctx, { inputs: [x, xhat], out, attrs: { eps }, inTypes }) => {
+      const dtype = inTypes[0]!.dtype;
+      if (dtype === 'float32') return void ctx.op('Identity', [`${xhat!}/inv_std`], {}, out);
+      // other dtypes: the statistics in that dtype, written out
+      const centered = ctx.op('Sub', [x!, emitMeanKeepdims(ctx, x!, [-1])]);
+      const variance = emitMeanKeepdims(ctx, ctx.op('Mul', [centered, centered]), [-1]);
+      ctx.op('Reciprocal', [ctx.op('Sqrt', [ctx.op('Add', [variance, ctx.scalar(eps, dtype)])])], {}, out);
     },
   },
   batchNorm: {
@@ -139,11 +180,15 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
       if (x!.dtype !== 'float32' && x!.dtype !== 'float64') fail(`expected a float tensor, got ${x!.dtype}`);
       return x!;
     },
-    // GELU(x) = xΦ(x);  dx = g (Φ(x) + x φ(x)), recomputed from x alone so only x is kept for backward
+    // GELU(x) = xΦ(x);  dx = g (Φ(x) + x φ(x)) = ½ g (1 + erf(t) + √(2/π) x / exp(t²)), t = x/√2,
+    // recomputed from x alone so only x is kept for backward. Written for few passes over the
+    // (large) activation: 10 elementwise kernels instead of 11 (the ½ g stays a Mul of its own: in
+    // a Linear's backward a Reshape sits between it and the MatMul producing g, so ORT does not fold
+    // the scale into that MatMul). exp(t²) overflows to ∞ for |x| > 13, where the term is 0.
     vjp: ({ g, inputs: [x] }) => {
-      const cdf = mul(add(erf(mul(x!, Math.SQRT1_2)), 1), 0.5);
-      const pdf = mul(exp(mul(mul(x!, x!), -0.5)), 1 / Math.sqrt(2 * Math.PI));
-      return [mul(g, add(cdf, mul(x!, pdf)))];
+      const t = mul(x!, Math.SQRT1_2);
+      const twoXPdf = div(mul(x!, Math.sqrt(2 / Math.PI)), exp(mul(t, t)));
+      return [mul(mul(g, 0.5), add(add(erf(t), twoXPdf), 1))];
     },
     emit: (ctx, { inputs: [x], out, inTypes }) => {
       if (ctx.opset >= 20) {
@@ -239,6 +284,16 @@ export const logSoftmax = (x: Tensor, axis = -1): Tensor => apply('logSoftmax', 
 
 /** LayerNorm over the last axis (ONNX LayerNormalization). */
 export const layerNorm = (x: Tensor, scale: Tensor, bias: Tensor, eps = 1e-5): Tensor => apply('layerNorm', [x, scale, bias], { eps });
+
+/** x normalised over its last axis, (x − μ)/√(σ² + ε): layerNorm without scale and bias. */
+export const normalized = (x: Tensor, eps = 1e-5): Tensor => apply('normalized', [x], { eps });
+
+/** 1/√(σ² + ε) [..., 1] of x over its last axis; `xhat` must be `normalized(x)`, whose kernel computed it. */
+export function invStdOfNormalized(x: Tensor, xhat: Tensor): Tensor {
+  const n = xhat.node;
+  if (n.kind !== 'op' || n.prim !== 'normalized' || n.inputs[0] !== x.node.id) fail('invStdOfNormalized: the second input must be normalized(x) of the first');
+  return apply('invStdOfNormalized', [x, xhat], { eps: (n as { attrs: { eps: number } }).attrs.eps });
+}
 
 /** Training-mode BatchNorm of x [N, C, ...] with the batch's statistics (see `BatchNorm2d` for the running ones). */
 export const batchNorm = (x: Tensor, scale: Tensor, bias: Tensor, eps = 1e-5): Tensor => apply('batchNorm', [x, scale, bias], { eps });

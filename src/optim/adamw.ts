@@ -3,6 +3,7 @@
  * and SGD with momentum/Nesterov, with PyTorch's update order so trajectories match its goldens.
  */
 import type { Parameter } from '../nn/module.js';
+import { AdamWKernel } from './adamw_kernel.js';
 
 export interface ParamSpec {
   name: string;
@@ -44,13 +45,16 @@ export class AdamW implements Optimizer {
   private readonly beta1: number;
   private readonly beta2: number;
   private readonly eps: number;
+  /** The WebAssembly SIMD update, where the runtime has it (the moments then live in its memory). */
+  private readonly kernel: AdamWKernel | undefined;
 
   constructor(readonly specs: ParamSpec[], { beta1 = 0.9, beta2 = 0.999, eps = 1e-8 }: AdamWOptions = {}) {
     this.beta1 = beta1;
     this.beta2 = beta2;
     this.eps = eps;
-    this.m = specs.map((s) => new Float32Array(s.param.size));
-    this.v = specs.map((s) => new Float32Array(s.param.size));
+    this.kernel = AdamWKernel.create(specs.map((s) => s.param.size));
+    this.m = this.kernel?.m ?? specs.map((s) => new Float32Array(s.param.size));
+    this.v = this.kernel?.v ?? specs.map((s) => new Float32Array(s.param.size));
   }
 
   step(grads: (name: string) => Float32Array | undefined, lr: number): void {
@@ -67,6 +71,10 @@ export class AdamW implements Optimizer {
       const rate = lr * (s.lrScale ?? 1);
       const decay = 1 - rate * s.weightDecay;
       const stepSize = rate / bc1;
+      if (this.kernel) {
+        this.kernel.step(k, p, g, { beta1: b1, beta2: b2, eps, decay, stepSize, sqrtBc2 });
+        return;
+      }
       for (let i = 0; i < p.length; i++) {
         const gi = g[i]!;
         p[i]! *= decay;

@@ -31,6 +31,11 @@ export interface SessionOptions {
   memoryPattern?: boolean;
   /** Writes ORT's optimised graph here (for inspection). */
   optimizedModelPath?: string;
+  /**
+   * Names of ORT graph transformers to skip (ORT's `optimization.disable_specified_optimizers`),
+   * e.g. 'MatmulTransposeFusion'. Default none.
+   */
+  disabledOptimizers?: readonly string[];
 }
 
 export interface HostTensor {
@@ -64,6 +69,7 @@ export function resolvedOptions(o: SessionOptions): Resolved {
     // Measured on ViT training steps: pattern planning with a symbolic batch raised peak RSS 1.8x and was slower.
     memoryPattern: o.memoryPattern ?? false,
     optimizedModelPath: o.optimizedModelPath,
+    disabledOptimizers: [...(o.disabledOptimizers ?? [])],
   };
 }
 
@@ -85,6 +91,7 @@ export async function openSession(bytes: Uint8Array, options: SessionOptions = {
         enableCpuMemArena: opts.memoryArena,
         enableMemPattern: opts.memoryPattern,
         ...(opts.optimizedModelPath ? { optimizedModelFilePath: opts.optimizedModelPath } : {}),
+        ...(opts.disabledOptimizers.length ? { extra: { optimization: { disable_specified_optimizers: opts.disabledOptimizers.join(';') } } } : {}),
         // fatal only: a model ORT refuses is reported by the one-line error below, not also by ORT's own log lines
         logSeverityLevel: 4,
       }).catch((e: unknown) => {

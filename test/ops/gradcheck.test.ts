@@ -67,6 +67,19 @@ describe('hand-written VJPs against their decompositions', () => {
     await exe.dispose();
   });
 
+  it('gelu gradient stays finite where exp(x²/2) overflows float32: Φ(x) + xφ(x) is 1 far right, 0 far left, ½ at 0', async () => {
+    const { compile } = await import('../../src/runtime/compile.js');
+    const ops = await import('../../src/ops/index.js');
+    const { grad } = await import('../../src/autodiff/grad.js');
+    const exe = await compile((x) => ({ g: grad(ops.sum(ops.gelu(x)), [x])[0]! }), [{ name: 'x', shape: [6] }]);
+    const out = await exe.run({ x: Float32Array.from([-40, -14, 0, 1, 14, 40]) });
+    const g = [...(out.g!.data as Float32Array)];
+    // Φ(1) + φ(1) = 0.841345 + 0.241971 (normal tables)
+    const expected = [0, 0, 0.5, 1.083316, 1, 1];
+    g.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 5));
+    await exe.dispose();
+  });
+
   it('stopGradient keeps the value and cuts the gradient: d/dx Σ x·stop(x) = x, not 2x', async () => {
     const { compile } = await import('../../src/runtime/compile.js');
     const ops = await import('../../src/ops/index.js');
