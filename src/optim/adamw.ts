@@ -36,7 +36,11 @@ export interface Optimizer {
   stepCount: number;
 }
 
-export interface AdamWOptions { beta1?: number; beta2?: number; eps?: number }
+export interface AdamWOptions {
+  beta1?: number; beta2?: number; eps?: number;
+  /** Use the WebAssembly SIMD kernel where the runtime has it (default); false runs the JavaScript loop. */
+  simd?: boolean;
+}
 
 export class AdamW implements Optimizer {
   readonly m: Float32Array[];
@@ -48,11 +52,11 @@ export class AdamW implements Optimizer {
   /** The WebAssembly SIMD update, where the runtime has it (the moments then live in its memory). */
   private readonly kernel: AdamWKernel | undefined;
 
-  constructor(readonly specs: ParamSpec[], { beta1 = 0.9, beta2 = 0.999, eps = 1e-8 }: AdamWOptions = {}) {
+  constructor(readonly specs: ParamSpec[], { beta1 = 0.9, beta2 = 0.999, eps = 1e-8, simd = true }: AdamWOptions = {}) {
     this.beta1 = beta1;
     this.beta2 = beta2;
     this.eps = eps;
-    this.kernel = AdamWKernel.create(specs.map((s) => s.param.size));
+    this.kernel = simd ? AdamWKernel.create(specs.map((s) => s.param.size)) : undefined;
     this.m = this.kernel?.m ?? specs.map((s) => new Float32Array(s.param.size));
     this.v = this.kernel?.v ?? specs.map((s) => new Float32Array(s.param.size));
   }

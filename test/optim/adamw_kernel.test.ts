@@ -22,7 +22,7 @@ describe('AdamW WebAssembly kernel', () => {
     expect(AdamWKernel.create([2 ** 29, 2 ** 29])).toBeUndefined();
   });
 
-  it('matches a float64 AdamW on sizes 1, 3, 5, 17 over 6 steps', () => {
+  it.each([['the SIMD kernel', true], ['the JavaScript loop (its fallback)', false]])('%s matches a float64 AdamW on sizes 1, 3, 5, 17 over 6 steps', (_, simd) => {
     const sizes = [1, 3, 5, 17];
     const rand = lcg(7);
     const init = sizes.map((n) => Float64Array.from({ length: n }, rand));
@@ -30,7 +30,8 @@ describe('AdamW WebAssembly kernel', () => {
       name: `p${k}`, param: new Parameter([n], () => Float32Array.from(init[k]!), 0), weightDecay: k % 2 ? 0.05 : 0, lrScale: k === 2 ? 0.5 : undefined,
     }));
     const [b1, b2, eps] = [0.9, 0.999, 1e-8];
-    const opt = new AdamW(specs, { beta1: b1, beta2: b2, eps });
+    const opt = new AdamW(specs, { beta1: b1, beta2: b2, eps, simd });
+    expect(opt['kernel'] !== undefined).toBe(simd);
     const ref = init.map((a) => Float64Array.from(a));
     const m = sizes.map((n) => new Float64Array(n));
     const v = sizes.map((n) => new Float64Array(n));
