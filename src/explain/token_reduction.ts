@@ -104,7 +104,7 @@ export function keptPatchMap(patches: number, stages: number, chosen: readonly (
     }
     const kept = new Float32Array(patches);
     for (const p of alive) kept[p] = 1;
-    tiles.push({ label: `kept before block ${blocks[s]} (${alive.length}/${patches})`, map: kept });
+    tiles.push({ label: `block ${blocks[s]}: ${alive.length} kept`, map: kept });
   }
   return { kind: 'dynamicvit', map: survived.map((v) => v / stages), tiles };
 }
@@ -133,6 +133,6 @@ export function mergedPatchMap(patches: number, prefix: number, source: Float32A
   const colours = group.map((g) => (order.get(g)! * 0.618034) % 1);
   return {
     kind: 'tome', map: size,
-    tiles: [{ label: `patches per token (${order.size} tokens hold the ${patches} patches)`, map: size }, { label: 'tokens', map: colours }],
+    tiles: [{ label: 'patches per token', map: size }, { label: `${order.size} tokens`, map: colours }],
   };
 }
