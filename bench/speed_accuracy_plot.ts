@@ -17,21 +17,29 @@ interface Report { model: string; images: number; threads: number; date: string;
 
 const METHOD_NAMES: Record<SpeedAccuracyRow['method'], string> = { unpruned: 'unpruned', tome: 'ToMe (no training)', dynamicvit: 'DynamicViT (fine-tuned)' };
 
-/** One point per setting; the unpruned model starts both methods' lines, so each reads as a trade from it. */
+/**
+ * One point per setting. Each method's line starts at the unpruned model, so it reads as a trade
+ * from it; the unpruned point itself is drawn and labelled once, in its own colour, below the point.
+ */
 export function speedAccuracySpec(report: Report, batch: string): TopLevelSpec {
   const base = report.rows.find((r) => r.method === 'unpruned');
-  const point = (r: SpeedAccuracyRow, method: string, order: number) => ({
-    method, order, label: r.method === 'unpruned' ? 'unpruned' : r.method === 'tome' ? `r=${r.value}` : `ρ=${r.value}`,
-    imagesPerSecond: r.imagesPerSecond[batch], top1: 100 * r.top1, gflops: r.gflopsPerImage,
+  const point = (r: SpeedAccuracyRow, method: string, order: number, label: string) => ({
+    method, order, label, imagesPerSecond: r.imagesPerSecond[batch], top1: 100 * r.top1, gflops: r.gflopsPerImage,
   });
   const values = [];
+  if (base) values.push(point(base, METHOD_NAMES.unpruned, 0, 'unpruned'));
   for (const m of ['tome', 'dynamicvit'] as const) {
     const rows = report.rows.filter((r) => r.method === m).sort((a, b) => (m === 'tome' ? a.value - b.value : b.value - a.value));
     if (!rows.length) continue;
-    if (base) values.push(point(base, METHOD_NAMES[m], 0));
-    rows.forEach((r, i) => values.push(point(r, METHOD_NAMES[m], i + 1)));
+    if (base) values.push(point(base, METHOD_NAMES[m], 0, ''));
+    rows.forEach((r, i) => values.push(point(r, METHOD_NAMES[m], i + 1, m === 'tome' ? `r=${r.value}` : `ρ=${r.value}`)));
   }
-  const colour = { field: 'method', type: 'nominal' as const, title: null, legend: { orient: 'bottom' as const, direction: 'horizontal' as const, labelLimit: 300 } };
+  const colour = {
+    field: 'method', type: 'nominal' as const, title: null,
+    scale: { domain: Object.values(METHOD_NAMES), range: ['#333333', '#f58518', '#4c78a8'] },
+    legend: { orient: 'bottom' as const, direction: 'horizontal' as const, labelLimit: 300 },
+  };
+  const isBase = `datum.method === '${METHOD_NAMES.unpruned}'`;
   return {
     title: { text: `Token reduction: speed for accuracy (${report.model}, Fashion-MNIST)`, subtitle: `${report.images} test images; batch ${batch}, ${report.threads} ORT thread(s); ${report.date.slice(0, 10)}, load average ${report.loadAverage.start.toFixed(1)}` },
     width: 520, height: 320,
@@ -44,7 +52,9 @@ export function speedAccuracySpec(report: Report, batch: string): TopLevelSpec {
     },
     layer: [
       { mark: { type: 'line', point: { size: 60, filled: true }, strokeWidth: 2 }, encoding: { order: { field: 'order', type: 'quantitative' } } },
-      { mark: { type: 'text', dx: 6, dy: -8, align: 'left', fontSize: 11 }, encoding: { text: { field: 'label', type: 'nominal' } } },
+      { transform: [{ filter: `datum.label !== '' && !(${isBase})` }], mark: { type: 'text', dx: 6, dy: -8, align: 'left', fontSize: 11 }, encoding: { text: { field: 'label', type: 'nominal' } } },
+      { transform: [{ filter: isBase }], mark: { type: 'point', size: 70, filled: true, opacity: 1 } },
+      { transform: [{ filter: isBase }], mark: { type: 'text', dy: 16, align: 'center', fontSize: 11 }, encoding: { text: { field: 'label', type: 'nominal' } } },
     ],
   };
 }
