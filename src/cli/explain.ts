@@ -42,10 +42,10 @@ const unitInterval = (flag: string, { open = false } = {}) => (v: string): numbe
 
 export function registerExplainCommand(program: Command): void {
   const cmd = program.command('explain')
-    .description('explain predictions: attention, rollout, grad-rollout or saliency maps as overlay PNGs and raw maps')
+    .description('explain predictions: attention, rollout, grad-rollout or saliency maps, or a token-reducing model\'s kept or merged patches, as overlay PNGs and raw maps')
     .argument('<images...>', 'image files');
   addPreprocessOptions(cmd, rebuiltOnnxCheckpointHelp)
-    .addOption(new Option('--method <m>', 'attention (last block), rollout (Abnar & Zuidema), grad-rollout (Chefer et al.), saliency (input gradient)')
+    .addOption(new Option('--method <m>', 'attention (last block), rollout (Abnar & Zuidema), grad-rollout (Chefer et al.), saliency (input gradient), tokens (the patches a DynamicViT kept or a ToMe model merged)')
       .choices([...explainMethods]).default('rollout'))
     .requiredOption('--out <dir>', 'output directory (created if missing)')
     .addOption(new Option('--head-fusion <f>', 'how attention and rollout combine the heads of a layer').choices(['mean', 'max', 'min']).default('mean'))

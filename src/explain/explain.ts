@@ -8,15 +8,19 @@
  * Which token explains the prediction: the class token's row for class-token pooling (DeiT
  * included: its distillation token is a prefix token and never part of the map), the mean of the
  * patch tokens' rows for patch-mean pooling (the head sees the mean of the patch tokens).
+ *
+ * `tokens` is for token-reducing ViTs (DynamicViT, ToMe), which have no attention over a patch
+ * grid: it maps which patches were kept or merged (token_reduction.ts).
  */
 import type { ImageModel, TokenGrid } from '../models/model.js';
 import { Random, mixSeed } from '../random.js';
 import type { SessionOptions } from '../runtime/session.js';
 import { argmaxRow, resizeBilinear } from './maps.js';
 import { compileProbe, requireTokenGrid, runProbe, type Probe, type ProbeResult } from './probe.js';
+import { compileTokenReductionProbe, runTokenReductionProbe, type TokenReductionProbe } from './token_reduction.js';
 import { attentionRollout, fuseHeads, gradientRollout, patchRow, sampleOf, type MapSource, type RolloutOptions } from './rollout.js';
 
-export const explainMethods = ['attention', 'rollout', 'grad-rollout', 'saliency'] as const;
+export const explainMethods = ['attention', 'rollout', 'grad-rollout', 'saliency', 'tokens'] as const;
 export type ExplainMethod = (typeof explainMethods)[number];
 
 export interface SmoothGradOptions {
@@ -62,6 +66,7 @@ export interface Explanation {
  */
 export class Explainer {
   private readonly probes = new Map<string, Promise<Probe>>();
+  private tokenProbe?: Promise<TokenReductionProbe>;
 
   /** `name` is the model as errors name it (e.g. the checkpoint's model name). */
   constructor(readonly model: ImageModel, readonly session: SessionOptions = {}, readonly name = `the ${model.family} model`) {}
@@ -86,7 +91,9 @@ export class Explainer {
       if (k !== undefined && !(Number.isInteger(k) && k >= 0 && k < numClasses)) throw new RangeError(`explain: class ${k} is not in 0…${numClasses - 1}`);
     }
     if (opts.smoothGrad && opts.method !== 'saliency') throw new RangeError(`explain: SmoothGrad applies to saliency, not ${opts.method}`);
-    if (opts.method !== 'saliency') this.grid(`the ${opts.method} method`, 'saliency works for any model');
+    if (opts.method !== 'saliency' && opts.method !== 'tokens') {
+      this.grid(`the ${opts.method} method`, this.model.family === 'vit' ? 'saliency works for any model, and a DynamicViT or ToMe model shows its kept or merged tokens with the tokens method' : 'saliency works for any model');
+    }
     switch (opts.method) {
       case 'attention':
       case 'rollout': {
@@ -105,6 +112,8 @@ export class Explainer {
       }
       case 'saliency':
         return this.saliency(x, batch, classes, opts.smoothGrad);
+      case 'tokens':
+        return this.tokens(x, batch, classes);
     }
   }
 
@@ -112,6 +121,10 @@ export class Explainer {
     const probes = await Promise.all(this.probes.values());
     this.probes.clear();
     await Promise.all(probes.map((p) => p.exe.dispose()));
+    // a probe that failed to compile (a model that reduces no tokens) has nothing to dispose
+    const tokenProbe = await this.tokenProbe?.catch(() => undefined);
+    this.tokenProbe = undefined;
+    await tokenProbe?.exe.dispose();
   }
 
   private probe(gradients: ('attention' | 'input')[]): Promise<Probe> {
@@ -177,6 +190,19 @@ export class Explainer {
   private cumulativeTiles(perLayer: Float32Array[], tokens: number, prefix: number) {
     const tiles = perLayer.map((r, l) => ({ label: l === 0 ? 'block 0' : `blocks 0–${l}`, map: patchRow(r, tokens, prefix, this.source) }));
     return { map: tiles[tiles.length - 1]!.map, tiles, columns: Math.min(tiles.length, 6) };
+  }
+
+  /** Kept (DynamicViT) or merged (ToMe) patches; like attention maps, the map is the same whichever class is asked for. */
+  private async tokens(x: Float32Array, batch: number, classes: readonly (number | undefined)[]): Promise<Explanation[]> {
+    this.tokenProbe ??= compileTokenReductionProbe(this.model, this.session, this.name);
+    const probe = await this.tokenProbe;
+    const { logits, maps } = await runTokenReductionProbe(probe, x);
+    const n = this.model.numClasses;
+    const out: ProbeResult = { logits, attentions: [] };
+    return maps.map((m, b) => {
+      const predicted = argmaxRow(logits, b, n);
+      return this.finish('tokens', b, out, classes[b] ?? predicted, predicted, { map: m.map, tiles: m.tiles, columns: m.tiles.length, shape: probe.grid });
+    });
   }
 
   /** |∂ logit_c / ∂ x| (x normalised, as the model sees it), max over channels; SmoothGrad averages |∂| over noisy copies. */

@@ -90,10 +90,16 @@ export const vitKwargsSchema = z.object({
 
 export type VitOutput = ModelOutput;
 
-/** DynamicViT's training-path trace: each stage's hard decisions [B, N] and the last policy over the patches [B, N, 1]. */
+/**
+ * DynamicViT's trace. Training path: each stage's hard decisions [B, N] and the last policy over
+ * the patches [B, N, 1]. Inference path: each stage's top-k choice [B, count], indices into the
+ * patch tokens that entered the stage (the previous stage's choice, in its order), for maps of
+ * which patches were kept.
+ */
 export interface PruningTrace {
   decisions: Tensor[];
   policy?: Tensor;
+  selected?: Tensor[];
 }
 
 /** The training step's Gumbel noise input, [B, stages · N · 2]. */
@@ -264,6 +270,7 @@ export class VisionTransformer extends ImageModel {
         const count = keptCount(n, this.config.dynamicKeep, stage);
         if (count >= t - prefix) return tokens; // ρ = 1 keeps every token as it is
         const kept = selectTopTokens(tokens, reshape(slice(scores, [2], [0], [1]), [-1, t - prefix]), prefix, count);
+        trace?.selected?.push(reshape(kept.index, [-1, count]));
         decision = expand(g.scalar(1, x.dtype), [BATCH, count, 1]);
         return kept.x;
       },
