@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import type { Tensor } from '../ir/tensor.js';
 import { BATCH } from '../ir/shape.js';
-import { add, concat, div, expand, gatherElements, keepTokens, mean, mul, reshape, slice, sqrt, sub, sum, transpose, unsqueeze, unshuffleTokens } from '../ops/index.js';
+import { add, concat, div, expand, gather, gatherElements, keepTokens, mean, mul, reshape, slice, sqrt, sub, sum, transpose, unsqueeze, unshuffleTokens } from '../ops/index.js';
 import { Random } from '../random.js';
 import { LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
@@ -208,15 +208,28 @@ export class MaskedAutoencoderViT extends ImageModel {
   /** Patch tokens plus their fixed positions [B, N, D], and the class token with its position [B, 1, D]. */
   private embed(x: Tensor): { patches: Tensor; cls: Tensor } {
     const g = x.graph;
-    const d = this.config.embedDim;
     const n = this.numPatches;
     const tokens = this.patchEmbed.forward(x); // [B, N, D]
-    return this.scoped(g, () => {
-      const pos = this.b(g, 'pos_embed'); // [1, 1 + N, D]
-      const patches = add(tokens, slice(pos, [1], [1], [n + 1]));
-      const cls = expand(add(this.p(g, 'cls_token'), slice(pos, [1], [0], [1])), [BATCH, 1, d]);
-      return { patches, cls };
-    });
+    return this.scoped(g, () => ({ patches: add(tokens, slice(this.b(g, 'pos_embed'), [1], [1], [n + 1])), cls: this.clsToken(g) }));
+  }
+
+  /** The class token plus its position, [B, 1, D]. */
+  private clsToken(g: Tensor['graph']): Tensor {
+    const pos = this.b(g, 'pos_embed'); // [1, 1 + N, D]
+    return expand(add(this.p(g, 'cls_token'), slice(pos, [1], [0], [1])), [BATCH, 1, this.config.embedDim]);
+  }
+
+  /**
+   * The kept patches' tokens with their positions [B, K, D], embedding only those: the pixels are
+   * gathered before the patch projection, so neither it nor its weight gradient runs on the
+   * removed 75% (the official code embeds every patch and gathers after; the same values).
+   */
+  private embedKept(x: Tensor, idsKeep: Tensor, idsRestore: Tensor): Tensor {
+    const g = x.graph;
+    const { embedDim: d } = this.config;
+    const n = this.numPatches;
+    const tokens = this.patchEmbed.embedPatches(keepTokens(this.patchEmbed.patches(x), idsKeep, idsRestore)); // [B, K, D]
+    return this.scoped(g, () => add(tokens, gather(reshape(slice(this.b(g, 'pos_embed'), [1], [1], [n + 1]), [n, d]), idsKeep, 0)));
   }
 
   private encode(tokens: Tensor): Tensor {
@@ -253,8 +266,8 @@ export class MaskedAutoencoderViT extends ImageModel {
     const c = this.config;
     const n = this.numPatches;
     const keep = idsKeep.shape[1] as number;
-    const { patches, cls } = this.embed(x);
-    const latent = this.encode(this.scoped(g, () => concat([cls, shuffle === 'rows' ? keepTokens(patches, idsKeep, idsRestore) : takeTokens(patches, idsKeep)], 1))); // [B, 1 + K, D]
+    const visibleTokens = shuffle === 'rows' ? this.embedKept(x, idsKeep, idsRestore) : takeTokens(this.embed(x).patches, idsKeep); // [B, K, D]
+    const latent = this.encode(this.scoped(g, () => concat([this.clsToken(g), visibleTokens], 1))); // [B, 1 + K, D]
     const dec = this.decoderEmbed.forward(latent); // [B, 1 + K, Dd]
     let tokens = this.scoped(g, () => {
       // the visible tokens back in patch order, mask_token at the removed patches: the official
