@@ -1,5 +1,6 @@
 #!/bin/sh
-# Issue #19's low-label experiment: MAE-pretrain mae_vit_tiny_patch4_28 on the 60,000 Fashion-MNIST
+# Issue #19's low-label experiment (ran 2026-12-03 as `10 50 10`: BENCHMARKS.md, "Low-label gain from MAE
+# pretraining"): MAE-pretrain mae_vit_tiny_patch4_28 on the 60,000 Fashion-MNIST
 # training images without their labels, k-NN accuracy of its encoder, then fine-tune the encoder
 # with the first 600 (1%) and, if FT_10PCT > 0, the first 6,000 (10%) labelled training images,
 # against vit_tiny_patch4_28 from scratch on the same images with the same budget (epochs, batch,
