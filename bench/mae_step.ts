@@ -2,14 +2,18 @@
  * MAE step speed (issue #19 target): images/s of one MAE training step (forward + backward, mask
  * ratio 0.75) against a supervised step of the same encoder (vit_tiny_patch4_32: dim 192, depth 9)
  * and against PyTorch eager running the same MAE (scripts/mae_torch_step.py), interleaved in one
- * run so contention hits all sides alike. Host optimiser updates are left out on every side.
+ * run so contention hits all sides alike. Host optimiser updates are left out on every side; the
+ * host masking (noise, argsort, feeds) is timed in tessera's MAE step, as PyTorch draws and
+ * argsorts its noise inside its step. "MAE (gather)" is the same step with the token shuffle in
+ * the official gather/scatter formulation (src/models/mae.ts MaeShuffle), the before of the A/B.
  *
  *   npx tsx bench/mae_step.ts [--batch 64] [--steps 5] [--rounds 3] [--threads 2]
  *   (the PyTorch peer runs with PYTHONPATH=/opt/torch2 when that folder exists)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
+import { machineDescription, ortVersion } from '../src/bench/timing.js';
 import { MaskedAutoencoderViT } from '../src/models/mae.js';
 import { createModel } from '../src/models/registry.js';
 import { MaeObjective, drawMaskNoise, maskFeeds } from '../src/train/objectives/mae.js';
@@ -23,6 +27,9 @@ const [batch, steps, rounds, threads] = [arg('batch', 64), arg('steps', 5), arg(
 const mae = new MaskedAutoencoderViT({ imgSize: 32, patchSize: 4, inChans: 3, embedDim: 192, depth: 9, numHeads: 3, mlpRatio: 2, decoderEmbedDim: 128, decoderDepth: 2, decoderNumHeads: 4 });
 const vit = createModel('vit_tiny_patch4_32');
 const maeStep = await compileTrainStep(mae, new MaeObjective(mae, 0.75, 0), { threads });
+const gatherObjective = new MaeObjective(mae, 0.75, 0);
+gatherObjective.shuffle = 'gather';
+const gatherStep = await compileTrainStep(mae, gatherObjective, { threads });
 const supStep = await compileTrainStep(vit, new SupervisedObjective(), { threads });
 const x = { data: Float32Array.from({ length: batch * 3 * 32 * 32 }, (_, i) => Math.sin(i)), shape: [batch, 3, 32, 32] };
 const targets = { data: Float32Array.from({ length: batch * 10 }, (_, i) => (i % 10 === 0 ? 1 : 0)), shape: [batch, 10] };
@@ -39,18 +46,24 @@ const torchRate = (): number | undefined => {
   return r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').pop()!).images_per_second : undefined;
 };
 
-const rows: { mae: number; sup: number; torch?: number }[] = [];
+console.log(`MAE step bench: ${machineDescription()}, onnxruntime-node ${ortVersion()}, ${threads} thread(s) every side, batch ${batch}, ` +
+  `${steps} steps a round, load average ${loadavg()[0]!.toFixed(1)} at the start (other jobs on the machine: the numbers are contended unless it is ~0)`);
+const maeRun = (step: typeof maeStep) => (s: number) => step.exe.run({ x, ...maskFeeds(mae, drawMaskNoise(new Random(s + 7), batch, mae.numPatches), batch, 0.75) });
+const rows: { mae: number; gather: number; sup: number; torch?: number }[] = [];
 for (let r = 0; r < rounds; r++) {
-  const m = await rate((s) => maeStep.exe.run({ x, ...maskFeeds(mae, drawMaskNoise(new Random(s + 7), batch, mae.numPatches), batch, 0.75) }));
+  // the two MAE variants swap places every round, so neither always runs on a cooler cache
+  const [m, gm] = r % 2 === 0 ? [await rate(maeRun(maeStep)), await rate(maeRun(gatherStep))]
+    : (([g2, m2]) => [m2, g2])([await rate(maeRun(gatherStep)), await rate(maeRun(maeStep))]);
   const s = await rate(() => supStep.exe.run({ x, targets }));
   const t = torchRate();
-  rows.push({ mae: m, sup: s, torch: t });
-  console.log(`round ${r + 1}: MAE ${m.toFixed(0)} img/s, supervised ${s.toFixed(0)} img/s, PyTorch eager MAE ${t?.toFixed(0) ?? 'n/a'} img/s`);
+  rows.push({ mae: m, gather: gm, sup: s, torch: t });
+  console.log(`round ${r + 1}: MAE ${m.toFixed(0)} img/s, MAE (gather) ${gm.toFixed(0)} img/s, supervised ${s.toFixed(0)} img/s, PyTorch eager MAE ${t?.toFixed(0) ?? 'n/a'} img/s, load ${loadavg()[0]!.toFixed(1)}`);
 }
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 const m = median(rows.map((r) => r.mae));
 const t = rows.every((r) => r.torch) ? median(rows.map((r) => r.torch!)) : undefined;
-console.log(`median: MAE/supervised ${(m / median(rows.map((r) => r.sup))).toFixed(2)}x (target >= 2.5x), MAE/PyTorch eager ${t ? (m / t).toFixed(2) : 'n/a'}x (target >= 1.3x); ` +
+console.log(`median: MAE/MAE (gather) ${(m / median(rows.map((r) => r.gather))).toFixed(2)}x; MAE/supervised ${(m / median(rows.map((r) => r.sup))).toFixed(2)}x (target >= 2.5x), MAE/PyTorch eager ${t ? (m / t).toFixed(2) : 'n/a'}x (target >= 1.3x); ` +
   `batch ${batch}, ${threads} threads, ${cpus().length} cores, ${new Date().toISOString()}`);
 await maeStep.exe.dispose();
+await gatherStep.exe.dispose();
 await supStep.exe.dispose();

@@ -4,12 +4,16 @@
  *
  *   npx tsx bench/profile_step.ts [--model vit_tiny_patch16_224] [--batch-size 32] [--steps 5]
  *                                 [--warmup 2] [--threads N] [--inference] [--top 15] [--keep DIR]
+ *   npx tsx bench/profile_step.ts --mae [--model mae_vit_tiny_patch4_32] [--mask-ratio 0.75] …
  *
  * Runs `warmup` untimed steps and `steps` profiled ones (the same step as `tessera bench`:
  * forward + cross-entropy + backward in one ORT run, then AdamW on the host), and prints, per
  * step: ORT's run time, the host AdamW time, and a Markdown table of kernel time by op type
  * (sum of ORT's per-node `kernel_time` events), followed by the most expensive single nodes.
  * `--keep DIR` keeps ORT's chrome-trace JSON there (open it in chrome://tracing or Perfetto).
+ * `--mae` profiles the MAE pretraining step instead (the step `tessera pretrain` compiles:
+ * src/train/step.ts with the MAE objective, no optimiser); its host time is the per-step masking
+ * (noise, argsort, feeds).
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +25,8 @@ import { physicalCores } from '../src/runtime/cores.js';
 import { Random } from '../src/random.js';
 import { buildBenchTrainStep } from '../src/bench/train_step.js';
 import { machineDescription, ortVersion } from '../src/bench/timing.js';
+import { compileTrainStep } from '../src/train/step.js';
+import { MaeObjective, asMae, drawMaskNoise, maskFeeds } from '../src/train/objectives/mae.js';
 
 interface TraceEvent { cat?: string; name?: string; ts?: number; dur?: number; args?: { op_name?: string; provider?: string } }
 
@@ -32,6 +38,8 @@ const { values: o } = parseArgs({
     warmup: { type: 'string', default: '2' },
     threads: { type: 'string' },
     inference: { type: 'boolean', default: false },
+    mae: { type: 'boolean', default: false },
+    'mask-ratio': { type: 'string', default: '0.75' },
     top: { type: 'string', default: '15' },
     keep: { type: 'string' },
   },
@@ -48,13 +56,13 @@ if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`--warmup must be a
 
 const dir = o.keep ? resolve(o.keep) : mkdtempSync(join(tmpdir(), 'tessera-profile-'));
 mkdirSync(dir, { recursive: true });
-const prefix = join(dir, `${o.inference ? 'infer' : 'train'}_${o.model}_b${batch}_t${threads}`);
+const modelName = o.mae && o.model === 'vit_tiny_patch16_224' ? 'mae_vit_tiny_patch4_32' : o.model!;
+const prefix = join(dir, `${o.inference ? 'infer' : o.mae ? 'mae' : 'train'}_${modelName}_b${batch}_t${threads}`);
 
-const model = createModel(o.model!);
+const model = createModel(modelName);
 const [c, h, w] = model.inputShape;
 const rng = new Random(0);
 const x = Float32Array.from({ length: batch * c * h * w }, () => rng.uniform() * 2 - 1);
-const y = BigInt64Array.from({ length: batch }, () => BigInt(rng.int(model.numClasses)));
 
 let exe: Executable;
 let runOnce: () => Promise<{ hostMs: number }>;
@@ -64,7 +72,20 @@ if (o.inference) {
     await exe.run({ x });
     return { hostMs: 0 };
   };
+} else if (o.mae) {
+  const mae = asMae(model);
+  const ratio = Number(o['mask-ratio']);
+  exe = (await compileTrainStep(mae, new MaeObjective(mae, ratio, 0), { threads, profilePrefix: prefix })).exe;
+  let s = 0;
+  runOnce = async () => {
+    const t0 = performance.now();
+    const masks = maskFeeds(mae, drawMaskNoise(new Random(s++), batch, mae.numPatches), batch, ratio);
+    const hostMs = performance.now() - t0;
+    await exe.run({ x: { data: x, shape: [batch, c, h, w] }, ...masks });
+    return { hostMs };
+  };
 } else {
+  const y = BigInt64Array.from({ length: batch }, () => BigInt(rng.int(model.numClasses)));
   const step = await buildBenchTrainStep(model, { threads, profilePrefix: prefix });
   exe = step.exe;
   runOnce = async () => {
@@ -121,12 +142,12 @@ const ms = (us: number) => (us / n / 1000).toFixed(2);
 const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / Math.max(1, xs.length);
 const runMs = mean(measured.map((e) => (e.dur ?? 0) / 1000));
 const lines = [
-  `${o.inference ? 'Inference' : 'Training step'} profile — ${o.model}, batch ${batch}, ${threads} thread(s), ${n} profiled step(s) after ${warmup} warm-up; ` +
+  `${o.inference ? 'Inference' : o.mae ? 'MAE pretraining step' : 'Training step'} profile — ${modelName}, batch ${batch}, ${threads} thread(s), ${n} profiled step(s) after ${warmup} warm-up; ` +
     `${new Date().toISOString().slice(0, 10)}, ${machineDescription()}, onnxruntime-node ${ortVersion()}`,
   '',
   `- wall time per step ${mean(wall).toFixed(1)} ms (profiling on, so a little slower than unprofiled)`,
   `- ORT model_run ${runMs.toFixed(1)} ms; sum of kernel times ${(totalUs / n / 1000).toFixed(1)} ms (the rest is ORT's own overhead, feeds and fetches)`,
-  ...(o.inference ? [] : [`- host AdamW ${mean(host).toFixed(1)} ms`]),
+  ...(o.inference ? [] : [`- host ${o.mae ? 'masking (noise, argsort, feeds)' : 'AdamW'} ${mean(host).toFixed(1)} ms`]),
   '',
   '| op type | ms / step | % of kernel time | nodes run / step |',
   '|---|---|---|---|',

@@ -15,7 +15,7 @@
 import { z } from 'zod';
 import type { Tensor } from '../ir/tensor.js';
 import { BATCH } from '../ir/shape.js';
-import { add, concat, div, expand, gatherElements, mean, mul, reshape, slice, sqrt, sub, sum, transpose, unsqueeze } from '../ops/index.js';
+import { add, concat, div, expand, gather, gatherElements, keepTokens, mean, mul, reshape, slice, sqrt, sub, sum, transpose, unsqueeze, unshuffleTokens } from '../ops/index.js';
 import { Random } from '../random.js';
 import { LayerNorm, Linear } from '../nn/layers.js';
 import { PatchEmbed } from '../nn/patch_embed.js';
@@ -106,16 +106,21 @@ export function maskFromNoise(noise: Float32Array, batch: number, numPatches: nu
   const idsKeep = new BigInt64Array(batch * keep);
   const idsRestore = new BigInt64Array(batch * n);
   const mask = new Float32Array(batch * n).fill(1);
+  // typed arrays and no per-element closures: this runs on the host before every step
+  const shuffle = new Int32Array(n);
+  const big = Array.from({ length: n }, (_, i) => BigInt(i));
   for (let b = 0; b < batch; b++) {
     const row = noise.subarray(b * n, (b + 1) * n);
-    const shuffle = Array.from({ length: n }, (_, i) => i).sort((i, j) => row[i]! - row[j]! || i - j);
-    shuffle.forEach((patch, rank) => {
-      idsRestore[b * n + patch] = BigInt(rank);
+    for (let i = 0; i < n; i++) shuffle[i] = i;
+    shuffle.sort((i, j) => row[i]! - row[j]! || i - j);
+    for (let rank = 0; rank < n; rank++) {
+      const patch = shuffle[rank]!;
+      idsRestore[b * n + patch] = big[rank]!;
       if (rank < keep) {
-        idsKeep[b * keep + rank] = BigInt(patch);
+        idsKeep[b * keep + rank] = big[patch]!;
         mask[b * n + patch] = 0;
       }
-    });
+    }
   }
   return { idsKeep, idsRestore, mask, keep };
 }
@@ -126,6 +131,15 @@ export interface MaeForward {
   /** [B, N, p·p·C] in patchify's (p, q, c) order. */
   pred: Tensor;
 }
+
+/**
+ * How the step moves tokens in and out of shuffled order: `rows` (the default) with the
+ * token-shuffle primitives, whose backward passes are row-gathers; `gather` as the official code
+ * writes it (torch.gather by an index expanded over the width, the mask tokens concatenated),
+ * whose backward passes are scatter-adds. Same values and gradients; `gather` stays as the
+ * formulation the other is checked and timed against (test/train/mae.test.ts, bench/mae_step.ts).
+ */
+export type MaeShuffle = 'rows' | 'gather';
 
 /** Tokens [B, T, D] gathered along the token axis by indices [B, K] → [B, K, D] (torch.gather with a repeated index). */
 function takeTokens(tokens: Tensor, ids: Tensor): Tensor {
@@ -194,15 +208,28 @@ export class MaskedAutoencoderViT extends ImageModel {
   /** Patch tokens plus their fixed positions [B, N, D], and the class token with its position [B, 1, D]. */
   private embed(x: Tensor): { patches: Tensor; cls: Tensor } {
     const g = x.graph;
-    const d = this.config.embedDim;
     const n = this.numPatches;
     const tokens = this.patchEmbed.forward(x); // [B, N, D]
-    return this.scoped(g, () => {
-      const pos = this.b(g, 'pos_embed'); // [1, 1 + N, D]
-      const patches = add(tokens, slice(pos, [1], [1], [n + 1]));
-      const cls = expand(add(this.p(g, 'cls_token'), slice(pos, [1], [0], [1])), [BATCH, 1, d]);
-      return { patches, cls };
-    });
+    return this.scoped(g, () => ({ patches: add(tokens, slice(this.b(g, 'pos_embed'), [1], [1], [n + 1])), cls: this.clsToken(g) }));
+  }
+
+  /** The class token plus its position, [B, 1, D]. */
+  private clsToken(g: Tensor['graph']): Tensor {
+    const pos = this.b(g, 'pos_embed'); // [1, 1 + N, D]
+    return expand(add(this.p(g, 'cls_token'), slice(pos, [1], [0], [1])), [BATCH, 1, this.config.embedDim]);
+  }
+
+  /**
+   * The kept patches' tokens with their positions [B, K, D], embedding only those: the pixels are
+   * gathered before the patch projection, so neither it nor its weight gradient runs on the
+   * removed 75% (the official code embeds every patch and gathers after; the same values).
+   */
+  private embedKept(x: Tensor, idsKeep: Tensor, idsRestore: Tensor): Tensor {
+    const g = x.graph;
+    const { embedDim: d } = this.config;
+    const n = this.numPatches;
+    const tokens = this.patchEmbed.embedPatches(keepTokens(this.patchEmbed.patches(x), idsKeep, idsRestore)); // [B, K, D]
+    return this.scoped(g, () => add(tokens, gather(reshape(slice(this.b(g, 'pos_embed'), [1], [1], [n + 1]), [n, d]), idsKeep, 0)));
   }
 
   private encode(tokens: Tensor): Tensor {
@@ -234,19 +261,20 @@ export class MaskedAutoencoderViT extends ImageModel {
    * forward_encoder on the kept patches, forward_decoder and forward_loss: ids_keep [B, K] and
    * ids_restore [B, N] (int64), mask [B, N] (1 = removed) come from `maskFromNoise`.
    */
-  maeForward(x: Tensor, { idsKeep, idsRestore, mask }: { idsKeep: Tensor; idsRestore: Tensor; mask: Tensor }): MaeForward {
+  maeForward(x: Tensor, { idsKeep, idsRestore, mask }: { idsKeep: Tensor; idsRestore: Tensor; mask: Tensor }, shuffle: MaeShuffle = 'rows'): MaeForward {
     const g = x.graph;
     const c = this.config;
     const n = this.numPatches;
     const keep = idsKeep.shape[1] as number;
-    const { patches, cls } = this.embed(x);
-    const latent = this.encode(this.scoped(g, () => concat([cls, takeTokens(patches, idsKeep)], 1))); // [B, 1 + K, D]
+    const visibleTokens = shuffle === 'rows' ? this.embedKept(x, idsKeep, idsRestore) : takeTokens(this.embed(x).patches, idsKeep); // [B, K, D]
+    const latent = this.encode(this.scoped(g, () => concat([this.clsToken(g), visibleTokens], 1))); // [B, 1 + K, D]
     const dec = this.decoderEmbed.forward(latent); // [B, 1 + K, Dd]
     let tokens = this.scoped(g, () => {
-      const dd = c.decoderEmbedDim;
-      const maskTokens = expand(this.p(g, 'mask_token'), [BATCH, n - keep, dd]); // [B, N − K, Dd]
-      const shuffled = concat([slice(dec, [1], [1], [keep + 1]), maskTokens], 1); // [B, N, Dd]
-      const unshuffled = takeTokens(shuffled, idsRestore);
+      // the visible tokens back in patch order, mask_token at the removed patches: the official
+      // concat of N − K mask tokens and gather by ids_restore, as one row-gather (src/ops/token_shuffle.ts)
+      const visible = slice(dec, [1], [1], [keep + 1]); // [B, K, Dd]
+      const unshuffled = shuffle === 'rows' ? unshuffleTokens(visible, this.p(g, 'mask_token'), idsRestore, idsKeep)
+        : takeTokens(concat([visible, expand(this.p(g, 'mask_token'), [BATCH, n - keep, c.decoderEmbedDim])], 1), idsRestore); // [B, N, Dd]
       return add(concat([slice(dec, [1], [0], [1]), unshuffled], 1), this.b(g, 'decoder_pos_embed')); // [B, 1 + N, Dd]
     });
     for (const block of this.decoderBlocks) tokens = block.forward(tokens);

@@ -24,16 +24,25 @@ export class PatchEmbed extends Module {
    * form runs and differentiates as one GEMM instead of an im2col convolution.
    */
   forward(x: Tensor): Tensor {
-    const g = x.graph;
-    return this.scoped(g, () => {
+    return this.embedPatches(this.patches(x));
+  }
+
+  /** [B, C, H, W] → each patch's pixels [B, N, C·p·p] in the conv weight's (c, row, column) order. */
+  patches(x: Tensor): Tensor {
+    return this.scoped(x.graph, () => {
       const [, c, h, w] = x.shape as [unknown, number, number, number];
       if (c !== this.inChans || h !== this.imgSize || w !== this.imgSize) {
         throw new RangeError(`${this.path || 'patch_embed'}: expected images [B, ${this.inChans}, ${this.imgSize}, ${this.imgSize}], got [B, ${c}, ${h}, ${w}]`);
       }
       const p = this.patchSize;
       const [gh, gw] = this.gridSize;
-      const patches = reshape(transpose(reshape(x, [-1, c, gh, p, gw, p]), [0, 2, 4, 1, 3, 5]), [-1, gh * gw, c * p * p]); // [B, N, C·p·p]
-      return this.proj.scopedLinear(g, patches, this.embedDim);
+      return reshape(transpose(reshape(x, [-1, c, gh, p, gw, p]), [0, 2, 4, 1, 3, 5]), [-1, gh * gw, c * p * p]); // [B, N, C·p·p]
     });
+  }
+
+  /** Pixels of any number of patches [B, L, C·p·p] (all of `patches(x)`, or some of them) → tokens [B, L, D]. */
+  embedPatches(patches: Tensor): Tensor {
+    const g = patches.graph;
+    return this.scoped(g, () => this.proj.scopedLinear(g, patches, this.embedDim));
   }
 }

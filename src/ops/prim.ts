@@ -13,9 +13,10 @@ import type { LinalgAttrs } from './linalg.js';
 import type { NnAttrs } from './nn.js';
 import type { ConvFamilyAttrs } from './conv.js';
 import type { AttentionAttrs } from './attention.js';
+import type { TokenShuffleAttrs } from './token_shuffle.js';
 
 /** Attributes of every primitive, keyed by primitive name. The keys form the closed enum `Prim`. */
-export interface PrimAttrs extends ElementwiseAttrs, ReduceAttrs, MovementAttrs, LinalgAttrs, ConvFamilyAttrs, NnAttrs, AttentionAttrs {}
+export interface PrimAttrs extends ElementwiseAttrs, ReduceAttrs, MovementAttrs, LinalgAttrs, ConvFamilyAttrs, NnAttrs, AttentionAttrs, TokenShuffleAttrs {}
 export type Prim = keyof PrimAttrs;
 
 export interface TensorType {

@@ -7,11 +7,12 @@ import { linalgRules } from './linalg.js';
 import { convRules } from './conv.js';
 import { nnRules } from './nn.js';
 import { attentionRules } from './attention.js';
+import { tokenShuffleRules } from './token_shuffle.js';
 
 let table: RuleTable<Prim> | undefined;
 
 export function ruleFor<P extends Prim>(prim: P): Rule<PrimAttrs[P]> {
-  table ??= { ...elementwiseRules, ...reduceRules, ...movementRules, ...linalgRules, ...convRules, ...nnRules, ...attentionRules };
+  table ??= { ...elementwiseRules, ...reduceRules, ...movementRules, ...linalgRules, ...convRules, ...nnRules, ...attentionRules, ...tokenShuffleRules };
   return table[prim] as Rule<PrimAttrs[P]>;
 }
 

@@ -54,6 +54,9 @@ export const rows: Row[] = [
   { name: 'squeeze', prim: 'squeeze', ins: [{ shape: [3, 1, 2] }], f: (x) => ops.squeeze(x!, 1) },
   { name: 'unsqueeze', prim: 'unsqueeze', ins: [{ shape: [3, 2] }], f: (x) => ops.unsqueeze(x!, [0, 2]) },
   { name: 'pad', prim: 'pad', ins: [{ shape: [2, 3] }], f: (x) => ops.pad(x!, [1, 0, 0, 2], 0.5) },
+  // MAE's token shuffle on a fixed masking of 2 samples × 5 patches, 3 kept (argsorts [3, 0, 4, 1, 2] and [1, 2, 0, 4, 3])
+  { name: 'keepTokens (MAE masking)', prim: 'keepTokens', ins: [{ shape: [2, 5, 3] }], f: (x) => ops.keepTokens(x!, ...maeMasking(x!)) },
+  { name: 'unshuffleTokens (MAE masking, learnt fill)', prim: 'unshuffleTokens', ins: [{ shape: [2, 3, 3] }, { shape: [1, 1, 3] }], f: (v, fill) => ops.unshuffleTokens(v!, fill!, ...maeMasking(v!).reverse() as [Tensor, Tensor]) },
   { name: 'matmul batched broadcast', prim: 'matmul', ins: [{ shape: [2, 1, 3, 4] }, { shape: [3, 4, 2] }], f: ops.matmul },
   { name: 'matmul shared weight', prim: 'matmul', ins: [{ shape: [2, 5, 3], batch: true }, { shape: [3, 4] }], f: ops.matmul },
   { name: 'conv2d padded', prim: 'conv2d', ins: [{ shape: [2, 3, 6, 6] }, { shape: [4, 3, 3, 3] }, { shape: [4] }], f: (x, w, b) => ops.conv2d(x!, w!, b, { padding: 1 }), f32: true },
@@ -90,6 +93,12 @@ export const rows: Row[] = [
   { name: 'crossEntropy smoothed (composite)', prim: 'logSoftmax', ins: [{ shape: [4, 5] }, { shape: [4], init: 'indices' }], indexMax: 5, f: (l, y) => ops.crossEntropy(l!, y!, { smoothing: 0.1 }) },
   { name: 'weightedCrossEntropy focal, class-weighted (composite)', prim: 'pow', ins: [{ shape: [4, 5] }, { shape: [4, 5], init: 'positive' }], f: (l, t) => ops.weightedCrossEntropy(l!, t!, { classWeights: Float32Array.from([0.5, 2, 1, 3, 1]), gamma: 2 }) },
 ];
+
+/** [idsKeep [2, 3], idsRestore [2, 5]] of the masking the keepTokens / unshuffleTokens rows use, as graph constants. */
+function maeMasking(x: Tensor): [Tensor, Tensor] {
+  const ids = (v: number[], shape: number[]) => x.graph.constant(BigInt64Array.from(v, BigInt), shape, 'int64');
+  return [ids([3, 0, 4, 1, 2, 0], [2, 3]), ids([1, 3, 4, 0, 2, 2, 0, 1, 4, 3], [2, 5])];
+}
 
 export function initData(inp: In, dtype: DType, rand: () => number, indexMax: number): { data: ArrayLike<number | bigint>; dtype: DType } {
   const n = size(inp.shape);

@@ -2,10 +2,11 @@
  * MAE against scripts/mae_ref.py (a plain-PyTorch port of facebookresearch/mae's loss at commit
  * efb2a806): the official-layout state dict loads with no mapping; host masking from the same
  * noise gives exactly torch's argsort indices and mask; the loss (≤ 1e-5 relative), predictions
- * and every trainable parameter's gradient (≤ 1e-4 relative) match.
+ * and every trainable parameter's gradient (≤ 1e-4 relative) match, with the token shuffle as
+ * row-gather primitives (the default) and as the official gather/scatter formulation.
  */
 import { describe, expect, it } from 'vitest';
-import { MaskedAutoencoderViT, maskFromNoise, sincosPosEmbed2d } from '../../src/models/mae.js';
+import { MaskedAutoencoderViT, maskFromNoise, sincosPosEmbed2d, type MaeShuffle } from '../../src/models/mae.js';
 import { MaeObjective, maskFeeds } from '../../src/train/objectives/mae.js';
 import { compileTrainStep } from '../../src/train/step.js';
 import { compile } from '../../src/runtime/compile.js';
@@ -46,9 +47,10 @@ describe('MAE against the PyTorch port of the official loss', () => {
     }
   });
 
-  it('loss, predictions and every parameter gradient of one step', async () => {
+  it.each<MaeShuffle>(['rows', 'gather'])('loss, predictions and every parameter gradient of one step (%s shuffle)', async (shuffle) => {
     const model = referenceModel();
     const objective = new MaeObjective(model, 0.75, 0);
+    objective.shuffle = shuffle;
     const step = await compileTrainStep(model, objective, { threads: 1 });
     const x = golden('input.x').data;
     const feeds = { x: { data: x, shape: [B, 2, 8, 8] }, ...maskFeeds(model, golden('input.noise').data, B, 0.75) };
@@ -64,7 +66,7 @@ describe('MAE against the PyTorch port of the official loss', () => {
     expect(off).toEqual([]);
     expect(step.trainable.length).toBe([...fx.keys()].filter((k) => k.startsWith('grad.')).length);
 
-    const pred = await compile((xi, keep, restore, mask) => model.maeForward(xi, { idsKeep: keep, idsRestore: restore, mask }).pred,
+    const pred = await compile((xi, keep, restore, mask) => model.maeForward(xi, { idsKeep: keep, idsRestore: restore, mask }, shuffle).pred,
       [{ name: 'x', shape: ['batch', 2, 8, 8] }, { name: 'ids_keep', shape: ['batch', 4], dtype: 'int64' }, { name: 'ids_restore', shape: ['batch', N], dtype: 'int64' }, { name: 'mask', shape: ['batch', N] }]);
     const p = await pred.run(feeds);
     await pred.dispose();

@@ -14,7 +14,7 @@ import { imagePng } from '../../data/image/image_overlay.js';
 import { reconstructionGrid } from '../mae_grid.js';
 import { Random, mixSeed } from '../../random.js';
 import type { ImageModel } from '../../models/model.js';
-import { MaskedAutoencoderViT, keptPatches, maskFromNoise } from '../../models/mae.js';
+import { MaskedAutoencoderViT, keptPatches, maskFromNoise, type MaeShuffle } from '../../models/mae.js';
 import type { EvaluationContext, Objective, ObjectiveContext, ObjectiveEvaluation } from './objective.js';
 
 /** Salt of the masking noise stream (mixed with the run seed and the micro-batch index). */
@@ -48,6 +48,8 @@ export class MaeObjective implements Objective {
   readonly best = { metric: 'eval_loss', mode: 'min' } as const;
 
   private evalLoss?: Executable;
+  /** The token-shuffle formulation traced into the step (`gather`: the official one, for the A/B bench and the tests). */
+  shuffle: MaeShuffle = 'rows';
 
   static create({ model, cfg, session, transform }: ObjectiveContext): MaeObjective {
     return new MaeObjective(asMae(model), cfg.maskRatio, cfg.seed, session, transform);
@@ -71,7 +73,7 @@ export class MaeObjective implements Objective {
   }
 
   loss(model: ImageModel, x: Parameters<Objective['loss']>[1], inputs: Parameters<Objective['loss']>[2]) {
-    return asMae(model).maeForward(x, { idsKeep: inputs.ids_keep!, idsRestore: inputs.ids_restore!, mask: inputs.mask! }).loss;
+    return asMae(model).maeForward(x, { idsKeep: inputs.ids_keep!, idsRestore: inputs.ids_restore!, mask: inputs.mask! }, this.shuffle).loss;
   }
 
   feeds(batch: Batch, micro: number): Record<string, Feed> {
