@@ -47,6 +47,9 @@ describe('a run directory from before the model interface', () => {
     expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
     let maxDiff = 0;
     for (const [k, t] of Object.entries(a)) for (let i = 0; i < t.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(t.data[i]! - b[k]!.data[i]!));
-    expect(maxDiff).toBeLessThan(1e-6);
+    // 1e-5, not bit-level: since the AdamW SIMD pass and the fused LayerNorm/GELU backward
+    // (issue #23) the same run rounds differently in float32 (measured 2.0e-6 after its steps);
+    // still far below what a resume that lost the optimiser state or the data order would give.
+    expect(maxDiff).toBeLessThan(1e-5);
   }, 120_000);
 });
