@@ -92,7 +92,7 @@ export class Explainer {
     }
     if (opts.smoothGrad && opts.method !== 'saliency') throw new RangeError(`explain: SmoothGrad applies to saliency, not ${opts.method}`);
     if (opts.method !== 'saliency' && opts.method !== 'tokens') {
-      this.grid(`the ${opts.method} method`, this.model.family === 'vit' ? 'saliency works for any model, and a DynamicViT or ToMe model shows its kept or merged tokens with the tokens method' : 'saliency works for any model');
+      this.grid(`the ${opts.method} method`, this.model.tokenReduction() ? 'saliency works for any model, and this one shows its kept or merged tokens with the tokens method' : 'saliency works for any model');
     }
     switch (opts.method) {
       case 'attention':
@@ -201,7 +201,7 @@ export class Explainer {
     const out: ProbeResult = { logits, attentions: [] };
     return maps.map((m, b) => {
       const predicted = argmaxRow(logits, b, n);
-      return this.finish('tokens', b, out, classes[b] ?? predicted, predicted, { map: m.map, tiles: m.tiles, columns: m.tiles.length, shape: probe.grid });
+      return this.finish('tokens', b, out, classes[b] ?? predicted, predicted, { map: m.map, tiles: m.tiles, columns: m.tiles.length, shape: probe.reduction.grid });
     });
   }
 

@@ -13,12 +13,9 @@
  *   draws its merges.
  * Both come from the inference graph the model runs (top-k choice, merge source map), one probe.
  */
-import type { Tensor } from '../ir/tensor.js';
-import { VisionTransformer, type PruningTrace } from '../models/vit.js';
-import type { ImageModel } from '../models/model.js';
+import type { ImageModel, TokenReduction } from '../models/model.js';
 import { compileTraced, trace, type Executable } from '../runtime/compile.js';
 import type { SessionOptions } from '../runtime/session.js';
-import type { MergeState } from '../nn/tome.js';
 
 export interface ReductionMap {
   kind: 'dynamicvit' | 'tome';
@@ -28,58 +25,44 @@ export interface ReductionMap {
 }
 
 export interface TokenReductionProbe {
-  readonly kind: 'dynamicvit' | 'tome';
-  readonly grid: [number, number];
+  readonly reduction: TokenReduction;
+  readonly numClasses: number;
   readonly exe: Executable;
-  readonly model: VisionTransformer;
 }
 
-/** The model as a token-reducing ViT, or one line saying why it is not one. */
-export function reducingVit(model: ImageModel, name = `the ${model.family} model`): { vit: VisionTransformer; kind: 'dynamicvit' | 'tome' } {
-  if (model instanceof VisionTransformer) {
-    if (model.pruneLocs.length) return { vit: model, kind: 'dynamicvit' };
-    if (model.config.tomeR > 0) return { vit: model, kind: 'tome' };
-  }
+/** The model's token reduction, or one line saying that it has none. */
+export function tokenReductionOf(model: ImageModel, name = `the ${model.family} model`): TokenReduction {
+  const reduction = model.tokenReduction();
+  if (reduction) return reduction;
   throw new RangeError(`${name} reduces no tokens: the tokens method shows DynamicViT's kept patches or ToMe's merges, for a ViT/DeiT with dynamic_keep < 1 or tome_r > 0 (e.g. --model-kwargs tome_r=8)`);
 }
 
 /** Compiles the probe: logits, and each pruning stage's choice (DynamicViT) or the final source map (ToMe). */
 export async function compileTokenReductionProbe(model: ImageModel, session: SessionOptions = {}, name?: string): Promise<TokenReductionProbe> {
-  const { vit, kind } = reducingVit(model, name);
-  const [c, h, w] = vit.inputShape;
-  const traced = trace((x) => {
-    const outputs: Record<string, Tensor> = {};
-    if (kind === 'dynamicvit') {
-      const pruning: PruningTrace = { decisions: [], selected: [] };
-      outputs.logits = vit.forwardHead(vit.forwardFeatures(x, { pruning })).logits;
-      pruning.selected!.forEach((s, i) => { outputs[`selected/${i}`] = s; });
-    } else {
-      const merged: MergeState & { traceSource: boolean } = { traceSource: true };
-      outputs.logits = vit.forwardHead(vit.forwardFeatures(x, { merged })).logits;
-      outputs.source = merged.source!;
-    }
-    return outputs;
-  }, [{ name: 'x', shape: ['batch', c, h, w] }]);
+  const reduction = tokenReductionOf(model, name);
+  const [c, h, w] = model.inputShape;
+  const traced = trace((x) => reduction.trace(x), [{ name: 'x', shape: ['batch', c, h, w] }]);
   const exe = await compileTraced(traced, { ...session, params: 'initializers' });
-  return { kind, grid: [...vit.patchEmbed.gridSize] as [number, number], exe, model: vit };
+  return { reduction, numClasses: model.numClasses, exe };
 }
 
 /** Runs the probe on normalised images [B, C, H, W]: logits [B, classes] and one map per image. */
 export async function runTokenReductionProbe(probe: TokenReductionProbe, x: Float32Array): Promise<{ logits: Float32Array; maps: ReductionMap[] }> {
   const out = await probe.exe.run({ x });
   const logits = out.logits!.data as Float32Array;
-  const batch = logits.length / probe.model.numClasses;
-  const patches = probe.grid[0] * probe.grid[1];
+  const { kind, grid, prefix, pruneBlocks } = probe.reduction;
+  const batch = logits.length / probe.numClasses;
+  const patches = grid[0] * grid[1];
   const maps = Array.from({ length: batch }, (_, b) => {
-    if (probe.kind === 'dynamicvit') {
-      const stages = probe.model.pruneLocs.length;
+    if (kind === 'dynamicvit') {
+      const stages = pruneBlocks.length;
       const chosen = Object.keys(out).filter((k) => k.startsWith('selected/')).sort((a, b) => Number(a.split('/')[1]) - Number(b.split('/')[1]))
         .map((k) => ({ data: out[k]!.data as BigInt64Array, count: out[k]!.shape[1] as number }));
-      return keptPatchMap(patches, stages, chosen.map(({ data, count }) => Array.from(data.subarray(b * count, (b + 1) * count), Number)), probe.model.pruneLocs);
+      return keptPatchMap(patches, stages, chosen.map(({ data, count }) => Array.from(data.subarray(b * count, (b + 1) * count), Number)), pruneBlocks);
     }
     const src = out.source!;
     const [, t, t0] = src.shape as [number, number, number];
-    return mergedPatchMap(patches, probe.model.numPrefixTokens, (src.data as Float32Array).subarray(b * t * t0, (b + 1) * t * t0), t, t0);
+    return mergedPatchMap(patches, prefix, (src.data as Float32Array).subarray(b * t * t0, (b + 1) * t * t0), t, t0);
   });
   return { logits, maps };
 }

@@ -80,6 +80,21 @@ export interface TokenGrid {
   heads: number;
 }
 
+/**
+ * A token-reducing model's record of what it did to an image (explain --method tokens): its patch
+ * grid and a trace of the inference pass that outputs, beside `logits`, DynamicViT's per-stage
+ * choices `selected/<i>` [B, count] (indices into the patch tokens that entered stage i) or
+ * ToMe's final source map `source` [B, T, T₀].
+ */
+export interface TokenReduction {
+  kind: 'dynamicvit' | 'tome';
+  grid: [number, number];
+  prefix: number;
+  /** The blocks before which DynamicViT prunes (empty for ToMe). */
+  pruneBlocks: readonly number[];
+  trace(x: Tensor): Record<string, Tensor>;
+}
+
 export interface ModelInputSpec {
   channels: number;
   height: number;
@@ -147,6 +162,11 @@ export abstract class ImageModel extends Module {
 
   /** Attention maps over a patch grid: present where the family has global attention. */
   tokenGrid(): TokenGrid | undefined {
+    return undefined;
+  }
+
+  /** What token reduction did to an image: present where the model drops or merges tokens. */
+  tokenReduction(): TokenReduction | undefined {
     return undefined;
   }
 

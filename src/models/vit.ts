@@ -22,7 +22,7 @@ import { attentionConfigOf, attentionDefaults, attentionKwargsShape, checkAttent
 import { normal, truncNormal } from '../nn/init.js';
 import { resamplePosEmbed } from './pos_embed.js';
 import { adaptPatchEmbed, blockLayerGrouping, dropNoiseInputs } from './family_parts.js';
-import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type ModelOutput, type NoiseInput, type TokenGrid } from './model.js';
+import { ImageModel, registerFamily, type CommonModelArgs, type ForwardOptions, type LayerGrouping, type ModelOutput, type NoiseInput, type TokenGrid, type TokenReduction } from './model.js';
 
 /** The architecture keys a ViT encoder shares with the families built around one (MAE, DINO). */
 export type VitEncoderShape = Pick<VitConfig, 'patchSize' | 'embedDim' | 'depth' | 'numHeads' | 'mlpRatio'> & Partial<Pick<VitConfig, 'qkvBias'>>;
@@ -198,6 +198,28 @@ export class VisionTransformer extends ImageModel {
     const c = this.config;
     if (c.tomeR > 0 || this.pruneLocs.length) return undefined;
     return { grid: [...this.patchEmbed.gridSize] as [number, number], prefix: this.numPrefixTokens, pool: c.globalPool === 'avg' ? 'patch-mean' : 'cls', depth: c.depth, heads: c.numHeads };
+  }
+
+  /** DynamicViT's kept tokens or ToMe's merges, traced from the inference pass (src/explain/token_reduction.ts draws them). */
+  override tokenReduction(): TokenReduction | undefined {
+    const kind = this.pruneLocs.length ? 'dynamicvit' : this.config.tomeR > 0 ? 'tome' : undefined;
+    if (!kind) return undefined;
+    return {
+      kind, grid: [...this.patchEmbed.gridSize] as [number, number], prefix: this.numPrefixTokens, pruneBlocks: [...this.pruneLocs],
+      trace: (x) => {
+        const outputs: Record<string, Tensor> = {};
+        if (kind === 'dynamicvit') {
+          const pruning: PruningTrace = { decisions: [], selected: [] };
+          outputs.logits = this.forwardHead(this.forwardFeatures(x, { pruning })).logits;
+          pruning.selected!.forEach((t, i) => { outputs[`selected/${i}`] = t; });
+        } else {
+          const merged: MergeState & { traceSource: boolean } = { traceSource: true };
+          outputs.logits = this.forwardHead(this.forwardFeatures(x, { merged })).logits;
+          outputs.source = merged.source!;
+        }
+        return outputs;
+      },
+    };
   }
 
   /**
