@@ -30,8 +30,7 @@
  * sparse: block 16, 3 random blocks, 1 global block (the defaults).
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Graph } from '../src/ir/graph.js';
@@ -41,6 +40,7 @@ import { Block, type MechanismOptions } from '../src/nn/transformer.js';
 import { Random } from '../src/random.js';
 import { machineDescription, ortVersion } from '../src/bench/timing.js';
 import { peerScript, PYTHON, probeTorch2 } from '../src/bench/peers.js';
+import { kernelTimes, opsByTime, readNewestTrace } from './ort_trace.js';
 
 const DIM = 192;
 const HEADS = 3;
@@ -118,25 +118,10 @@ async function child(spec: { mechanism: string; n: number; threads: number; repe
 
 /** ORT profile → Markdown table of kernel time per op type, per run (every run, warm-up included). */
 function kernelTable(prefix: string, runs: number): string {
-  // ORT names the trace <prefix>_<timestamp>.json
-  const dir = dirname(prefix);
-  const traceFile = readdirSync(dir).map((f) => join(dir, f)).filter((f) => f.startsWith(`${prefix}_`) && f.endsWith('.json'))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0] ?? prefix;
-  const events = JSON.parse(readFileSync(traceFile, 'utf8')) as { cat?: string; name?: string; dur?: number; args?: { op_name?: string } }[];
-  const byOp = new Map<string, { us: number; count: number }>();
-  let total = 0;
-  for (const e of events) {
-    if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time')) continue;
-    const op = e.args?.op_name ?? '?';
-    const a = byOp.get(op) ?? { us: 0, count: 0 };
-    a.us += e.dur ?? 0;
-    a.count++;
-    byOp.set(op, a);
-    total += e.dur ?? 0;
-  }
-  const rows = [...byOp].sort((p, q) => q[1].us - p[1].us)
-    .map(([op, a]) => `| ${op} | ${(a.us / runs / 1000).toFixed(2)} | ${((a.us / total) * 100).toFixed(1)}% | ${(a.count / runs).toFixed(0)} |`);
-  return [`kernel sum ${(total / runs / 1000).toFixed(1)} ms/run (${traceFile})`, '', '| op type | ms / run | % | nodes run |', '|---|---|---|---|', ...rows].join('\n');
+  const { file, events } = readNewestTrace(prefix);
+  const t = kernelTimes(events);
+  const rows = opsByTime(t).map(([op, a]) => `| ${op} | ${(a.us / runs / 1000).toFixed(2)} | ${((a.us / t.totalUs) * 100).toFixed(1)}% | ${(a.count / runs).toFixed(0)} |`);
+  return [`kernel sum ${(t.totalUs / runs / 1000).toFixed(1)} ms/run (${file})`, '', '| op type | ms / run | % | nodes run |', '|---|---|---|---|', ...rows].join('\n');
 }
 
 const lastJson = (stdout: string): unknown => JSON.parse(stdout.trim().split('\n').pop()!);

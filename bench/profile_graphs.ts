@@ -17,7 +17,7 @@
  * their ratio holds on a loaded machine even when the absolute times do not.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,8 +29,8 @@ import { Random } from '../src/random.js';
 import { machineDescription, ortVersion } from '../src/bench/timing.js';
 import { CLIP_CONFIGS, ClipModel } from '../src/models/clip.js';
 import { writeClip } from '../src/checkpoint/layout_clip.js';
+import { kernelTimes, opsByTime, readNewestTrace } from './ort_trace.js';
 
-interface TraceEvent { cat?: string; name?: string; ts?: number; dur?: number; args?: { op_name?: string } }
 
 const { values: o } = parseArgs({
   options: {
@@ -108,24 +108,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 console.log(`Inference, ${label}, batch ${batch}, ${threads} thread(s), ${steps} interleaved runs after ${warmup} warm-up; ` +
   `${new Date().toISOString().slice(0, 10)}, ${machineDescription()}, onnxruntime-node ${ortVersion()}\n`);
 for (const [i, s] of sessions.entries()) {
-  const profile = s.session.endProfiling()!;
+  s.session.endProfiling();
   await s.session.release();
-  const file = readdirSync(dir).map((f) => join(dir, f)).filter((f) => f.startsWith(join(dir, `g${i}_`)) && f.endsWith('.json'))
-    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0] ?? profile;
-  const events = JSON.parse(readFileSync(file, 'utf8')) as TraceEvent[];
-  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts! - b.ts!);
-  const from = runs[warmup]?.ts ?? 0;
-  const byOp = new Map<string, { us: number; count: number }>();
-  let total = 0;
-  for (const e of events) {
-    if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || (e.ts ?? 0) < from) continue;
-    const op = e.args?.op_name ?? '?';
-    const a = byOp.get(op) ?? { us: 0, count: 0 };
-    a.us += e.dur ?? 0;
-    a.count++;
-    byOp.set(op, a);
-    total += e.dur ?? 0;
-  }
+  const times = kernelTimes(readNewestTrace(join(dir, `g${i}`)).events, warmup);
+  const total = times.totalUs;
   const before = countOps(join(dir, `g${i}.onnx`));
   const after = countOps(s.optimized);
   const fmt = (m: Record<string, number>) => Object.entries(m).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
@@ -133,7 +119,7 @@ for (const [i, s] of sessions.entries()) {
   console.log(`- nodes as emitted (${Object.values(before).reduce((a, b) => a + b, 0)}): ${fmt(before)}`);
   console.log(`- nodes after ORT's optimiser (${Object.values(after).reduce((a, b) => a + b, 0)}): ${fmt(after)}\n`);
   console.log('| op type | ms / run | % | nodes run |\n|---|---|---|---|');
-  for (const [op, a] of [...byOp.entries()].sort((p, q) => q[1].us - p[1].us)) {
+  for (const [op, a] of opsByTime(times)) {
     console.log(`| ${op} | ${(a.us / steps / 1000).toFixed(2)} | ${((a.us / total) * 100).toFixed(1)}% | ${(a.count / steps).toFixed(0)} |`);
   }
   console.log('');

@@ -15,9 +15,9 @@
  * src/train/step.ts with the MAE objective, no optimiser); its host time is the per-step masking
  * (noise, argsort, feeds).
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createModel } from '../src/models/registry.js';
 import { compile, type Executable } from '../src/runtime/compile.js';
@@ -26,9 +26,9 @@ import { Random } from '../src/random.js';
 import { buildBenchTrainStep } from '../src/bench/train_step.js';
 import { machineDescription, ortVersion } from '../src/bench/timing.js';
 import { compileTrainStep } from '../src/train/step.js';
+import { kernelTimes, opsByTime, readNewestTrace } from './ort_trace.js';
 import { MaeObjective, asMae, drawMaskNoise, maskFeeds } from '../src/train/objectives/mae.js';
 
-interface TraceEvent { cat?: string; name?: string; ts?: number; dur?: number; args?: { op_name?: string; provider?: string } }
 
 const { values: o } = parseArgs({
   options: {
@@ -108,35 +108,10 @@ for (let i = 0; i < steps; i++) {
 exe.endProfiling();
 await exe.dispose();
 
-// ORT writes <prefix>_<timestamp>.json; take the newest
-const base = basename(prefix);
-const files = readdirSync(dirname(prefix)).filter((f) => f.startsWith(`${base}_`) && f.endsWith('.json'))
-  .map((f) => join(dirname(prefix), f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-if (!files.length) throw new Error(`ORT wrote no profile with prefix ${prefix}`);
-const events = JSON.parse(readFileSync(files[0]!, 'utf8')) as TraceEvent[];
-
-// keep the profiled steps only: from the start of the (warmup+1)-th model_run on
-const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').sort((a, b) => a.ts! - b.ts!);
-const measured = runs.slice(warmup);
-const from = measured[0]?.ts ?? 0;
-const nodes = events.filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time') && (e.ts ?? 0) >= from);
+// the profiled steps only: from the start of the (warmup+1)-th model_run on
+const trace = readNewestTrace(prefix);
+const { runs: measured, byOp, byNode, totalUs } = kernelTimes(trace.events, warmup);
 const n = measured.length || steps;
-
-const byOp = new Map<string, { us: number; count: number }>();
-const byNode = new Map<string, { op: string; us: number }>();
-let totalUs = 0;
-for (const e of nodes) {
-  const op = e.args?.op_name ?? '?';
-  const a = byOp.get(op) ?? { us: 0, count: 0 };
-  a.us += e.dur ?? 0;
-  a.count += 1;
-  byOp.set(op, a);
-  const node = e.name!.slice(0, -'_kernel_time'.length);
-  const b = byNode.get(node) ?? { op, us: 0 };
-  b.us += e.dur ?? 0;
-  byNode.set(node, b);
-  totalUs += e.dur ?? 0;
-}
 
 const ms = (us: number) => (us / n / 1000).toFixed(2);
 const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / Math.max(1, xs.length);
@@ -151,7 +126,7 @@ const lines = [
   '',
   '| op type | ms / step | % of kernel time | nodes run / step |',
   '|---|---|---|---|',
-  ...[...byOp.entries()].sort((a, b) => b[1].us - a[1].us)
+  ...opsByTime({ runs: measured, byOp, byNode, totalUs })
     .map(([op, a]) => `| ${op} | ${ms(a.us)} | ${((a.us / totalUs) * 100).toFixed(1)}% | ${(a.count / n).toFixed(0)} |`),
   '',
   `Top ${top} nodes:`,
@@ -161,5 +136,5 @@ const lines = [
   ...[...byNode.entries()].sort((a, b) => b[1].us - a[1].us).slice(0, top).map(([node, b]) => `| ${node} | ${b.op} | ${ms(b.us)} |`),
 ];
 console.log(lines.join('\n'));
-if (o.keep) console.log(`\nORT profile: ${files[0]}`);
+if (o.keep) console.log(`\nORT profile: ${trace.file}`);
 else rmSync(dir, { recursive: true, force: true });
