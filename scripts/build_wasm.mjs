@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
- * Compiles the AssemblyScript pixel kernels (src/data/kernels/*.as.ts) to WebAssembly and writes
- * each as a TypeScript module holding the binary in base64 (src/data/kernels/*_module.ts), so the
- * kernels load the same way from the sources (tsx), the compiled package and a bundler.
+ * Compiles the AssemblyScript kernels (the pixel kernels src/data/kernels/*.as.ts, and AdamW's
+ * src/optim/adamw.as.ts, whose memory is imported: the moments live in it) to WebAssembly and
+ * writes each as a TypeScript module holding the binary in base64 (NAME_module.ts beside its
+ * source), so the kernels load the same way from the sources (tsx), the compiled package and a
+ * bundler.
  *
  *   node scripts/build_wasm.mjs          (re)write the modules
  *   node scripts/build_wasm.mjs --check  exit 1 if a committed module is not what the source compiles to
@@ -12,11 +14,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import asc from 'assemblyscript/asc';
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'data', 'kernels');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-export async function compileKernel(source) {
+/** The folders holding *.as.ts kernels (relative to the repository) and the compiler flags they need beyond the common ones. */
+export const KERNEL_DIRS = [
+  { dir: 'src/data/kernels', flags: ['--initialMemory', '1'] },
+  { dir: 'src/optim', flags: ['--importMemory'] },
+];
+
+export async function compileKernel(source, flags = KERNEL_DIRS[0].flags) {
   let binary;
-  const { error, stderr } = await asc.main([source, '--outFile', 'out.wasm', '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', '--initialMemory', '1'], {
+  const { error, stderr } = await asc.main([source, '--outFile', 'out.wasm', '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', ...flags], {
     readFile: (name, base) => { try { return readFileSync(join(base, name), 'utf8'); } catch { return null; } },
     writeFile: (name, contents) => { if (name.endsWith('.wasm')) binary = contents; },
     listFiles: () => [],
@@ -34,9 +42,10 @@ export function moduleText(name, wasm) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const check = process.argv.includes('--check');
   let stale = false;
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.as.ts'))) {
+  for (const { dir: rel, flags } of KERNEL_DIRS) for (const file of readdirSync(join(root, rel)).filter((f) => f.endsWith('.as.ts'))) {
+    const dir = join(root, rel);
     const name = file.slice(0, -'.as.ts'.length);
-    const text = moduleText(name, await compileKernel(join(dir, file)));
+    const text = moduleText(name, await compileKernel(join(dir, file), flags));
     const target = join(dir, `${name}_module.ts`);
     let current = '';
     try { current = readFileSync(target, 'utf8'); } catch { /* new */ }

@@ -19,7 +19,7 @@ import { simdAvailable } from '../../src/data/kernels/resample.js';
 import { affineWasm } from '../../src/data/kernels/affine.js';
 import { normalizeRgbWasm } from '../../src/data/kernels/normalize.js';
 // @ts-expect-error: a plain ES module script without type declarations
-import { compileKernel, moduleText } from '../../scripts/build_wasm.mjs';
+import { compileKernel, KERNEL_DIRS, moduleText } from '../../scripts/build_wasm.mjs';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -121,8 +121,10 @@ describe('SIMD resampling', () => {
     }
   });
 
-  it.each(readdirSync(join(ROOT, 'src/data/kernels')).filter((f) => f.endsWith('.as.ts')).map((f) => f.slice(0, -'.as.ts'.length)))('the committed %s module is what its source compiles to', async (name) => {
-    const wasm = await compileKernel(join(ROOT, `src/data/kernels/${name}.as.ts`));
-    expect(moduleText(name, wasm)).toBe(readFileSync(join(ROOT, `src/data/kernels/${name}_module.ts`), 'utf8'));
+  const kernels = (KERNEL_DIRS as { dir: string; flags: string[] }[]).flatMap(({ dir, flags }) => readdirSync(join(ROOT, dir)).filter((f) => f.endsWith('.as.ts'))
+    .map((f) => ({ dir, flags, name: f.slice(0, -'.as.ts'.length) })));
+  it.each(kernels.map((k) => [`${k.dir}/${k.name}`, k] as const))('the committed %s module is what its source compiles to', async (_: string, { dir, flags, name }: { dir: string; flags: string[]; name: string }) => {
+    const wasm = await compileKernel(join(ROOT, `${dir}/${name}.as.ts`), flags);
+    expect(moduleText(name, wasm)).toBe(readFileSync(join(ROOT, `${dir}/${name}_module.ts`), 'utf8'));
   });
 });

@@ -1,6 +1,6 @@
 /**
- * Instantiating the WebAssembly pixel kernels (compiled from the *.as.ts files beside this one by
- * scripts/build_wasm.mjs) and laying out their memory. Each module has its own memory, used as a
+ * Instantiating the WebAssembly kernels (compiled from the *.as.ts files beside this one, and
+ * AdamW's in src/optim, by scripts/build_wasm.mjs) and laying out their memory. Each module has its own memory, used as a
  * scratch arena per call: the caller's buffers are copied in after the module's static data.
  */
 
@@ -25,14 +25,36 @@ export function useWasmKernels(on: boolean): boolean {
   return was;
 }
 
-/** A lazily instantiated module: undefined where it cannot load (no WebAssembly SIMD) or when turned off. */
-export function lazyKernels<T extends KernelExports>(base64: string): () => T | undefined {
-  let instance: T | null | undefined;
+/**
+ * A lazily compiled module, for callers that instantiate it themselves (AdamW: one instance per
+ * optimiser over a memory of its own): undefined where it cannot load (no WebAssembly SIMD) or
+ * when turned off.
+ */
+export function wasmModule(base64: string): () => WebAssembly.Module | undefined {
+  let compiled: WebAssembly.Module | null | undefined;
   return () => {
     if (!enabled) return undefined;
+    if (compiled === undefined) {
+      try {
+        compiled = new WebAssembly.Module(decodeBase64(base64));
+      } catch {
+        compiled = null;
+      }
+    }
+    return compiled ?? undefined;
+  };
+}
+
+/** A lazily instantiated module: undefined where it cannot load (no WebAssembly SIMD) or when turned off. */
+export function lazyKernels<T extends KernelExports>(base64: string): () => T | undefined {
+  const compiled = wasmModule(base64);
+  let instance: T | null | undefined;
+  return () => {
+    const m = compiled();
+    if (!m) return undefined;
     if (instance === undefined) {
       try {
-        instance = new WebAssembly.Instance(new WebAssembly.Module(decodeBase64(base64))).exports as unknown as T;
+        instance = new WebAssembly.Instance(m).exports as unknown as T;
       } catch {
         instance = null;
       }
