@@ -68,8 +68,13 @@ class Attention(nn.Module):
     def forward(self, x):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        a = ((q * (c // self.heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
-        return self.proj((a @ v).transpose(1, 2).reshape(b, n, c))
+        if hasattr(F, "scaled_dot_product_attention"):
+            # PyTorch 2.x: timm's Attention takes the fused SDPA path there, so the peer does too.
+            o = F.scaled_dot_product_attention(q, k, v)
+        else:
+            a = ((q * (c // self.heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)
+            o = a @ v
+        return self.proj(o.transpose(1, 2).reshape(b, n, c))
 
 
 class Mlp(nn.Module):

@@ -5,8 +5,10 @@ Usage:
     python3 bench/peers/torch_family.py MODE THREADS BATCH REPEATS PATH|- FAMILY NAME CONFIG_JSON [FLAGS]
 
 MODE, the timing and the JSON line printed are those of bench/peers/torch_vit.py (infer, train,
-export); FLAGS are its --compile and --bf16 (and --attn, accepted for the same command line: these
-models compute attention as written, see "attention" in the output).
+export); FLAGS are its --compile and --bf16 (and --attn, accepted for the same command line). Attention
+is computed as each family's reference computes it by default ("attention" in the output): as written
+for Swin (timm's fused path is experimental and off), ConViT and CvT; MobileViT's transformer blocks
+take F.scaled_dot_product_attention under PyTorch 2.x, as timm's Attention does.
 
 The model is the one users run where this Python environment can build it:
   * timm's own model (timm.create_model(NAME) when NAME is one of timm's, from TESSERA_TIMM_SRC, default /tmp/timm_src) for
@@ -87,7 +89,9 @@ def main(argv):
     model, source = build_model(family, name, cfg)
     params = sum(p.numel() for p in model.parameters())
     image_shape = (cfg["inChans"], cfg["imgSize"], cfg["imgSize"])
-    return measure(model, mode, path, batch, repeats, image_shape, cfg["numClasses"], flags, "as written (softmax(q k^T) v)",
+    sdpa = family == "mobilevit" and hasattr(torch.nn.functional, "scaled_dot_product_attention")
+    attention = "F.scaled_dot_product_attention" if sdpa else "as written (softmax(q k^T) v)"
+    return measure(model, mode, path, batch, repeats, image_shape, cfg["numClasses"], flags, attention,
                    {"source": source, "params": params})
 
 
