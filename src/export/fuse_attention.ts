@@ -20,7 +20,7 @@
  * without them, so it is an export option, not the default for plain fp32 files.
  */
 import { onnx, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
-import { pruneUnused } from './quantize.js';
+import { floatData, int64Data, pruneUnused } from './quantize.js';
 
 export const MS_DOMAIN = 'com.microsoft';
 
@@ -81,7 +81,8 @@ function matchCore(g: Graph, softmax: NodeProto): Core | undefined {
   if (!scaled || !kT || attrInts(kT, 'perm')?.join() !== '0,1,3,2') return undefined;
   const scaleIdx = g.inits.has(scaled.input![1]!) ? 1 : g.inits.has(scaled.input![0]!) ? 0 : -1;
   if (scaleIdx < 0) return undefined;
-  const scaleValues = floatValues(g.inits.get(scaled.input![scaleIdx]!)!);
+  const scaleInit = g.inits.get(scaled.input![scaleIdx]!)!;
+  const scaleValues = scaleInit.dataType === onnx.TensorProto.DataType.FLOAT ? floatData(scaleInit) : [];
   if (scaleValues.length !== 1) return undefined;
   const parts = [scaled.input![1 - scaleIdx]!, kT.input![0]!, av.input![1]!].map((name) => headSlice(g, name));
   if (parts.some((p) => !p)) return undefined;
@@ -90,7 +91,7 @@ function matchCore(g: Graph, softmax: NodeProto): Core | undefined {
   const unpack = op(g, qp.packed, 'Transpose');
   if (!unpack || attrInts(unpack, 'perm')?.join() !== '2,0,3,1,4') return undefined;
   const split = op(g, unpack.input![0]!, 'Reshape');
-  const dims = split && g.inits.has(split.input![1]!) ? int64Values(g.inits.get(split.input![1]!)!) : undefined;
+  const dims = split && g.inits.has(split.input![1]!) ? int64Init(g.inits.get(split.input![1]!)!) : undefined;
   if (!split || !dims || dims.length !== 5 || dims[2] !== 3 || dims.slice(1).some((d) => d <= 0)) return undefined;
   const [, tokens, , heads, headDim] = dims as [number, number, number, number, number];
   return { qkv: split.input![0]!, merge, heads, headDim, tokens, scale: scaleValues[0]! };
@@ -103,7 +104,7 @@ function headSlice(g: Graph, name: string): HeadSlice | undefined {
   const reshape = op(g, name, 'Reshape');
   const slice = reshape && op(g, reshape.input![0]!, 'Slice');
   if (!slice) return undefined;
-  const [starts, ends, axes] = [1, 2, 3].map((i) => (slice.input![i] && g.inits.has(slice.input![i]!) ? int64Values(g.inits.get(slice.input![i]!)!) : undefined));
+  const [starts, ends, axes] = [1, 2, 3].map((i) => (slice.input![i] && g.inits.has(slice.input![i]!) ? int64Init(g.inits.get(slice.input![i]!)!) : undefined));
   if (!starts || !ends || starts.length !== 1 || ends[0] !== starts[0]! + 1 || (axes && axes[0] !== 0) || slice.input![4]) return undefined;
   return { packed: slice.input![0]!, index: starts[0]! };
 }
@@ -129,14 +130,4 @@ function int64Tensor(name: string, values: number[]): TensorProto {
   return { name, dataType: onnx.TensorProto.DataType.INT64, dims: [values.length], rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) };
 }
 
-function floatValues(t: TensorProto): number[] {
-  if (t.dataType !== onnx.TensorProto.DataType.FLOAT) return [];
-  if (t.rawData?.length) return Array.from(new Float32Array(new Uint8Array(t.rawData).buffer));
-  return Array.from(t.floatData ?? []);
-}
-
-function int64Values(t: TensorProto): number[] {
-  if (t.dataType !== onnx.TensorProto.DataType.INT64) return [];
-  if (t.rawData?.length) return Array.from(new BigInt64Array(new Uint8Array(t.rawData).buffer), Number);
-  return (t.int64Data ?? []).map(Number);
-}
+const int64Init = (t: TensorProto): number[] | undefined => (t.dataType === onnx.TensorProto.DataType.INT64 ? int64Data(t) : undefined);

@@ -160,7 +160,7 @@ export function pruneUnused(model: ModelProto): ModelProto {
   return { ...model, graph: { ...g, node: kept, initializer: (g.initializer ?? []).filter((t) => needed.has(t.name!)) } };
 }
 
-function node(opType: string, input: string[], output: string[], name: string, attribute: NodeProto['attribute'] = []): NodeProto {
+export function node(opType: string, input: string[], output: string[], name: string, attribute: NodeProto['attribute'] = []): NodeProto {
   return { opType, input, output, name, attribute };
 }
 
@@ -168,7 +168,7 @@ export function bytesOf(a: Float32Array | Int8Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function floatData(t: TensorProto): Float32Array {
+export function floatData(t: TensorProto): Float32Array {
   if (t.rawData?.length) {
     const copy = new Uint8Array(t.rawData); // aligned copy (raw_data may sit at any offset of the file)
     return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
@@ -176,7 +176,7 @@ function floatData(t: TensorProto): Float32Array {
   return Float32Array.from(t.floatData ?? []);
 }
 
-function int64Data(t: TensorProto): number[] {
+export function int64Data(t: TensorProto): number[] {
   if (t.rawData?.length) {
     const copy = new Uint8Array(t.rawData);
     return Array.from(new BigInt64Array(copy.buffer, 0, copy.byteLength / 8), Number);

@@ -18,7 +18,7 @@
  * weights int8 symmetric: the u8·s8 products ORT's x86 kernels (VNNI/AMX) are built for.
  */
 import { onnx, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
-import { bytesOf, constantMatrix, pruneUnused, quantizeColumns, type Matrix, type QuantizeOptions, type QuantizeReport } from './quantize.js';
+import { bytesOf, constantMatrix, floatData, node, pruneUnused, quantizeColumns, type Matrix, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 
 const DT = onnx.TensorProto.DataType;
 
@@ -119,7 +119,7 @@ export function quantizeStaticInt8(model: ModelProto, ranges: ReadonlyMap<string
     if (bias) {
       // int32 bias at scale a_scale · w_scale[j]: the form ORT's QDQ Gemm fusion (QGemm) accepts
       const sc = scales.get(bias.matmul)!;
-      const b = floatVector(inits.get(n.input![bias.biasIndex]!)!);
+      const b = floatData(inits.get(n.input![bias.biasIndex]!)!);
       const bs = Float32Array.from(sc.w.length === 1 ? b.map(() => sc.a * sc.w[0]!) : sc.w.map((w) => sc.a * w));
       const bq = Int32Array.from(b, (v, j) => Math.round(v / bs[j]!));
       const base = n.input![bias.biasIndex]!;
@@ -146,13 +146,4 @@ export function quantizeStaticInt8(model: ModelProto, ranges: ReadonlyMap<string
   return { model: pruneUnused(rewritten), report };
 }
 
-function node(opType: string, input: string[], output: string[], name: string, attribute: NodeProto['attribute'] = []): NodeProto {
-  return { opType, input, output, name, attribute };
-}
-
 const intAttr = (name: string, i: number) => ({ name, type: onnx.AttributeProto.AttributeType.INT, i });
-
-function floatVector(t: TensorProto): Float32Array {
-  if (t.rawData?.length) return new Float32Array(new Uint8Array(t.rawData).buffer);
-  return Float32Array.from(t.floatData ?? []);
-}
