@@ -10,7 +10,9 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { writeFileAtomic } from '../checkpoint/atomic.js';
 import { loadBuiltinDataset } from '../data/datasets/builtin.js';
 import { sliceDataset, type TensorDataset } from '../data/datasets/dataset.js';
-import { exportModel, quantizeExport, type ExportedModel } from '../export/export.js';
+import { exportModel, fuseAttentionExport, quantizeExport, quantizeStaticExport, type ExportedModel } from '../export/export.js';
+import type { CalibrationImages } from '../export/calibration_ranges.js';
+import { nchwToNhwc } from '../runtime/host_pixels.js';
 import { checkAgainstTessera, compareInt8, samplePixels, accuracyOn, type ExportCheck, type Int8Comparison } from '../export/verify.js';
 import { TRITON_DEFAULTS, tritonModelName, writeTritonRepository } from '../export/triton.js';
 import { loadOnnxModel } from '../runtime/onnx_model.js';
@@ -22,7 +24,7 @@ import { positiveInt, positiveInts } from './parse.js';
 
 interface ExportFlags {
   checkpoint: string; model?: string; modelKwargs?: Record<string, unknown>; out?: string; triton?: string; tritonName?: string; maxBatchSize: number; preferredBatchSize: number[]; opset: number; preprocess?: boolean; attentionMap?: boolean; quantize?: 'int8';
-  perTensor?: boolean; exclude?: string[]; verify?: string; calibrate?: string; dataDir?: string; verifyLimit?: number;
+  perTensor?: boolean; exclude?: string[]; quantizeCalibration?: string; quantizeCalibrationLimit: number; fusedAttention?: boolean; verify?: string; calibrate?: string; dataDir?: string; verifyLimit?: number;
   samples: number; threads?: number; json?: boolean;
 }
 
@@ -49,7 +51,10 @@ export function registerExportCommand(program: Command): void {
     .option('--opset <n>', 'ONNX opset, 17 to 21', opsetArg, 17)
     .option('--preprocess', 'take raw pixels uint8 [B, H, W, C] and normalise inside the graph')
     .option('--attention-map', 'add a second output, attention_map float32[batch, patches]: the attention rollout that `serve` draws over the image (models with a token grid)')
-    .addOption(new Option('--quantize <kind>', 'dynamic quantisation of the weight matmuls').choices(['int8']))
+    .addOption(new Option('--quantize <kind>', 'int8 quantisation of the weight matmuls (dynamic, or static with --quantize-calibration)').choices(['int8']))
+    .option('--quantize-calibration <dataset>', 'with --quantize int8: static quantisation (QDQ), activation scales fixed from this built-in dataset\'s training images (e.g. fashion-mnist)')
+    .option('--quantize-calibration-limit <n>', 'with --quantize-calibration: how many training images calibrate', positiveInt('--quantize-calibration-limit'), 256)
+    .option('--fused-attention', 'attention as ONNX Runtime\'s fused com.microsoft.MultiHeadAttention kernel (faster in ORT; the file then needs ORT\'s contrib ops)')
     .option('--per-tensor', 'with --quantize: one scale per weight matrix instead of per output channel')
     .option('--exclude <names>', 'with --quantize: weights to keep in float32, comma-separated (e.g. head.weight)', (v: string) => v.split(',').filter(Boolean))
     .option('--verify <dataset>', 'built-in dataset (test split) for the accuracy check, e.g. fashion-mnist')
@@ -62,9 +67,10 @@ export function registerExportCommand(program: Command): void {
     .addOption(sharedOption('json'))
     .action(async (f: ExportFlags) => {
       if (f.calibrate !== undefined) {
-        throw new UsageError(`export has no --calibrate: int8 quantisation here is dynamic and needs no calibration data; --verify ${f.calibrate} measures accuracy on the set, and \`tessera calibrate\` fits temperature scaling into the checkpoint before export`);
+        throw new UsageError(`export has no --calibrate: --quantize-calibration ${f.calibrate} calibrates static int8 on the set, --verify ${f.calibrate} measures accuracy on it, and \`tessera calibrate\` fits temperature scaling into the checkpoint before export`);
       }
       if ((f.perTensor || f.exclude) && !f.quantize) throw new UsageError('--per-tensor and --exclude only apply with --quantize int8');
+      if (f.quantizeCalibration !== undefined && !f.quantize) throw new UsageError('--quantize-calibration only applies with --quantize int8');
       if (!f.out && !f.triton) throw new UsageError('give --out model.onnx, --triton DIR, or both');
       if (f.preferredBatchSize?.some((b) => b > f.maxBatchSize)) throw new UsageError(`--preferred-batch-size ${f.preferredBatchSize.join(',')} exceeds --max-batch-size ${f.maxBatchSize}`);
       const { model, meta } = applyModelKwargs(loadModelFile(f.checkpoint, { model: f.model }, 'export'), f.modelKwargs);
@@ -78,7 +84,12 @@ export function registerExportCommand(program: Command): void {
         }
       }
       const session = { threads: f.threads };
-      const fp32 = exportModel(model, meta, { opset: f.opset, preprocess: f.preprocess, attentionMap: f.attentionMap });
+      let fp32 = exportModel(model, meta, { opset: f.opset, preprocess: f.preprocess, attentionMap: f.attentionMap });
+      if (f.fusedAttention) {
+        const fused = fuseAttentionExport(fp32);
+        if (fused.fusedAttention === 0) throw new UsageError(`--fused-attention: ${meta.model} has no attention block in the form it rewrites (ViT-style multi-head self-attention)`);
+        fp32 = fused;
+      }
       const samples = samplePixels(meta.inputSize, f.samples, dataset);
       const fp32Model = await loadOnnxModel(fp32.bytes, session, f.out);
       const check = await checkAgainstTessera(model, fp32Model, samples, session);
@@ -87,9 +98,17 @@ export function registerExportCommand(program: Command): void {
       }
       let written: ExportedModel = fp32;
       let int8: Int8Comparison | undefined;
+      let calibration: { dataset: string; images: number } | undefined;
       let accuracy: Awaited<ReturnType<typeof accuracyOn>> | undefined;
       if (f.quantize) {
-        written = quantizeExport(fp32, { perChannel: !f.perTensor, exclude: f.exclude });
+        const qopts = { perChannel: !f.perTensor, exclude: f.exclude };
+        if (f.quantizeCalibration) {
+          const images = await calibrationImages(f.quantizeCalibration, f.quantizeCalibrationLimit, meta.inputSize, f.dataDir);
+          calibration = { dataset: `${f.quantizeCalibration}/train[0:${images.count}]`, images: images.count };
+          written = await quantizeStaticExport(fp32, images, { ...qopts, session });
+        } else {
+          written = quantizeExport(fp32, qopts);
+        }
         const int8Model = await loadOnnxModel(written.bytes, session, f.out);
         int8 = await compareInt8(model, fp32Model, int8Model, { samples, dataset, session });
         await int8Model.dispose();
@@ -112,11 +131,20 @@ export function registerExportCommand(program: Command): void {
         out, ...(triton ? { triton: { dir: triton.dir, model: triton.modelDir, files: triton.files } } : {}), model: meta.model, bytes: written.bytes.byteLength, opset: written.opset, input: written.inputName,
         inputFormat: written.meta.inputFormat, labels: written.meta.classNames.length, quantization: written.meta.quantization,
         attentionMap: Boolean(written.attentionMapName), check, ...(accuracy && dataset ? { accuracy: { dataset: dataset.name, ...accuracy } } : {}),
-        ...(int8 ? { int8: { ...int8, weights: written.quantization!.weights.length, perChannel: written.quantization!.perChannel } } : {}),
+        ...(int8 ? { int8: { ...int8, weights: written.quantization!.weights.length, perChannel: written.quantization!.perChannel, ...(calibration ? { calibration } : {}) } } : {}),
+        ...(f.fusedAttention ? { fusedAttention: (fp32 as { fusedAttention?: number }).fusedAttention } : {}),
       };
       if (f.json) console.log(JSON.stringify(summary));
       else printSummary(summary, check, summary.int8, f.threads ?? physicalCores());
     });
+}
+
+/** The first `limit` training images of a built-in dataset, as NHWC pixels for calibration. */
+async function calibrationImages(name: string, limit: number, inputSize: [number, number, number], dataDir?: string): Promise<CalibrationImages> {
+  const train = sliceDataset(await loadBuiltinDataset(name, 'train', { dataDir }), 0, limit);
+  if (train.imageShape.join() !== inputSize.join()) throw new UsageError(`--quantize-calibration ${name}: its images are ${train.imageShape.join('×')}, the model takes ${inputSize.join('×')}`);
+  const per = inputSize[0] * inputSize[1] * inputSize[2];
+  return { pixels: nchwToNhwc(train.images.subarray(0, train.length * per), inputSize), count: train.length };
 }
 
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(2)} MB`;
@@ -124,14 +152,14 @@ const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 
 type Summary = { out?: string; triton?: { model: string; files: string[] }; model: string; bytes: number; opset: number; input: string; inputFormat: string; labels: number; attentionMap: boolean; accuracy?: { dataset: string; images: number; top1: number } };
 
-function printSummary(s: Summary, check: ExportCheck, int8: (Int8Comparison & { weights: number; perChannel: boolean }) | undefined, threads: number): void {
+function printSummary(s: Summary, check: ExportCheck, int8: (Int8Comparison & { weights: number; perChannel: boolean; calibration?: { dataset: string } }) | undefined, threads: number): void {
   const input = s.inputFormat === 'uint8_nhwc' ? 'uint8 pixels [batch, H, W, C]' : 'float32 [batch, C, H, W]';
   if (s.triton) console.log(`wrote Triton model repository ${s.triton.model}: ${s.triton.files.map((p) => p.slice(s.triton!.model.length + 1)).join(', ')}`);
   console.log(`${s.out ? `wrote ${s.out}` : 'exported'}: ${s.model}, ${mb(s.bytes)}, opset ${s.opset}, input "${s.input}" ${input}, ${s.labels} labels${s.attentionMap ? ', with attention_map' : ''}`);
   console.log(`check: fp32 export in ORT vs tessera on ${check.samples} images: max |Δlogit| ${check.maxAbsDiff.toExponential(2)}, top-1 agrees on ${Math.round(check.top1Agreement * check.samples)}/${check.samples}`);
   if (s.accuracy) console.log(`accuracy on ${s.accuracy.dataset} (${s.accuracy.images} images): top-1 ${pct(s.accuracy.top1)}`);
   if (!int8) return;
-  console.log(`int8: ${int8.weights} weight matmuls, ${int8.perChannel ? 'per output channel' : 'per tensor'}; ${mb(int8.int8Bytes)} vs fp32 ${mb(int8.fp32Bytes)} (${(int8.fp32Bytes / int8.int8Bytes).toFixed(1)}× smaller)`);
+  console.log(`int8${int8.calibration ? ` static, calibrated on ${int8.calibration.dataset}` : ' dynamic'}: ${int8.weights} weight matmuls, ${int8.perChannel ? 'per output channel' : 'per tensor'}; ${mb(int8.int8Bytes)} vs fp32 ${mb(int8.fp32Bytes)} (${(int8.fp32Bytes / int8.int8Bytes).toFixed(1)}× smaller)`);
   console.log(`int8 vs tessera fp32 on ${int8.check.samples} images: max |Δlogit| ${int8.check.maxAbsDiff.toExponential(2)}, top-1 agrees on ${Math.round(int8.check.top1Agreement * int8.check.samples)}/${int8.check.samples}`);
   for (const r of int8.speed) {
     console.log(`speed at batch ${r.batchSize} (${threads} threads): fp32 ${r.fp32Ms.toFixed(2)} ms, int8 ${r.int8Ms.toFixed(2)} ms (${r.speedup.toFixed(2)}×)`);

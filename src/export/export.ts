@@ -14,6 +14,10 @@ import { ATTENTION_MAP_NAME, attentionMapGraph } from './attention_map.js';
 import { encodeMetadata, metaFromCheckpoint, type OnnxModelMeta } from './metadata.js';
 import { normalizePixels } from './preprocess.js';
 import { quantizeDynamicInt8, type QuantizeOptions, type QuantizeReport } from './quantize.js';
+import { quantizeStaticInt8, weightMatmulInputs } from './quantize_static.js';
+import { fuseAttention } from './fuse_attention.js';
+import { activationRanges, type CalibrationImages } from './calibration_ranges.js';
+import type { SessionOptions } from '../runtime/session.js';
 
 export interface ExportOptions {
   /** ONNX opset, 17 (default) to 21. */
@@ -81,4 +85,23 @@ export function quantizeExport(fp32: ExportedModel, opts: QuantizeOptions = {}):
   const meta: OnnxModelMeta = { ...fp32.meta, quantization: 'int8_dynamic' };
   q.model.metadataProps = Object.entries(encodeMetadata(meta)).map(([key, value]) => ({ key, value }));
   return { ...fp32, bytes: encodeModel(q.model), model: q.model, meta, quantization: q.report };
+}
+
+/**
+ * The static (QDQ) int8 version of an fp32 export: activation ranges measured on `images`
+ * (uint8 NHWC pixels of the model's input size), then fixed scales in the file.
+ */
+export async function quantizeStaticExport(fp32: ExportedModel, images: CalibrationImages, opts: QuantizeOptions & { session?: SessionOptions } = {}): Promise<ExportedModel> {
+  const activations = weightMatmulInputs(fp32.model, opts.exclude).map((t) => t.activation);
+  const ranges = await activationRanges(fp32.model, fp32.meta, activations, images, { session: opts.session });
+  const q = quantizeStaticInt8(fp32.model, ranges, opts);
+  const meta: OnnxModelMeta = { ...fp32.meta, quantization: 'int8_static' };
+  q.model.metadataProps = Object.entries(encodeMetadata(meta)).map(([key, value]) => ({ key, value }));
+  return { ...fp32, bytes: encodeModel(q.model), model: q.model, meta, quantization: q.report };
+}
+
+/** The export with its attention cores as ORT's fused com.microsoft.MultiHeadAttention (fuse_attention.ts); `fused` is how many. */
+export function fuseAttentionExport(m: ExportedModel): ExportedModel & { fusedAttention: number } {
+  const f = fuseAttention(m.model);
+  return { ...m, bytes: encodeModel(f.model), model: f.model, fusedAttention: f.fused };
 }

@@ -37,7 +37,7 @@ export interface QuantizeReport {
 
 const DT = onnx.TensorProto.DataType;
 
-interface Matrix { name: string; data: Float32Array; rows: number; cols: number }
+export interface Matrix { name: string; data: Float32Array; rows: number; cols: number }
 
 export function quantizeDynamicInt8(model: ModelProto, opts: QuantizeOptions = {}): { model: ModelProto; report: QuantizeReport } {
   const perChannel = opts.perChannel ?? true;
@@ -50,38 +50,6 @@ export function quantizeDynamicInt8(model: ModelProto, opts: QuantizeOptions = {
   const nodes: NodeProto[] = [];
   const report: QuantizeReport = { weights: [], perChannel, floatWeightBytes: 0, int8WeightBytes: 0 };
   const done = new Map<string, { q: string; scale: string; zp: string }>();
-
-  /** Evaluates `name` when it is a constant float matrix: an initializer or Transpose/Reshape of one. */
-  function constantMatrix(name: string): Matrix | undefined {
-    const t = inits.get(name);
-    if (t) {
-      const dims = (t.dims ?? []).map(Number);
-      return t.dataType === DT.FLOAT && dims.length === 2 ? { name, data: floatData(t), rows: dims[0]!, cols: dims[1]! } : undefined;
-    }
-    const n = producer.get(name);
-    if (n?.opType === 'Transpose' && (n.domain ?? '') === '') {
-      const perm = n.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number) ?? [1, 0];
-      const m = constantMatrix(n.input![0]!);
-      if (!m || perm.join() !== '1,0') return undefined;
-      const out = new Float32Array(m.data.length);
-      for (let r = 0; r < m.rows; r++) for (let c = 0; c < m.cols; c++) out[c * m.rows + r] = m.data[r * m.cols + c]!;
-      return { name: m.name, data: out, rows: m.cols, cols: m.rows };
-    }
-    if (n?.opType === 'Reshape' && (n.domain ?? '') === '') {
-      const src = inits.get(n.input![0]!);
-      const shape = inits.get(n.input![1]!);
-      if (!src || !shape || src.dataType !== DT.FLOAT || shape.dataType !== DT.INT64) return undefined;
-      const data = floatData(src);
-      const target = int64Data(shape);
-      const srcDims = (src.dims ?? []).map(Number);
-      if (target.length !== 2) return undefined;
-      const dims = target.map((d, i) => (d === 0 ? srcDims[i]! : d));
-      const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
-      const [rows, cols] = dims.map((d) => (d === -1 ? data.length / known : d)) as [number, number];
-      return rows * cols === data.length ? { name: src.name!, data, rows, cols } : undefined;
-    }
-    return undefined;
-  }
 
   function quantizedWeight(m: Matrix) {
     const hit = done.get(m.name);
@@ -102,7 +70,7 @@ export function quantizeDynamicInt8(model: ModelProto, opts: QuantizeOptions = {
   }
 
   for (const n of graph.node ?? []) {
-    const m = n.opType === 'MatMul' && (n.domain ?? '') === '' ? constantMatrix(n.input![1]!) : undefined;
+    const m = n.opType === 'MatMul' && (n.domain ?? '') === '' ? constantMatrix(inits, producer, n.input![1]!) : undefined;
     if (!m || exclude.has(m.name)) {
       nodes.push(n);
       continue;
@@ -122,6 +90,38 @@ export function quantizeDynamicInt8(model: ModelProto, opts: QuantizeOptions = {
 
   const rewritten: ModelProto = { ...model, graph: { ...graph, node: nodes, initializer: [...(graph.initializer ?? []), ...newInits] } };
   return { model: pruneUnused(rewritten), report };
+}
+
+/** Evaluates `name` when it is a constant float matrix: an initializer or Transpose/Reshape of one. */
+export function constantMatrix(inits: Map<string, TensorProto>, producer: Map<string, NodeProto>, name: string): Matrix | undefined {
+  const t = inits.get(name);
+  if (t) {
+    const dims = (t.dims ?? []).map(Number);
+    return t.dataType === DT.FLOAT && dims.length === 2 ? { name, data: floatData(t), rows: dims[0]!, cols: dims[1]! } : undefined;
+  }
+  const n = producer.get(name);
+  if (n?.opType === 'Transpose' && (n.domain ?? '') === '') {
+    const perm = n.attribute?.find((a) => a.name === 'perm')?.ints?.map(Number) ?? [1, 0];
+    const m = constantMatrix(inits, producer, n.input![0]!);
+    if (!m || perm.join() !== '1,0') return undefined;
+    const out = new Float32Array(m.data.length);
+    for (let r = 0; r < m.rows; r++) for (let c = 0; c < m.cols; c++) out[c * m.rows + r] = m.data[r * m.cols + c]!;
+    return { name: m.name, data: out, rows: m.cols, cols: m.rows };
+  }
+  if (n?.opType === 'Reshape' && (n.domain ?? '') === '') {
+    const src = inits.get(n.input![0]!);
+    const shape = inits.get(n.input![1]!);
+    if (!src || !shape || src.dataType !== DT.FLOAT || shape.dataType !== DT.INT64) return undefined;
+    const data = floatData(src);
+    const target = int64Data(shape);
+    const srcDims = (src.dims ?? []).map(Number);
+    if (target.length !== 2) return undefined;
+    const dims = target.map((d, i) => (d === 0 ? srcDims[i]! : d));
+    const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+    const [rows, cols] = dims.map((d) => (d === -1 ? data.length / known : d)) as [number, number];
+    return rows * cols === data.length ? { name: src.name!, data, rows, cols } : undefined;
+  }
+  return undefined;
 }
 
 /** Symmetric int8 in [−127, 127] per column of a [K, N] matrix (or over the whole matrix). */
@@ -147,7 +147,7 @@ export function quantizeColumns(m: { data: Float32Array; rows: number; cols: num
 }
 
 /** Drops nodes whose outputs nothing reads (the folded weight transposes) and unused initializers. */
-function pruneUnused(model: ModelProto): ModelProto {
+export function pruneUnused(model: ModelProto): ModelProto {
   const g = model.graph!;
   const needed = new Set((g.output ?? []).map((o) => o.name!));
   const kept: NodeProto[] = [];
@@ -160,15 +160,15 @@ function pruneUnused(model: ModelProto): ModelProto {
   return { ...model, graph: { ...g, node: kept, initializer: (g.initializer ?? []).filter((t) => needed.has(t.name!)) } };
 }
 
-function node(opType: string, input: string[], output: string[], name: string, attribute: NodeProto['attribute'] = []): NodeProto {
+export function node(opType: string, input: string[], output: string[], name: string, attribute: NodeProto['attribute'] = []): NodeProto {
   return { opType, input, output, name, attribute };
 }
 
-function bytesOf(a: Float32Array | Int8Array): Uint8Array {
+export function bytesOf(a: Float32Array | Int8Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function floatData(t: TensorProto): Float32Array {
+export function floatData(t: TensorProto): Float32Array {
   if (t.rawData?.length) {
     const copy = new Uint8Array(t.rawData); // aligned copy (raw_data may sit at any offset of the file)
     return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
@@ -176,7 +176,7 @@ function floatData(t: TensorProto): Float32Array {
   return Float32Array.from(t.floatData ?? []);
 }
 
-function int64Data(t: TensorProto): number[] {
+export function int64Data(t: TensorProto): number[] {
   if (t.rawData?.length) {
     const copy = new Uint8Array(t.rawData);
     return Array.from(new BigInt64Array(copy.buffer, 0, copy.byteLength / 8), Number);

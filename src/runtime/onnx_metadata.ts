@@ -11,7 +11,7 @@
  * 'uint8_nhwc': raw pixels [B, H, W, C] in 0..255; the graph casts, scales and normalises.
  */
 export type InputFormat = 'float32_nchw' | 'uint8_nhwc';
-export type Quantization = 'none' | 'int8_dynamic';
+export type Quantization = 'none' | 'int8_dynamic' | 'int8_static';
 
 /** A checkpoint's identity and preprocessing, plus how the exported graph takes its input. */
 export interface OnnxModelMeta {
@@ -120,7 +120,7 @@ export function decodeMetadata(props: readonly { key?: string | null; value?: st
   const inputFormat = map.get(k.inputFormat) ?? 'float32_nchw';
   if (inputFormat !== 'float32_nchw' && inputFormat !== 'uint8_nhwc') bad(k.inputFormat, 'float32_nchw or uint8_nhwc');
   const quantization = map.get(k.quantization) ?? 'none';
-  if (quantization !== 'none' && quantization !== 'int8_dynamic') bad(k.quantization, 'none or int8_dynamic');
+  if (quantization !== 'none' && quantization !== 'int8_dynamic' && quantization !== 'int8_static') bad(k.quantization, 'none, int8_dynamic or int8_static');
   const family = map.get(k.family);
   if (family !== undefined && !/^\w+$/.test(family)) bad(k.family, 'a model family name (letters, digits, _)');
   const cfgKey = configKey(family ?? LEGACY_FAMILY);

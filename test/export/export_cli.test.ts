@@ -51,6 +51,23 @@ describe('tessera export', () => {
     expect(Math.abs(s.int8.accuracy.dropPoints - 100 * (s.int8.accuracy.fp32Top1 - s.int8.accuracy.int8Top1))).toBeLessThan(1e-9);
   });
 
+  it('--quantize int8 --quantize-calibration fashion-mnist: static int8 calibrated on N training images; --fused-attention', async () => {
+    const out = join(dir, 'static.onnx');
+    const r = await exportCli(['--checkpoint', checkpoint, '--out', out, '--quantize', 'int8', '--quantize-calibration', 'fashion-mnist',
+      '--quantize-calibration-limit', '64', '--fused-attention', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.quantization).toBe('int8_static');
+    expect(s.fusedAttention).toBe(6);
+    expect(s.int8).toMatchObject({ weights: 26, perChannel: true, calibration: { dataset: 'fashion-mnist/train[0:64]', images: 64 } });
+    const m = await loadOnnxModel(out);
+    expect(m.meta.quantization).toBe('int8_static');
+    await m.dispose();
+    const text = await exportCli(['--checkpoint', checkpoint, '--out', join(dir, 'static2.onnx'), '--quantize', 'int8', '--quantize-calibration', 'fashion-mnist', '--quantize-calibration-limit', '32']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^int8 static, calibrated on fashion-mnist\/train\[0:32\]: 26 weight matmuls, per output channel; /m);
+  });
+
   it('--attention-map adds the rollout output that serve reads, and says so', async () => {
     const out = join(dir, 'attn.onnx');
     const r = await exportCli(['--checkpoint', checkpoint, '--out', out, '--attention-map', '--json']);
@@ -91,7 +108,8 @@ describe('tessera export', () => {
     const r = await exportCli(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/--verify <dataset>/);
-    expect(r.stdout).not.toMatch(/calibrat/);
+    expect(r.stdout).not.toMatch(/--calibrate\b/);
+    expect(r.stdout).toMatch(/--quantize-calibration <dataset>/);
   });
 
   it('bad input: one error line, a non-zero exit code, and no file', async () => {
@@ -101,7 +119,10 @@ describe('tessera export', () => {
       [['--per-tensor'], 2, /^tessera: --per-tensor and --exclude only apply with --quantize int8$/],
       [['--verify', 'cifar10', '--data-dir', dir], 1, /^tessera: /],
       [['--quantize', 'int8', '--calibrate', 'fashion-mnist'], 2,
-        /^tessera: export has no --calibrate: int8 quantisation here is dynamic and needs no calibration data; --verify fashion-mnist measures accuracy on the set, and `tessera calibrate` fits temperature scaling into the checkpoint before export$/],
+        /^tessera: export has no --calibrate: --quantize-calibration fashion-mnist calibrates static int8 on the set, --verify fashion-mnist measures accuracy on it, and `tessera calibrate` fits temperature scaling into the checkpoint before export$/],
+      [['--quantize-calibration', 'fashion-mnist'], 2, /^tessera: --quantize-calibration only applies with --quantize int8$/],
+      [['--quantize', 'int8', '--quantize-calibration', 'fashion-mnist', '--quantize-calibration-limit', '0'], 2, /^tessera: option '--quantize-calibration-limit <n>' argument '0' is invalid\./],
+      [['--quantize', 'int8', '--quantize-calibration', 'cifar10', '--data-dir', dir], 1, /^tessera: /],
     ];
     for (const [extra, code, message] of cases) {
       const out = join(dir, 'bad', 'x.onnx');
