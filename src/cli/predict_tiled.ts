@@ -7,6 +7,7 @@ import { Option, type Command } from 'commander';
 import { writeFileAtomic } from '../checkpoint/atomic.js';
 import { classMapPng } from '../data/image/class_map_png.js';
 import type { EvalTransform } from '../data/image/image.js';
+import { startCutThread } from '../predict/tile_cutter.js';
 import { decodeForTiles, displayImage, predictTiles, tileClassMap, type TileAggregate, type TileOptions, type TiledPrediction } from '../predict/tiled.js';
 import type { Executable } from '../runtime/compile.js';
 import { topK, type LabelScore } from '../serve/prediction.js';
@@ -71,16 +72,22 @@ async function writeTileMap(decoded: Parameters<typeof displayImage>[0], p: Tile
 export async function predictTiledImages(args: string[], exe: Executable, transform: EvalTransform, classNames: readonly string[], o: TileOptions,
   f: { topk: number; tileMap?: string }, write: (p: TiledOutput) => Promise<void>): Promise<{ failed: number; total: number }> {
   let failed = 0, total = 0;
-  for await (const a of imagePathsOf(args)) {
-    total++;
-    if (f.tileMap && total > 1) throw new UsageError(`--tile-map ${f.tileMap} takes one image; ${args.join(' ')} names more`);
-    if ('error' in a) { failed++; process.stderr.write(`tessera: ${a.error}\n`); continue; }
-    try {
-      await write(await predictTiledImage(a.path, exe, transform, classNames, o, f.topk, f.tileMap));
-    } catch (e) {
-      failed++;
-      process.stderr.write(`tessera: ${(e as Error).message}\n`);
+  // one cutting thread for all the images: it cuts the next batch of tiles while the model runs
+  const cutter = startCutThread();
+  try {
+    for await (const a of imagePathsOf(args)) {
+      total++;
+      if (f.tileMap && total > 1) throw new UsageError(`--tile-map ${f.tileMap} takes one image; ${args.join(' ')} names more`);
+      if ('error' in a) { failed++; process.stderr.write(`tessera: ${a.error}\n`); continue; }
+      try {
+        await write(await predictTiledImage(a.path, exe, transform, classNames, { ...o, cutter }, f.topk, f.tileMap));
+      } catch (e) {
+        failed++;
+        process.stderr.write(`tessera: ${(e as Error).message}\n`);
+      }
     }
+  } finally {
+    await cutter.close();
   }
   return { failed, total };
 }

@@ -9,7 +9,8 @@
 import { decodeBandsIfNeeded } from '../data/image/band_decode.js';
 import { decodeFull } from '../data/image/image_decode.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
-import { tileInput, type TileBox, type TileSource } from './tile_input.js';
+import type { TileBox, TileSource } from './tile_input.js';
+import { inlineCutter, type TileCutter, type TileJob } from './tile_cutter.js';
 
 export type { TileBox, TileSource } from './tile_input.js';
 
@@ -23,13 +24,15 @@ export interface TileOptions {
   aggregate: TileAggregate;
   /** tiles per model run */
   batchSize: number;
+  /** who cuts the tiles (tile_cutter.ts): this thread between runs (default), or a cutting thread meanwhile */
+  cutter?: TileCutter;
 }
 
 export interface TileResult extends TileBox { probabilities: Float32Array }
 
 /** Where a tiled prediction's time went, in milliseconds summed over its batches. */
 export interface TileTimings {
-  /** cutting and normalising tiles into the batch */
+  /** this thread's time cutting and normalising tiles into the batch, or waiting for a cutting thread to have done so */
   cut: number;
   /** the model runs (from handing a batch over to getting its logits, less the cutting done meanwhile) */
   run: number;
@@ -86,39 +89,50 @@ export type RunBatch = (x: Float32Array, n: number) => Promise<Float32Array>;
 
 /**
  * Tiles `d` and classifies every tile, `o.batchSize` tiles per run. Two batch buffers are
- * allocated once and take turns: the next batch is cut into one while the runner holds the
- * other. onnxruntime-node runs a session on the calling thread (its run() is a synchronous call
- * in a setImmediate), so with it the cutting does not overlap the model's work and has to be
- * cheap; a runner that works elsewhere (a batching queue, another thread) gets the overlap.
+ * allocated once and take turns: one is being cut (tile_cutter.ts) while the runner holds the
+ * other. With the default cutter the cutting happens on this thread, between runs; with a
+ * cutting thread (`o.cutter`, startCutThread) it overlaps the model's work.
  */
 export async function predictTiles(d: TileSource, t: EvalTransform, run: RunBatch, classes: number, o: TileOptions, label = 'image'): Promise<TiledPrediction> {
   const { width, height } = d.img;
   const boxes = tileGrid(width, height, o.tile, o.stride);
   const per = t.inputSize[0] * t.inputSize[1] * t.inputSize[2];
   const capacity = Math.min(o.batchSize, boxes.length);
-  const buffers = [new Float32Array(capacity * per), new Float32Array(boxes.length > capacity ? capacity * per : 0)];
+  const cutter = o.cutter ?? inlineCutter;
+  const job: TileJob = { image: d, transform: t, boxes, label };
   const timings: TileTimings = { cut: 0, run: 0, result: 0, batches: 0 };
   const tiles: TileResult[] = [];
-  const fill = (start: number) => {
+  const queue: { start: number; n: number; x: Promise<Float32Array> }[] = [];
+  let nextStart = 0;
+  /** Asks for the next batch to be cut into `buffer`; the time this thread spends on it counts as cutting. */
+  const request = (buffer: Float32Array) => {
+    if (nextStart >= boxes.length) return;
     const t0 = performance.now();
-    const n = Math.min(o.batchSize, boxes.length - start);
-    const x = buffers[timings.batches % 2]!.subarray(0, n * per);
-    for (let i = 0; i < n; i++) tileInput(d, boxes[start + i]!, t, label, x.subarray(i * per, (i + 1) * per));
-    timings.batches++;
+    const n = Math.min(o.batchSize, boxes.length - nextStart);
+    const x = cutter.cut(job, nextStart, n, buffer);
+    x.catch(() => undefined); // awaited in turn below; a batch cut ahead of a failed run is not an unhandled rejection
+    queue.push({ start: nextStart, n, x });
+    nextStart += n;
     timings.cut += performance.now() - t0;
-    return { x, n, start };
   };
   const started = performance.now();
-  let next = fill(0);
-  while (next.n > 0) {
-    const cur = next;
-    const running = run(cur.x, cur.n);
-    const after = cur.start + cur.n;
-    next = after < boxes.length ? fill(after) : { x: new Float32Array(0), n: 0, start: after };
-    const logits = await running;
-    const t0 = performance.now();
-    for (let i = 0; i < cur.n; i++) tiles.push({ ...boxes[cur.start + i]!, probabilities: softmax(logits.subarray(i * classes, (i + 1) * classes)) });
-    timings.result += performance.now() - t0;
+  try {
+    request(new Float32Array(capacity * per));
+    if (boxes.length > capacity) request(new Float32Array(capacity * per));
+    while (queue.length > 0) {
+      const cur = queue.shift()!;
+      let t0 = performance.now();
+      const full = await cur.x;
+      timings.cut += performance.now() - t0;
+      timings.batches++;
+      const logits = await run(full.subarray(0, cur.n * per), cur.n);
+      request(full);
+      t0 = performance.now();
+      for (let i = 0; i < cur.n; i++) tiles.push({ ...boxes[cur.start + i]!, probabilities: softmax(logits.subarray(i * classes, (i + 1) * classes)) });
+      timings.result += performance.now() - t0;
+    }
+  } finally {
+    cutter.release(job);
   }
   const t0 = performance.now();
   const probabilities = aggregateTiles(tiles, classes, o.aggregate);

@@ -13,6 +13,7 @@ import { ServeMetrics } from './metrics.js';
 import { modelInfo, prediction } from './prediction.js';
 import { registerStatic } from './static.js';
 import { registerTiledRoute } from './tiled_route.js';
+import { lazyCutThread } from '../predict/tile_cutter.js';
 import type { ServedModel } from './worker_model.js';
 
 export interface ServeOptions {
@@ -141,7 +142,8 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
     return { model: meta.model, results };
   });
 
-  registerTiledRoute(app, { batcher, transform, meta, bodyLimit, maxQueue, defaultTopk });
+  const cutter = lazyCutThread();
+  registerTiledRoute(app, { batcher, transform, meta, bodyLimit, maxQueue, defaultTopk, cutter });
 
   const info = modelInfo(meta, model.bytes.byteLength, { maxBatch, maxWaitMs }, mapSize);
   app.get('/v1/model', async () => info);
@@ -176,6 +178,7 @@ export async function createServer(o: ServeOptions): Promise<TesseraServer> {
         app.server.closeAllConnections();
         await closed;
         await batcher.idle();
+        await cutter.close();
         await model.dispose();
       })();
       return closing;

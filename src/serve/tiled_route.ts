@@ -9,6 +9,7 @@ import type { EvalTransform } from '../data/transforms/transform_config.js';
 import type { OnnxModelMeta } from '../export/metadata.js';
 import { ImageDecodeError } from '../data/image/image_decode.js';
 import { decodeForTiles, predictTiles } from '../predict/tiled.js';
+import type { TileCutter } from '../predict/tile_cutter.js';
 import type { DynamicBatcher } from './batcher.js';
 import { HttpError } from './errors.js';
 import { readImages } from './images.js';
@@ -22,6 +23,8 @@ export interface TiledRouteContext {
   bodyLimit: number;
   maxQueue: number;
   defaultTopk: number;
+  /** cuts the tiles off the event loop (tile_cutter.ts); without it they are cut on the main thread */
+  cutter?: TileCutter;
 }
 
 export function registerTiledRoute(app: FastifyInstance, ctx: TiledRouteContext): void {
@@ -56,7 +59,7 @@ export function registerTiledRoute(app: FastifyInstance, ctx: TiledRouteContext)
       rows.forEach((r, i) => out.set(r.subarray(0, classes), i * classes));
       return out;
     };
-    const o = { tile: q.tile, stride: q.stride ?? Math.max(1, Math.round(q.tile / 2)), aggregate: q.aggregate ?? 'mean', batchSize: 64 };
+    const o = { tile: q.tile, stride: q.stride ?? Math.max(1, Math.round(q.tile / 2)), aggregate: q.aggregate ?? 'mean' as const, batchSize: 64, cutter: ctx.cutter };
     let p;
     try {
       p = await predictTiles(decoded, transform, run, classes, o, 'the image');

@@ -3,11 +3,11 @@
  * metadata and the file's bytes, the worker owns the ORT session. Batches cross as transferred
  * buffers, so nothing is copied.
  */
-import { Worker } from 'node:worker_threads';
 import type { OnnxModelMeta } from '../export/metadata.js';
 import { inspectOnnxModel, type RunWithAttention } from '../runtime/onnx_model.js';
 import type { SessionOptions } from '../runtime/session.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './inference_worker.js';
+import { spawnModuleWorker } from '../runtime/spawn_worker.js';
 
 /** What the server needs of a model; an OnnxModel (inference on the main thread) is one too. */
 export interface ServedModel {
@@ -23,21 +23,10 @@ export interface ServedModel {
   alive?(): boolean;
 }
 
-/**
- * Starts the inference thread. From the TypeScript sources (tsx, vitest) the thread registers
- * tsx itself; the built package runs the compiled .js directly.
- */
-function spawnWorker(init: WorkerInit): Worker {
-  const url = new URL(import.meta.url.endsWith('.ts') ? './inference_worker.ts' : './inference_worker.js', import.meta.url);
-  if (url.pathname.endsWith('.js')) return new Worker(url, { workerData: init });
-  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: init });
-}
-
 /** Opens an exported model (path or bytes) on an inference thread; resolves once its session is open. */
 export async function startInferenceWorker(file: string | Uint8Array, session: SessionOptions = {}, source = typeof file === 'string' ? file : 'the model'): Promise<ServedModel> {
   const info = inspectOnnxModel(file, source);
-  const worker = spawnWorker({ bytes: info.bytes, session, source });
+  const worker = spawnModuleWorker(import.meta.url, 'inference_worker', { bytes: info.bytes, session, source } satisfies WorkerInit);
   const pending = new Map<number, { resolve(v: RunWithAttention): void; reject(e: Error): void }>();
   let nextId = 0;
   let dead: Error | undefined;

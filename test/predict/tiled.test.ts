@@ -139,4 +139,49 @@ describe('tiled predict on a model', () => {
       expect(maxDiff(b.probabilities, e.map((v) => v / s))).toBeLessThan(1e-6);
     }
   }, 60_000);
+
+  it('a cutting thread gives the same tiles, bit for bit, as cutting between runs (one-pass and resize-chain tiles, 4-band floats); a failed run rejects and the thread stays usable', async () => {
+    const { decodeForTiles } = await import('../../src/predict/tiled.js');
+    const { inlineCutter, startCutThread } = await import('../../src/predict/tile_cutter.js');
+    const w = 61, h = 47;
+    const px = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 29 + (i >> 6) * 13) & 255);
+    const png = await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+    const onePass = { inputSize: [3, 16, 16] as const, cropPct: 1, interpolation: 'bicubic' as const, mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
+    const chain = { ...onePass, cropPct: 0.875 };
+    // the runner records every batch it is given, so the inputs themselves are compared
+    const recorded = (exe: Executable, into: Float32Array[]) => async (x: Float32Array) => {
+      into.push(x.slice());
+      return (await exe.run({ x })).logits!.data as Float32Array;
+    };
+    const thread = startCutThread();
+    try {
+      const cases = [
+        { t: onePass, d: await decodeForTiles(png, onePass, 'png'), exe: rgbExe, o: { tile: 16, stride: 9, aggregate: 'mean' as const, batchSize: 7 } },
+        { t: chain, d: await decodeForTiles(png, chain, 'png'), exe: rgbExe, o: { tile: 24, stride: 10, aggregate: 'max' as const, batchSize: 4 } },
+        { t: { inputSize: [4, 16, 16] as const, cropPct: roundTrip.crop_pct, interpolation: roundTrip.interpolation, mean: roundTrip.mean, std: roundTrip.std },
+          d: await decodeForTiles(join(DIR, roundTrip.file), { inputSize: [4, 16, 16], cropPct: 1, interpolation: 'bicubic', mean: roundTrip.mean, std: roundTrip.std }, 'tiff'),
+          exe: bandExe, o: { tile: 12, stride: 5, aggregate: 'mean' as const, batchSize: 3 } },
+      ];
+      for (const c of cases) {
+        const a: Float32Array[] = [], b: Float32Array[] = [];
+        const here = await predictTiles(c.d, c.t, recorded(c.exe, a), 3, { ...c.o, cutter: inlineCutter });
+        const there = await predictTiles(c.d, c.t, recorded(c.exe, b), 3, { ...c.o, cutter: thread });
+        expect(a.length).toBeGreaterThan(2); // several batches, so batches were cut ahead while others ran
+        expect(b.map((x) => Array.from(x))).toEqual(a.map((x) => Array.from(x)));
+        expect(Array.from(there.probabilities)).toEqual(Array.from(here.probabilities));
+        expect(there.tiles.map((r) => [r.left, r.top, r.width, r.height])).toEqual(here.tiles.map((r) => [r.left, r.top, r.width, r.height]));
+      }
+      let runs = 0;
+      const failing = async (x: Float32Array) => {
+        if (++runs === 2) throw new Error('the model failed');
+        return (await rgbExe.run({ x })).logits!.data as Float32Array;
+      };
+      const { t, d, o } = cases[0]!;
+      await expect(predictTiles(d, t, failing, 3, { ...o, cutter: thread })).rejects.toThrow('the model failed');
+      const again = await predictTiles(d, t, recorded(rgbExe, []), 3, { ...o, cutter: thread });
+      expect(again.tiles.length).toBe(tileGrid(w, h, 16, 9).length);
+    } finally {
+      await thread.close();
+    }
+  }, 60_000);
 });

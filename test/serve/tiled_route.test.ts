@@ -14,6 +14,7 @@ let server: TesseraServer;
 let url: string;
 let png: Uint8Array<ArrayBuffer>;
 let expected: Awaited<ReturnType<typeof predictTiles>>;
+let transform: ReturnType<typeof evalTransformOf>;
 
 beforeAll(async () => {
   const model = createModel('vit_tiny_patch4_32', { imgSize: 16, depth: 1, embedDim: 16, numHeads: 2, numClasses: 3, seed: 9 });
@@ -21,7 +22,7 @@ beforeAll(async () => {
   const { bytes, meta: onnxMeta } = exportModel(model, meta);
   const w = 50, h = 34;
   png = new Uint8Array(await sharp(Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 53 + (i >> 4) * 7) & 255), { raw: { width: w, height: h, channels: 3 } }).png().toBuffer());
-  const t = evalTransformOf(onnxMeta);
+  const t = (transform = evalTransformOf(onnxMeta));
   const exe = await compileInference(model, { threads: 1 });
   expected = await predictTiles(await decodeForTiles(png, t, 'png'), t, async (x) => (await exe.run({ x })).logits!.data as Float32Array, 3,
     { tile: 16, stride: 8, aggregate: 'max', batchSize: 64 });
@@ -49,4 +50,28 @@ describe('POST /v1/predict/tiled', () => {
     const res = await fetch(`${url}/v1/predict/tiled`, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
     expect(res.status).toBe(400);
   });
+
+  it('two large images at once, each many batches of tiles cut off the event loop, answer as the library does for each', async () => {
+    const t = transform;
+    const images = await Promise.all([[3, 11], [7, 5]].map(async ([a, b]) => new Uint8Array(await sharp(
+      Uint8Array.from({ length: 120 * 90 * 3 }, (_, i) => (i * a! + (i >> 5) * b!) & 255), { raw: { width: 120, height: 90, channels: 3 } }).png().toBuffer())));
+    const model = createModel('vit_tiny_patch4_32', { imgSize: 16, depth: 1, embedDim: 16, numHeads: 2, numClasses: 3, seed: 9 });
+    const exe = await compileInference(model, { threads: 1 });
+    const want = [];
+    for (const img of images) {
+      want.push(await predictTiles(await decodeForTiles(img, t, 'png'), t, async (x) => (await exe.run({ x })).logits!.data as Float32Array, 3,
+        { tile: 16, stride: 4, aggregate: 'mean', batchSize: 64 }));
+    }
+    await exe.dispose();
+    expect(want[0]!.tiles.length).toBeGreaterThan(4 * 64);
+    const answers = await Promise.all(images.map(async (img) => {
+      const res = await fetch(`${url}/v1/predict/tiled?tile=16&stride=4`, { method: 'POST', body: img, headers: { 'content-type': 'image/png' } });
+      expect(res.status).toBe(200);
+      return await res.json() as { tiles: { probabilities: number[] }[] };
+    }));
+    answers.forEach((a, j) => {
+      expect(a.tiles).toHaveLength(want[j]!.tiles.length);
+      a.tiles.forEach((tile, i) => tile.probabilities.forEach((p, k) => expect(Math.abs(p - want[j]!.tiles[i]!.probabilities[k]!)).toBeLessThan(1e-5)));
+    });
+  }, 60_000);
 });
