@@ -57,7 +57,7 @@ describe('POST /v1/predict/tiled', () => {
       Uint8Array.from({ length: 120 * 90 * 3 }, (_, i) => (i * a! + (i >> 5) * b!) & 255), { raw: { width: 120, height: 90, channels: 3 } }).png().toBuffer())));
     const model = createModel('vit_tiny_patch4_32', { imgSize: 16, depth: 1, embedDim: 16, numHeads: 2, numClasses: 3, seed: 9 });
     const exe = await compileInference(model, { threads: 1 });
-    const want = [];
+    const want: Awaited<ReturnType<typeof predictTiles>>[] = [];
     for (const img of images) {
       want.push(await predictTiles(await decodeForTiles(img, t, 'png'), t, async (x) => (await exe.run({ x })).logits!.data as Float32Array, 3,
         { tile: 16, stride: 4, aggregate: 'mean', batchSize: 64 }));
