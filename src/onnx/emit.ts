@@ -146,7 +146,11 @@ export function emitModel(graph: Graph, outputs: Record<string, Tensor>, opts: E
   const graphOutputs: ValueInfoProto[] = [];
   const outs: EmittedModel['outputs'] = [];
   const outputsOf = new Map<number, [string, Tensor][]>();
-  for (const entry of outputEntries) outputsOf.set(entry[1].id, [...(outputsOf.get(entry[1].id) ?? []), entry]);
+  for (const entry of outputEntries) {
+    const list = outputsOf.get(entry[1].id);
+    if (list) list.push(entry);
+    else outputsOf.set(entry[1].id, [entry]);
+  }
   for (const id of order.shared) emitOp(graph.node(id) as OpNode);
   for (const tail of order.tails) {
     for (const id of tail.nodes) emitOp(graph.node(id) as OpNode);
@@ -198,7 +202,11 @@ function emissionOrder(graph: Graph, live: Set<number>, outputIds: readonly numb
   for (const id of live) {
     const n = graph.node(id);
     if (n.kind !== 'op') continue;
-    for (const i of emittedInputs(graph, n)) consumers.set(i, [...(consumers.get(i) ?? []), id]);
+    for (const i of emittedInputs(graph, n)) {
+      const list = consumers.get(i);
+      if (list) list.push(id);
+      else consumers.set(i, [id]);
+    }
   }
   const ops = [...live].filter((id) => graph.node(id).kind === 'op').sort((a, b) => a - b);
   for (let k = ops.length - 1; k >= 0; k--) {
@@ -213,7 +221,11 @@ function emissionOrder(graph: Graph, live: Set<number>, outputIds: readonly numb
   for (const id of ops) {
     const o = owner.get(id)!;
     if (o === -1) shared.push(id);
-    else tails.set(o, [...(tails.get(o) ?? []), id]);
+    else {
+      const tail = tails.get(o);
+      if (tail) tail.push(id);
+      else tails.set(o, [id]);
+    }
   }
   // outputs that are leaves or inputs (no op of their own) still need their Identity
   for (const id of outputIds) if (!tails.has(id)) tails.set(id, []);

@@ -120,7 +120,9 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
       const rstd = div(1, sqrt(add(variance, eps)));
       const gsum = sum(g, axes, true);
       const gc = sum(mul(g, centered), axes, true);
-      const count = valuesPerChannel(x!);
+      // the count from g, not x (the same shape): reading x's shape here would keep x alive for
+      // the backward pass beside the centred x̂ the VJP shares with the forward pass
+      const count = valuesPerChannel(g);
       let dx: Tensor | null = null;
       if (needs[0]) {
         const k = mul(rstd, channelView(scale!, x!.rank)); // γr [1, C, 1, 1]

@@ -19,10 +19,10 @@ function threeLayerStep() {
 
 describe('emission order of a gradient graph', () => {
   const t = threeLayerStep();
-  const nodes = emitModel(t.graph, t.outputs).model.graph.node;
-  const indexOf = (output: string) => nodes.findIndex((n) => n.output.includes(output));
+  const nodes = emitModel(t.graph, t.outputs).model.graph!.node!;
+  const indexOf = (output: string) => nodes.findIndex((n) => n.output?.includes(output));
   // grad/wi = Identity(dW_i): the op producing dW_i is its input
-  const producer = (grad: string) => indexOf(nodes[indexOf(grad)]!.input[0]!);
+  const producer = (grad: string) => indexOf(nodes[indexOf(grad)]!.input![0]!);
 
   it('writes the weight gradients in reverse trace order: the first layer first, the last layer last', () => {
     const at = ['grad/w0', 'grad/w1', 'grad/w2'].map(producer);
@@ -33,7 +33,7 @@ describe('emission order of a gradient graph', () => {
 
   it('keeps a single-output graph in trace order', () => {
     const f = trace((x) => ops.gelu(ops.matmul(x, x.graph.param('w', new Float32Array(4), [2, 2]))), [{ name: 'x', shape: [1, 2] }]);
-    const types = emitModel(f.graph, f.outputs).model.graph.node.map((n) => n.opType);
+    const types = emitModel(f.graph, f.outputs).model.graph!.node!.map((n) => n.opType);
     expect(types[0]).toBe('MatMul');
     expect(types[types.length - 1]).toBe('Identity');
   });
