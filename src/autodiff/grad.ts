@@ -75,13 +75,13 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
   accumulate(loss.id, seed ?? expand(graph.scalar(1, loss.dtype), loss.shape));
 
   // Forward values the VJPs read are saved until the backward pass reaches them, except those
-  // cheaper to compute again than to keep: a GELU's output (or a reshape of it, as a Linear
-  // reads it) is recomputed from the GELU's input, which the GELU's own VJP keeps anyway.
+  // a model marks cheaper to compute again: the output of a geluRecomputedInBackward (or a
+  // reshape of it, as a Linear reads it) is recomputed from its input, which its VJP keeps anyway.
   const recomputed = new Map<number, Tensor>();
   const forBackward = (t: Tensor): Tensor => {
     let base = t.node;
     while (base.kind === 'op' && base.prim === 'reshape') base = graph.node(base.inputs[0]!);
-    if (base.kind !== 'op' || base.prim !== 'gelu' || (base.attrs as { recomputed?: boolean }).recomputed) return t;
+    if (base.kind !== 'op' || base.prim !== 'gelu' || !(base.attrs as { recomputeInBackward?: boolean }).recomputeInBackward) return t;
     let r = recomputed.get(t.id);
     if (!r) {
       const gelu = base;

@@ -19,7 +19,7 @@ export interface NnAttrs {
   invStdOfNormalized: { readonly eps: number };
   batchNorm: { readonly eps: number };
   resizeBilinear: { readonly size: Pair; readonly alignCorners: boolean };
-  gelu: { readonly recomputed?: boolean };
+  gelu: { readonly recomputed?: boolean; readonly recomputeInBackward?: boolean };
   argmax: { readonly axis: number; readonly keepdims: boolean };
   dimSize: { readonly axis: number; readonly dtype: DType };
 }
@@ -199,9 +199,9 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
         return;
       }
       // The exact pattern ORT fuses into its Gelu/BiasGelu kernels: x · (erf(x / √2) + 1) · 0.5.
-      // A recomputation (see geluRecomputed) writes x / √2 as x · (1/√2), which ORT fuses into the
-      // same kernel, but only after its common-subexpression pass, which would otherwise merge it
-      // with the forward GELU and keep that output alive for the backward pass again.
+      // A recomputation (see geluRecomputed) writes x / √2 as x · (1/√2), so that ORT's common-
+      // subexpression pass does not merge it back into the forward GELU (which would keep that
+      // output alive again); it shares its Erf with the GELU's VJP instead and runs unfused.
       const dtype = inTypes[0]!.dtype;
       const scaled = attrs.recomputed ? ctx.op('Mul', [x!, ctx.scalar(Math.SQRT1_2, dtype)]) : ctx.op('Div', [x!, ctx.scalar(Math.SQRT2, dtype)]);
       const e = ctx.op('Erf', [scaled]);
@@ -312,11 +312,15 @@ export const resizeBilinear = (x: Tensor, size: Pair, alignCorners = false): Ten
 export const gelu = (x: Tensor): Tensor => apply('gelu', [x], {});
 
 /**
- * GELU computed again from its input, for the backward pass: the VJP of the layer after a GELU
- * (an MLP's second Linear) reads this instead of the forward output, so only the GELU's input
- * stays saved between forward and backward (half the MLP's hidden activations: 0.6 GB of cvt_13's
- * training step at batch 32). Same values as `gelu`: ORT runs both as its Gelu kernel.
+ * GELU whose output grad() does not save: the VJP of the layer after it (an MLP's second Linear)
+ * reads `geluRecomputed` of its input instead, so only the input stays saved between forward and
+ * backward. Measured per family, as it trades saved memory for transient memory in the backward
+ * pass: cvt_13 at batch 32 gains 0.6 GB of peak RSS, swin_tiny loses 0.1 GB at batch 8 (its
+ * backward peak, in the first stage's MLP, grows by the recomputation's temporaries).
  */
+export const geluRecomputedInBackward = (x: Tensor): Tensor => apply('gelu', [x], { recomputeInBackward: true });
+
+/** A GELU computed again from its input, for the backward pass (see geluRecomputedInBackward); the same values. */
 export const geluRecomputed = (x: Tensor): Tensor => apply('gelu', [x], { recomputed: true });
 
 export const argmax = (x: Tensor, axis = -1, keepdims = false): Tensor =>

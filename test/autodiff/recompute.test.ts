@@ -1,6 +1,6 @@
 /**
- * grad() recomputes a GELU's output for the backward pass instead of keeping it: the layer after
- * the GELU reads a recomputation, so only the GELU's input is saved from the forward pass.
+ * grad() recomputes the output of a geluRecomputedInBackward for the backward pass instead of keeping
+ * it: the layer after the GELU reads a recomputation, so only the GELU's input is saved.
  */
 import { describe, expect, it } from 'vitest';
 import { compile, trace, withGradients } from '../../src/runtime/compile.js';
@@ -23,7 +23,7 @@ const mlp = (act: (t: Tensor) => Tensor) => (input: Tensor) => {
 
 describe('GELU recomputation in the backward pass', () => {
   it('saves only the GELU input: nothing after the loss reads the forward GELU output', () => {
-    const t = trace(mlp(ops.gelu), [{ name: 'x', shape: ['batch', 6] }]);
+    const t = trace(mlp(ops.geluRecomputedInBackward), [{ name: 'x', shape: ['batch', 6] }]);
     const lossId = t.outputs.loss!.id;
     const withGrads = withGradients(t, { wrt: 'params' });
     const nodes = withGrads.graph.nodes;
@@ -37,7 +37,7 @@ describe('GELU recomputation in the backward pass', () => {
 
   it('gives the gradients of the GELU written out from primitives', async () => {
     const spec = [{ name: 'x', shape: ['batch', 6] as const }];
-    const fused = await compile(mlp(ops.gelu), spec, { grad: { wrt: 'params' }, threads: 1 });
+    const fused = await compile(mlp(ops.geluRecomputedInBackward), spec, { grad: { wrt: 'params' }, threads: 1 });
     const decomposed = await compile(mlp(ops.geluDecomposed), spec, { grad: { wrt: 'params' }, threads: 1 });
     const [a, b] = [await fused.run({ x }), await decomposed.run({ x })];
     for (const name of ['loss', 'grad/w1', 'grad/w2']) {
