@@ -11,7 +11,7 @@ import { GraphError } from '../ir/errors.js';
 import type { OpNode } from '../ir/graph.js';
 import { formatShape, shapeEquals, staticNumel, type Shape } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
-import { add, concat, expand, reshape, sum } from '../ops/index.js';
+import { add, concat, expand, geluRecomputed, reshape, sum } from '../ops/index.js';
 import type { Prim } from '../ops/prim.js';
 import { ruleFor } from '../ops/rules.js';
 
@@ -74,6 +74,26 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
   };
   accumulate(loss.id, seed ?? expand(graph.scalar(1, loss.dtype), loss.shape));
 
+  // Forward values the VJPs read are saved until the backward pass reaches them, except those
+  // a model marks cheaper to compute again: the output of a geluRecomputedInBackward (or a
+  // reshape of it, as a Linear reads it) is recomputed from its input, which its VJP keeps anyway.
+  const recomputed = new Map<number, Tensor>();
+  const forBackward = (t: Tensor): Tensor => {
+    let base = t.node;
+    while (base.kind === 'op' && base.prim === 'reshape') base = graph.node(base.inputs[0]!);
+    if (base.kind !== 'op' || base.prim !== 'gelu' || !(base.attrs as { recomputeInBackward?: boolean }).recomputeInBackward) return t;
+    let r = recomputed.get(t.id);
+    if (!r) {
+      const gelu = base;
+      r = graph.atScope(gelu.scope, () => {
+        const again = geluRecomputed(graph.tensor(gelu.inputs[0]!));
+        return gelu.id === t.id ? again : reshape(again, t.shape);
+      });
+      recomputed.set(t.id, r);
+    }
+    return r;
+  };
+
   for (let id = loss.id; id >= first; id--) {
     const node = graph.node(id);
     if (node.kind !== 'op' || !onPath.has(id)) continue;
@@ -86,7 +106,7 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
     if (rule.vjp === 'nondiff') throw nonDifferentiable(node);
     const vjp = rule.vjp;
     const cts = graph.atScope(node.scope, () =>
-      vjp({ g, inputs, out: graph.tensor(id), attrs: node.attrs as never, needs }));
+      vjp({ g, inputs: inputs.map(forBackward), out: graph.tensor(id), attrs: node.attrs as never, needs }));
     inputs.forEach((t, k) => {
       const ct = cts[k];
       if (needs[k] && ct) accumulate(t.id, graph.atScope(node.scope, () => sumToShape(ct, t.shape)));

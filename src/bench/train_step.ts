@@ -12,7 +12,9 @@ export interface BenchTrainStep {
 
 export async function buildBenchTrainStep(model: ImageModel, options: CompileOptions = {}): Promise<BenchTrainStep> {
   const [c, h, w] = model.inputShape;
-  const exe = await compile((x, y) => ({ loss: crossEntropy(model.forward(x).logits, y) }),
+  // train: true, as the trainer's step and the PyTorch peers' model.train(): BatchNorm normalises
+  // with the batch's statistics (no drop-path noise is fed, as the peers run without drop path)
+  const exe = await compile((x, y) => ({ loss: crossEntropy(model.forward(x, { train: true }).logits, y) }),
     [{ name: 'x', shape: ['batch', c, h, w] }, { name: 'y', shape: ['batch'], dtype: 'int64' }],
     { ...options, grad: { wrt: 'params' } });
   const optimizer = new AdamW(paramSpecs(model.namedParameters(), 0.05));
