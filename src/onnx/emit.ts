@@ -146,11 +146,7 @@ export function emitModel(graph: Graph, outputs: Record<string, Tensor>, opts: E
   const graphOutputs: ValueInfoProto[] = [];
   const outs: EmittedModel['outputs'] = [];
   const outputsOf = new Map<number, [string, Tensor][]>();
-  for (const entry of outputEntries) {
-    const list = outputsOf.get(entry[1].id);
-    if (list) list.push(entry);
-    else outputsOf.set(entry[1].id, [entry]);
-  }
+  for (const entry of outputEntries) pushTo(outputsOf, entry[1].id, entry);
   for (const id of order.shared) emitOp(graph.node(id) as OpNode);
   for (const tail of order.tails) {
     for (const id of tail.nodes) emitOp(graph.node(id) as OpNode);
@@ -202,11 +198,7 @@ function emissionOrder(graph: Graph, live: Set<number>, outputIds: readonly numb
   for (const id of live) {
     const n = graph.node(id);
     if (n.kind !== 'op') continue;
-    for (const i of emittedInputs(graph, n)) {
-      const list = consumers.get(i);
-      if (list) list.push(id);
-      else consumers.set(i, [id]);
-    }
+    for (const i of emittedInputs(graph, n)) pushTo(consumers, i, id);
   }
   const ops = [...live].filter((id) => graph.node(id).kind === 'op').sort((a, b) => a - b);
   for (let k = ops.length - 1; k >= 0; k--) {
@@ -221,16 +213,18 @@ function emissionOrder(graph: Graph, live: Set<number>, outputIds: readonly numb
   for (const id of ops) {
     const o = owner.get(id)!;
     if (o === -1) shared.push(id);
-    else {
-      const tail = tails.get(o);
-      if (tail) tail.push(id);
-      else tails.set(o, [id]);
-    }
+    else pushTo(tails, o, id);
   }
   // outputs that are leaves or inputs (no op of their own) still need their Identity
   for (const id of outputIds) if (!tails.has(id)) tails.set(id, []);
   const byTrace = [...tails].sort(([a], [b]) => b - a).map(([output, nodes]) => ({ output, nodes }));
   return { shared, tails: byTrace };
+}
+
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }
 
 function reachable(graph: Graph, roots: number[]): Set<number> {

@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { ImageDecodeError } from '../data/image/image_decode.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
-import { tileInput, type TileBox, type TileSource } from './tile_input.js';
+import { cutTiles, type TileBox, type TileSource } from './tile_input.js';
 
 export type CutRequest =
   | { job: number; image: TileSource; transform: EvalTransform; boxes: TileBox[]; label: string }
@@ -31,10 +31,7 @@ port.on('message', (m: CutRequest) => {
   try {
     const job = jobs.get(m.job);
     if (!job) throw new Error(`no image for tiling job ${m.job}`);
-    const [c, h, w] = job.transform.inputSize;
-    const per = c * h * w;
-    const x = new Float32Array(m.buffer, 0, m.n * per);
-    for (let i = 0; i < m.n; i++) tileInput(job.image, job.boxes[m.start + i]!, job.transform, job.label, x.subarray(i * per, (i + 1) * per));
+    cutTiles(job.image, job.boxes, m.start, m.n, job.transform, job.label, new Float32Array(m.buffer));
     port.postMessage({ id: m.id, buffer: m.buffer, ms: performance.now() - t0 } satisfies CutReply, [m.buffer]);
   } catch (e) {
     port.postMessage({ id: m.id, buffer: m.buffer, error: (e as Error).message, decode: e instanceof ImageDecodeError } satisfies CutReply, [m.buffer]);

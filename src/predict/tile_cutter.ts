@@ -12,7 +12,7 @@ import { ImageDecodeError } from '../data/image/image_decode.js';
 import type { EvalTransform } from '../data/transforms/transform_config.js';
 import { spawnModuleWorker } from '../runtime/spawn_worker.js';
 import type { CutReply, CutRequest } from './tile_cut_worker.js';
-import { tileInput, type TileBox, type TileSource } from './tile_input.js';
+import { cutTiles, type TileBox, type TileSource } from './tile_input.js';
 
 export interface TileJob { image: TileSource; transform: EvalTransform; boxes: readonly TileBox[]; label: string }
 
@@ -24,13 +24,10 @@ export interface TileCutter {
   close(): Promise<void>;
 }
 
-const perTile = (t: EvalTransform) => t.inputSize[0] * t.inputSize[1] * t.inputSize[2];
-
 /** Cuts on the calling thread, synchronously. */
 export const inlineCutter: TileCutter = {
   async cut(job, start, n, buffer) {
-    const per = perTile(job.transform);
-    for (let i = 0; i < n; i++) tileInput(job.image, job.boxes[start + i]!, job.transform, job.label, buffer.subarray(i * per, (i + 1) * per));
+    cutTiles(job.image, job.boxes, start, n, job.transform, job.label, buffer);
     return buffer;
   },
   release() {},
@@ -54,7 +51,7 @@ function sharedImage(d: TileSource): TileSource {
 
 /** Starts a cutting thread; one thread serves every job (image) given to it, in the order asked. */
 export function startCutThread(): TileCutter {
-  const worker: Worker = spawnModuleWorker(import.meta.url, 'tile_cut_worker', undefined);
+  const worker: Worker = spawnModuleWorker(import.meta.url, 'tile_cut_worker');
   // the thread keeps the process alive only while a cut is awaited
   worker.unref();
   const pending = new Map<number, { resolve(b: ArrayBuffer): void; reject(e: Error): void }>();

@@ -49,3 +49,9 @@ export function tileInput(d: TileSource, box: TileBox, t: EvalTransform, label: 
   toNormalizedChw(px, t.mean, t.std, out);
   releasePixels(px);
 }
+
+/** Tiles start … start + n − 1 of `boxes` into `out`, one [C, H, W] after another. */
+export function cutTiles(d: TileSource, boxes: readonly TileBox[], start: number, n: number, t: EvalTransform, label: string, out: Float32Array): void {
+  const per = t.inputSize[0] * t.inputSize[1] * t.inputSize[2];
+  for (let i = 0; i < n; i++) tileInput(d, boxes[start + i]!, t, label, out.subarray(i * per, (i + 1) * per));
+}

@@ -5,11 +5,8 @@
  * others decode in libvips; four instead of two gave +10% throughput with 2 workers on 2 cores),
  * each writing into an output slot (a SharedArrayBuffer) that the pool hands out and takes back. A worker that dies is replaced; its tasks fail with the reason, they don't hang.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { extname } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnModuleWorker } from '../../runtime/spawn_worker.js';
 import type { SampleTask } from '../transforms/image_pipeline.js';
 import type { WorkerRequest, WorkerResponse } from './image_worker.js';
 
@@ -21,22 +18,6 @@ export type SampleResponse = { ok: true; data: Float32Array } | { ok: false; mes
 /** A queued sample; its output slot is attached when a worker takes it, so only samples in flight hold one. */
 interface Pending { task: SampleTask & { id: number }; resolve: (r: SampleResponse) => void; out?: SharedArrayBuffer }
 interface Slot { worker: Worker; inFlight: Map<number, Pending>; answered: boolean }
-
-/** Starts image_worker as compiled JavaScript, or (running from TypeScript sources under tsx or vitest) through tsx's loader. */
-function spawnWorker(): Worker {
-  const here = fileURLToPath(import.meta.url);
-  const script = new URL(`./image_worker${extname(here)}`, import.meta.url);
-  if (extname(here) !== '.ts') return new Worker(script);
-  const api = tsxApiUrl();
-  const boot = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(script.href)}); })`;
-  return new Worker(boot, { eval: true });
-}
-
-function tsxApiUrl(): string {
-  const cjs = createRequire(import.meta.url).resolve('tsx/esm/api');
-  const esm = cjs.replace(/\.cjs$/, '.mjs');
-  return pathToFileURL(existsSync(esm) ? esm : cjs).href;
-}
 
 export class WorkerPool {
   private slots: Slot[] = [];
@@ -53,7 +34,7 @@ export class WorkerPool {
   }
 
   private start(): Slot {
-    const slot: Slot = { worker: spawnWorker(), inFlight: new Map(), answered: false };
+    const slot: Slot = { worker: spawnModuleWorker(import.meta.url, 'image_worker'), inFlight: new Map(), answered: false };
     slot.worker.on('message', (m: WorkerResponse) => {
       slot.answered = true;
       this.bootFailures = 0;
