@@ -12,11 +12,8 @@ export function geluDecomposed(x: Tensor): Tensor {
   return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
 }
 
-/**
- * SiLU (swish), x·σ(x) (Elfwing et al. 2017; Ramachandran et al. 2017). ONNX before opset 24 has no
- * SiLU node; ORT fuses this Mul(x, Sigmoid(x)) pattern in inference graphs.
- */
-export function silu(x: Tensor): Tensor {
+/** SiLU written out from primitives; the `silu` primitive's hand-written VJP is tested against it. */
+export function siluDecomposed(x: Tensor): Tensor {
   return mul(x, sigmoid(x));
 }
 

@@ -4,7 +4,7 @@ import { dimEquals, formatShape, normAxis, type Dim } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
 import type { EmitContext, RuleTable } from './prim.js';
 import { apply, fail } from './apply.js';
-import { add, div, erf, exp, mul, sqrt, sub } from './elementwise.js';
+import { add, div, erf, exp, mul, neg, sigmoid, sqrt, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { reshape } from './movement.js';
 import { matmul } from './linalg.js';
@@ -20,6 +20,7 @@ export interface NnAttrs {
   batchNorm: { readonly eps: number };
   resizeBilinear: { readonly size: Pair; readonly alignCorners: boolean };
   gelu: { readonly recomputed?: boolean; readonly recomputeInBackward?: boolean };
+  silu: { readonly recomputed?: boolean; readonly recomputeInBackward?: boolean };
   argmax: { readonly axis: number; readonly keepdims: boolean };
   dimSize: { readonly axis: number; readonly dtype: DType };
 }
@@ -208,6 +209,29 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
       ctx.op('Mul', [ctx.op('Mul', [x!, ctx.op('Add', [e, ctx.scalar(1, dtype)])]), ctx.scalar(0.5, dtype)], {}, out);
     },
   },
+  silu: {
+    infer: ([x]) => {
+      if (x!.dtype !== 'float32' && x!.dtype !== 'float64') fail(`expected a float tensor, got ${x!.dtype}`);
+      return x!;
+    },
+    // SiLU(x) = xσ(x);  dx = g σ(x) (1 + x σ(−x)), from x alone, so σ(x) is not kept for backward
+    // (in MobileViT the σ outputs were a fifth of everything saved). σ(−x) = 1 − σ(x) is taken as
+    // a Sigmoid of −x, so ORT's common-subexpression pass cannot merge it back into the forward
+    // Sigmoid, which would keep that output alive again.
+    vjp: ({ g, inputs: [x] }) => {
+      const sNeg = sigmoid(neg(x!));
+      return [mul(g, mul(sub(1, sNeg), add(mul(x!, sNeg), 1)))];
+    },
+    emit: (ctx, { inputs: [x], out, attrs }) => {
+      // ONNX before opset 24 has no SiLU: Mul(x, Sigmoid(x)), the pattern ORT fuses. A
+      // recomputation (see siluRecomputed) is x − x·σ(−x), sharing its Neg and Sigmoid with the VJP.
+      if (attrs.recomputed) {
+        ctx.op('Sub', [x!, ctx.op('Mul', [x!, ctx.op('Sigmoid', [ctx.op('Neg', [x!])])])], {}, out);
+        return;
+      }
+      ctx.op('Mul', [x!, ctx.op('Sigmoid', [x!])], {}, out);
+    },
+  },
   argmax: {
     infer: ([x], { axis, keepdims }) => ({
       dtype: 'int64',
@@ -322,6 +346,18 @@ export const geluRecomputedInBackward = (x: Tensor): Tensor => apply('gelu', [x]
 
 /** A GELU computed again from its input, for the backward pass (see geluRecomputedInBackward); the same values. */
 export const geluRecomputed = (x: Tensor): Tensor => apply('gelu', [x], { recomputed: true });
+
+/** SiLU (swish), x·σ(x) (Elfwing et al. 2017; Ramachandran et al. 2017); its VJP keeps only x. */
+export const silu = (x: Tensor): Tensor => apply('silu', [x], {});
+
+/**
+ * SiLU whose output grad() does not save either, as geluRecomputedInBackward: the layer after it
+ * reads `siluRecomputed` of its input in the backward pass, so only the input stays saved.
+ */
+export const siluRecomputedInBackward = (x: Tensor): Tensor => apply('silu', [x], { recomputeInBackward: true });
+
+/** A SiLU computed again from its input, for the backward pass (see siluRecomputedInBackward); the same values. */
+export const siluRecomputed = (x: Tensor): Tensor => apply('silu', [x], { recomputed: true });
 
 export const argmax = (x: Tensor, axis = -1, keepdims = false): Tensor =>
   apply('argmax', [x], { axis: normAxis(axis, x.rank, 'argmax'), keepdims });

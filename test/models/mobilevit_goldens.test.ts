@@ -81,10 +81,12 @@ describe('MobileViT against PyTorch', () => {
       await exe.dispose();
       expect(maxAbsDiff(out.logits!.data as Float32Array, golden(`${name}.train_logits`).data)).toBeLessThanOrEqual(1e-4);
       expect(Math.abs(Number(out.loss!.data[0]) - c.loss)).toBeLessThanOrEqual(1e-5);
+      // zero up to rounding, as the generator defines them: below 1e-6 of the largest gradient
       const nullGrads = new Set(c.null_grads as string[]);
+      const gradScale = Math.max(...keys.map((k) => maxAbsDiff(golden(`${name}.grad.${k}`).data, new Float32Array(golden(`${name}.grad.${k}`).data.length))));
       for (const k of keys) {
         const ours = out[`grad/${k}`]!.data as Float32Array;
-        if (nullGrads.has(k)) expect(maxAbsDiff(ours, golden(`${name}.grad.${k}`).data), k).toBeLessThanOrEqual(1e-6);
+        if (nullGrads.has(k)) expect(maxAbsDiff(ours, golden(`${name}.grad.${k}`).data), k).toBeLessThanOrEqual(1e-6 * gradScale);
         else expect(relError(ours, golden(`${name}.grad.${k}`).data), k).toBeLessThanOrEqual(1e-4);
       }
       expect(relError(out['grad/x']!.data as Float32Array, golden(`${name}.grad_input`).data)).toBeLessThanOrEqual(1e-4);

@@ -1,6 +1,6 @@
 /**
  * Every differentiable primitive against a central finite difference of its VJP, in a random
- * direction. float64 where ORT has double kernels; the rows marked f32 (Erf, Conv,
+ * direction. float64 where ORT has double kernels; the rows marked f32 (Erf, Conv, QuickGelu,
  * ConvTranspose, AveragePool, Resize have float kernels only) use float32: step 1e-2, tolerance
  * 2e-2 relative. float64 rows: step 1e-6, tolerance 1e-6 relative.
  */

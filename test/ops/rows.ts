@@ -87,7 +87,9 @@ export const rows: Row[] = [
   { name: 'resizeBilinear down, align corners', prim: 'resizeBilinear', ins: [{ shape: [2, 2, 7, 6] }], f: (x) => ops.resizeBilinear(x!, [3, 4], true), f32: true },
   { name: 'resizeBilinear to one row, half-pixel and one width', prim: 'resizeBilinear', ins: [{ shape: [2, 2, 5, 3] }], f: (x) => ops.resizeBilinear(x!, [1, 3]), f32: true },
   { name: 'roll two axes (composite)', prim: 'concat', ins: [{ shape: [2, 5, 4], batch: true }], f: (x) => ops.mul(ops.roll(x!, [2, -1], [1, 2]), x!) },
-  { name: 'silu (composite)', prim: 'sigmoid', ins: [{ shape: [3, 5] }], f: ops.silu },
+  // float32: ORT fuses Mul(x, Sigmoid(x)) into QuickGelu, which has a float kernel only
+  { name: 'silu', prim: 'silu', ins: [{ shape: [3, 5] }], f: ops.silu, f32: true },
+  { name: 'silu decomposed', prim: 'sigmoid', ins: [{ shape: [3, 5] }], f: ops.siluDecomposed },
   { name: 'gelu', prim: 'gelu', ins: [{ shape: [2, 5] }], f: ops.gelu, f32: true },
   { name: 'gelu decomposed', prim: 'erf', ins: [{ shape: [2, 5] }], f: ops.geluDecomposed, f32: true },
   { name: 'crossEntropy smoothed (composite)', prim: 'logSoftmax', ins: [{ shape: [4, 5] }, { shape: [4], init: 'indices' }], indexMax: 5, f: (l, y) => ops.crossEntropy(l!, y!, { smoothing: 0.1 }) },
