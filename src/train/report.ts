@@ -1,16 +1,19 @@
 /**
  * The training report, regenerated after every epoch in the run directory: loss.png,
  * accuracy.png, confusion.png and report.html (title, summary, charts with alt text, metrics
- * table, config table). Charts are Vega-Lite rendered headless to SVG, then rasterised by sharp.
+ * table, config table), and the images the objective's evaluation wrote (MAE's reconstruction
+ * grid) after the charts. Charts are Vega-Lite rendered headless to SVG, then rasterised by sharp.
  * Every file is written atomically, PNGs before the page, so a reader never sees a page whose
  * charts are missing or half written.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { writeFileAtomic } from '../checkpoint/atomic.js';
 import { svgToPng } from '../data/image/image_encode.js';
 import type { EvaluationMetrics } from '../metrics/evaluation.js';
 import { evaluationSectionHtml, writeEvaluationCharts } from './eval_report.js';
+import type { ReportFigure } from './objectives/objective.js';
 import { accuracyChart, confusionChart, confusionClasses, type EpochMetrics, lossChart, renderSvg } from './charts.js';
 
 export type { EpochMetrics } from './charts.js';
@@ -25,6 +28,8 @@ export interface ReportInput {
   config?: Record<string, unknown>;
   /** The final evaluation's metrics (src/metrics): a section with its own charts. */
   evaluation?: EvaluationMetrics;
+  /** Images already in the run directory that the objective's evaluation wrote (MAE's reconstructions), shown after the charts. */
+  figures?: ReportFigure[];
 }
 
 interface Chart {
@@ -54,7 +59,7 @@ export async function writeReport(runDir: string, input: ReportInput): Promise<{
   });
   const extra = input.evaluation ? evaluationSectionHtml(input.evaluation, await writeEvaluationCharts(runDir, input.evaluation), 'Final evaluation') : '';
   const html = join(runDir, 'report.html');
-  writeFileAtomic(html, renderHtml(input, metrics, charts, extra));
+  writeFileAtomic(html, renderHtml(input, metrics, charts, extra, await figureSizes(runDir, input.figures ?? [])));
   return { html, pngs };
 }
 
@@ -115,6 +120,7 @@ thead th, caption { background: #f3f3f3; }
 caption { font-weight: bold; padding: 0.25rem; text-align: left; }
 .config td, .config th { text-align: left; font-family: ui-monospace, monospace; }
 img { max-width: 100%; height: auto; }
+img.pixels { image-rendering: pixelated; }
 figure { margin: 1.5rem 0; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }
 dt { font-weight: bold; }
@@ -186,7 +192,15 @@ function svgSize(svg: string): { width: number; height: number } | undefined {
   return m ? { width: Math.round(Number(m[1])), height: Math.round(Number(m[2])) } : undefined;
 }
 
-function renderHtml(input: ReportInput, metrics: EpochMetrics[], charts: Chart[], evaluationSection = ''): string {
+/** Each objective figure with its pixel size; the page shows it at twice that, pixelated (a grid of 28-pixel images is small). */
+async function figureSizes(runDir: string, figures: ReportFigure[]): Promise<(ReportFigure & { width?: number; height?: number })[]> {
+  return Promise.all(figures.map(async (f) => {
+    const { width, height } = await sharp(join(runDir, f.file)).metadata();
+    return { ...f, width, height };
+  }));
+}
+
+function renderHtml(input: ReportInput, metrics: EpochMetrics[], charts: Chart[], evaluationSection = '', figures: (ReportFigure & { width?: number; height?: number })[] = []): string {
   const title = `${input.runName} — training report`;
   const columns = COLUMNS.filter((c) => metrics.some((m) => finite(m[c.key])));
   const metricRows = metrics.map((m) => `<tr>${columns.map((c, i) => {
@@ -205,11 +219,15 @@ function renderHtml(input: ReportInput, metrics: EpochMetrics[], charts: Chart[]
     ...(best ? [['Best eval top-1', `${pct(best.eval_top1!)} (epoch ${best.epoch})`] as [string, string]] : []),
     ['Updated', new Date().toISOString()],
   ];
-  const figures = charts.map((c) => {
+  const figureHtml = charts.map((c) => {
     const size = svgSize(c.svg);
     const dims = size ? ` width="${size.width}" height="${size.height}"` : '';
     return `<figure>\n<img src="${c.file}" alt="${escapeHtml(c.alt)}"${dims}>\n<figcaption>${escapeHtml(c.caption)}</figcaption>\n</figure>`;
   });
+  for (const f of figures) {
+    const dims = f.width && f.height ? ` width="${2 * f.width}" height="${2 * f.height}" class="pixels"` : '';
+    figureHtml.push(`<figure>\n<img src="${escapeHtml(f.file)}" alt="${escapeHtml(f.alt)}"${dims}>\n<figcaption>${escapeHtml(f.caption)}</figcaption>\n</figure>`);
+  }
   const configRows = input.config ? flattenConfig(input.config) : [];
   return htmlPage(title, `<h1>${escapeHtml(title)}</h1>
 <section aria-labelledby="summary">
@@ -220,7 +238,7 @@ ${summary.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).
 </section>
 <section aria-labelledby="charts">
 <h2 id="charts">Charts</h2>
-${figures.join('\n')}
+${figureHtml.join('\n')}
 </section>
 <section aria-labelledby="metrics">
 <h2 id="metrics">Metrics</h2>

@@ -259,6 +259,7 @@ async function trainOn(cfg: TrainConfig, opts: TrainOptions, data: TrainData, tr
         await writeReport(files.dir, {
           runName: files.dir, model: cfg.model, classNames: final ? classNames : [], metrics, confusion: final?.confusion ?? [], config: cfg,
           ...(detailed && epoch === cfg.epochs - 1 ? { evaluation: detailed.metrics } : {}),
+          ...(evaluation.figures ? { figures: evaluation.figures } : {}),
         });
       } catch (e) {
         log(`warning: could not write the training report: ${(e as Error).message}`);

@@ -4,7 +4,7 @@
  * mid-epoch resumes to the same weights and losses as an uninterrupted run (the masks come from
  * the run's seeded stream).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +44,10 @@ describe('MAE pretraining through the training loop', () => {
     const grey = row(1).filter((v) => Math.abs(v - 128) <= 1).length / (28 * 28 * 8);
     expect(grey).toBeGreaterThan(0.6);
     expect(row(0).filter((v) => Math.abs(v - 128) <= 1).length / (28 * 28 * 8)).toBeLessThan(0.2);
+    // and report.html shows it, described, after the loss chart
+    const html = readFileSync(join(straight.runDir, 'report.html'), 'utf8');
+    expect(html).toMatch(/<img src="reconstruction.png" alt="8 evaluation images in three rows[^"]*" width="448" height="168"/);
+    expect(html.indexOf('reconstruction.png')).toBeGreaterThan(html.indexOf('loss.png'));
 
     const controller = new AbortController();
     const killed = await train(resolveTrainConfig({ ...base, output: join(dir, 'killed') }), {

@@ -15,7 +15,7 @@ import { reconstructionGrid } from '../mae_grid.js';
 import { Random, mixSeed } from '../../random.js';
 import type { ImageModel } from '../../models/model.js';
 import { MaskedAutoencoderViT, keptPatches, maskFromNoise, type MaeShuffle } from '../../models/mae.js';
-import type { EvaluationContext, Objective, ObjectiveContext, ObjectiveEvaluation } from './objective.js';
+import type { EvaluationContext, Objective, ObjectiveContext, ObjectiveEvaluation, ReportFigure } from './objective.js';
 
 /** Salt of the masking noise stream (mixed with the run seed and the micro-batch index). */
 const MASK_SALT = 0x3a3e;
@@ -93,6 +93,7 @@ export class MaeObjective implements Objective {
       [{ name: 'x', shape: ['batch', c, h, w] }, ...this.inputs(mae)], this.session);
     let total = 0;
     let images = 0;
+    let figures: ReportFigure[] | undefined;
     for (let i = 0; i < loader.numBatches; i++) {
       const b = await loader.batch(0, i);
       if (b.size === 0) continue;
@@ -105,11 +106,16 @@ export class MaeObjective implements Objective {
         const grid = reconstructionGrid({ x: b.x, pred: out.pred!.data as Float32Array, mask: (feeds.mask as { data: Float32Array }).data, n, shape: [c, h, w],
           patch: mae.config.patchSize, normPix: mae.config.normPixLoss, mean: this.display.mean, std: this.display.std });
         writeFileAtomic(join(runDir, 'reconstruction.png'), await imagePng(grid));
+        figures = [{
+          file: 'reconstruction.png',
+          alt: `${n} evaluation images in three rows: the originals, the ${Math.round(this.maskRatio * 100)}% of patches the encoder saw (masked patches grey), and the reconstruction with the visible patches pasted back.`,
+          caption: 'MAE reconstructions at the latest evaluation: originals, masked input, reconstruction (the same images and masks every epoch).',
+        }];
       }
       images += b.size;
       loader.release?.(b);
     }
-    return { record: { eval_loss: total / Math.max(1, images) } };
+    return { record: { eval_loss: total / Math.max(1, images) }, ...(figures ? { figures } : {}) };
   }
 
   async dispose(): Promise<void> {

@@ -23,6 +23,16 @@ export interface ObjectiveEvaluation {
   summary?: ClassificationSummary;
   /** Every eval image's logits and label behind `summary` (temperature fit, the report's detailed metrics), so the loop needs no second pass. */
   outputs?: { logits: Float32Array; labels: Int32Array };
+  /** Images the evaluation wrote into the run directory, shown in report.html's charts (MAE's reconstruction grid). */
+  figures?: ReportFigure[];
+}
+
+/** An image file in the run directory, with its description for the report. */
+export interface ReportFigure {
+  /** File name inside the run directory. */
+  file: string;
+  alt: string;
+  caption: string;
 }
 
 export interface EvaluationContext {
