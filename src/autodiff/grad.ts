@@ -11,12 +11,9 @@ import { GraphError } from '../ir/errors.js';
 import type { OpNode } from '../ir/graph.js';
 import { formatShape, shapeEquals, staticNumel, type Shape } from '../ir/shape.js';
 import type { Tensor } from '../ir/tensor.js';
-import { add, concat, expand, geluRecomputed, reshape, siluRecomputed, sum } from '../ops/index.js';
+import { add, concat, expand, geluRecomputed, reshape, sum } from '../ops/index.js';
 import type { Prim } from '../ops/prim.js';
 import { ruleFor } from '../ops/rules.js';
-
-/** The activations that can be marked recomputeInBackward, and how each is computed again. */
-const recomputations = { gelu: geluRecomputed, silu: siluRecomputed } as const;
 
 /** Sums a cotangent over the axes that broadcasting added, giving it the input's shape. */
 export function sumToShape(t: Tensor, shape: Shape): Tensor {
@@ -78,22 +75,19 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
   accumulate(loss.id, seed ?? expand(graph.scalar(1, loss.dtype), loss.shape));
 
   // Forward values the VJPs read are saved until the backward pass reaches them, except those
-  // a model marks cheaper to compute again: the output of a geluRecomputedInBackward or
-  // siluRecomputedInBackward (or a reshape of it, as a Linear reads it) is recomputed from its
-  // input, which its VJP keeps anyway.
+  // a model marks cheaper to compute again: the output of a geluRecomputedInBackward (or a
+  // reshape of it, as a Linear reads it) is recomputed from its input, which its VJP keeps anyway.
   const recomputed = new Map<number, Tensor>();
   const forBackward = (t: Tensor): Tensor => {
     let base = t.node;
     while (base.kind === 'op' && base.prim === 'reshape') base = graph.node(base.inputs[0]!);
-    if (base.kind !== 'op' || !(base.attrs as { recomputeInBackward?: boolean }).recomputeInBackward) return t;
-    const again = recomputations[base.prim as keyof typeof recomputations];
-    if (!again) return t;
+    if (base.kind !== 'op' || base.prim !== 'gelu' || !(base.attrs as { recomputeInBackward?: boolean }).recomputeInBackward) return t;
     let r = recomputed.get(t.id);
     if (!r) {
-      const act = base;
-      r = graph.atScope(act.scope, () => {
-        const value = again(graph.tensor(act.inputs[0]!));
-        return act.id === t.id ? value : reshape(value, t.shape);
+      const gelu = base;
+      r = graph.atScope(gelu.scope, () => {
+        const again = geluRecomputed(graph.tensor(gelu.inputs[0]!));
+        return gelu.id === t.id ? again : reshape(again, t.shape);
       });
       recomputed.set(t.id, r);
     }

@@ -20,7 +20,7 @@ export interface NnAttrs {
   batchNorm: { readonly eps: number };
   resizeBilinear: { readonly size: Pair; readonly alignCorners: boolean };
   gelu: { readonly recomputed?: boolean; readonly recomputeInBackward?: boolean };
-  silu: { readonly recomputed?: boolean; readonly recomputeInBackward?: boolean };
+  silu: Record<string, never>;
   argmax: { readonly axis: number; readonly keepdims: boolean };
   dimSize: { readonly axis: number; readonly dtype: DType };
 }
@@ -215,22 +215,16 @@ export const nnRules: RuleTable<keyof NnAttrs> = {
       return x!;
     },
     // SiLU(x) = xσ(x);  dx = g σ(x) (1 + x σ(−x)), from x alone, so σ(x) is not kept for backward
-    // (in MobileViT the σ outputs were a fifth of everything saved). σ(−x) = 1 − σ(x) is taken as
-    // a Sigmoid of −x, so ORT's common-subexpression pass cannot merge it back into the forward
-    // Sigmoid, which would keep that output alive again.
+    // (as Mul(x, Sigmoid(x)) from primitives it was: a third of the activations a conv → norm →
+    // SiLU stack saves). σ(−x) = 1 − σ(x) is taken as a Sigmoid of −x, so ORT's common-
+    // subexpression pass cannot merge it back into the forward Sigmoid, which would keep that
+    // output alive again.
     vjp: ({ g, inputs: [x] }) => {
       const sNeg = sigmoid(neg(x!));
       return [mul(g, mul(sub(1, sNeg), add(mul(x!, sNeg), 1)))];
     },
-    emit: (ctx, { inputs: [x], out, attrs }) => {
-      // ONNX before opset 24 has no SiLU: Mul(x, Sigmoid(x)), the pattern ORT fuses. A
-      // recomputation (see siluRecomputed) is x − x·σ(−x), sharing its Neg and Sigmoid with the VJP.
-      if (attrs.recomputed) {
-        ctx.op('Sub', [x!, ctx.op('Mul', [x!, ctx.op('Sigmoid', [ctx.op('Neg', [x!])])])], {}, out);
-        return;
-      }
-      ctx.op('Mul', [x!, ctx.op('Sigmoid', [x!])], {}, out);
-    },
+    // ONNX before opset 24 has no SiLU: Mul(x, Sigmoid(x)), the pattern ORT fuses (QuickGelu)
+    emit: (ctx, { inputs: [x], out }) => void ctx.op('Mul', [x!, ctx.op('Sigmoid', [x!])], {}, out),
   },
   argmax: {
     infer: ([x], { axis, keepdims }) => ({
@@ -338,9 +332,9 @@ export const gelu = (x: Tensor): Tensor => apply('gelu', [x], {});
 /**
  * GELU whose output grad() does not save: the VJP of the layer after it (an MLP's second Linear)
  * reads `geluRecomputed` of its input instead, so only the input stays saved between forward and
- * backward. Measured per family, as it trades saved memory for transient memory in the backward
- * pass: cvt_13 at batch 32 gains 0.6 GB of peak RSS, swin_tiny loses 0.1 GB at batch 8 (its
- * backward peak, in the first stage's MLP, grows by the recomputation's temporaries).
+ * backward. Worth measuring per model, as it trades saved memory for transient memory in the
+ * backward pass (BENCHMARKS.md, "Training peak memory of CvT": one model gains 0.6 GB of peak RSS,
+ * another loses 0.1 GB, its backward peak grown by the recomputation's temporaries).
  */
 export const geluRecomputedInBackward = (x: Tensor): Tensor => apply('gelu', [x], { recomputeInBackward: true });
 
@@ -350,14 +344,6 @@ export const geluRecomputed = (x: Tensor): Tensor => apply('gelu', [x], { recomp
 /** SiLU (swish), x·σ(x) (Elfwing et al. 2017; Ramachandran et al. 2017); its VJP keeps only x. */
 export const silu = (x: Tensor): Tensor => apply('silu', [x], {});
 
-/**
- * SiLU whose output grad() does not save either, as geluRecomputedInBackward: the layer after it
- * reads `siluRecomputed` of its input in the backward pass, so only the input stays saved.
- */
-export const siluRecomputedInBackward = (x: Tensor): Tensor => apply('silu', [x], { recomputeInBackward: true });
-
-/** A SiLU computed again from its input, for the backward pass (see siluRecomputedInBackward); the same values. */
-export const siluRecomputed = (x: Tensor): Tensor => apply('silu', [x], { recomputed: true });
 
 export const argmax = (x: Tensor, axis = -1, keepdims = false): Tensor =>
   apply('argmax', [x], { axis: normAxis(axis, x.rank, 'argmax'), keepdims });

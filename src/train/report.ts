@@ -8,7 +8,6 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { writeFileAtomic } from '../checkpoint/atomic.js';
 import { svgToPng } from '../data/image/image_encode.js';
 import type { EvaluationMetrics } from '../metrics/evaluation.js';
@@ -59,7 +58,7 @@ export async function writeReport(runDir: string, input: ReportInput): Promise<{
   });
   const extra = input.evaluation ? evaluationSectionHtml(input.evaluation, await writeEvaluationCharts(runDir, input.evaluation), 'Final evaluation') : '';
   const html = join(runDir, 'report.html');
-  writeFileAtomic(html, renderHtml(input, metrics, charts, extra, await figureSizes(runDir, input.figures ?? [])));
+  writeFileAtomic(html, renderHtml(input, metrics, charts, extra));
   return { html, pngs };
 }
 
@@ -192,15 +191,7 @@ function svgSize(svg: string): { width: number; height: number } | undefined {
   return m ? { width: Math.round(Number(m[1])), height: Math.round(Number(m[2])) } : undefined;
 }
 
-/** Each objective figure with its pixel size; the page shows it at twice that, pixelated (a grid of 28-pixel images is small). */
-async function figureSizes(runDir: string, figures: ReportFigure[]): Promise<(ReportFigure & { width?: number; height?: number })[]> {
-  return Promise.all(figures.map(async (f) => {
-    const { width, height } = await sharp(join(runDir, f.file)).metadata();
-    return { ...f, width, height };
-  }));
-}
-
-function renderHtml(input: ReportInput, metrics: EpochMetrics[], charts: Chart[], evaluationSection = '', figures: (ReportFigure & { width?: number; height?: number })[] = []): string {
+function renderHtml(input: ReportInput, metrics: EpochMetrics[], charts: Chart[], evaluationSection = ''): string {
   const title = `${input.runName} — training report`;
   const columns = COLUMNS.filter((c) => metrics.some((m) => finite(m[c.key])));
   const metricRows = metrics.map((m) => `<tr>${columns.map((c, i) => {
@@ -224,9 +215,8 @@ function renderHtml(input: ReportInput, metrics: EpochMetrics[], charts: Chart[]
     const dims = size ? ` width="${size.width}" height="${size.height}"` : '';
     return `<figure>\n<img src="${c.file}" alt="${escapeHtml(c.alt)}"${dims}>\n<figcaption>${escapeHtml(c.caption)}</figcaption>\n</figure>`;
   });
-  for (const f of figures) {
-    const dims = f.width && f.height ? ` width="${2 * f.width}" height="${2 * f.height}" class="pixels"` : '';
-    figureHtml.push(`<figure>\n<img src="${escapeHtml(f.file)}" alt="${escapeHtml(f.alt)}"${dims}>\n<figcaption>${escapeHtml(f.caption)}</figcaption>\n</figure>`);
+  for (const f of input.figures ?? []) {
+    figureHtml.push(`<figure>\n<img src="${escapeHtml(f.file)}" alt="${escapeHtml(f.alt)}" width="${2 * f.width}" height="${2 * f.height}" class="pixels">\n<figcaption>${escapeHtml(f.caption)}</figcaption>\n</figure>`);
   }
   const configRows = input.config ? flattenConfig(input.config) : [];
   return htmlPage(title, `<h1>${escapeHtml(title)}</h1>

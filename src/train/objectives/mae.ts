@@ -107,8 +107,8 @@ export class MaeObjective implements Objective {
           patch: mae.config.patchSize, normPix: mae.config.normPixLoss, mean: this.display.mean, std: this.display.std });
         writeFileAtomic(join(runDir, 'reconstruction.png'), await imagePng(grid));
         figures = [{
-          file: 'reconstruction.png',
-          alt: `${n} evaluation images in three rows: the originals, the ${Math.round(this.maskRatio * 100)}% of patches the encoder saw (masked patches grey), and the reconstruction with the visible patches pasted back.`,
+          file: 'reconstruction.png', width: grid.width, height: grid.height,
+          alt: `${n} evaluation images in three rows: the originals, the input with the ${Math.round(this.maskRatio * 100)}% of patches the encoder did not see in grey, and the reconstruction with the visible patches pasted back.`,
           caption: 'MAE reconstructions at the latest evaluation: originals, masked input, reconstruction (the same images and masks every epoch).',
         }];
       }

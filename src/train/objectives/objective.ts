@@ -31,6 +31,9 @@ export interface ObjectiveEvaluation {
 export interface ReportFigure {
   /** File name inside the run directory. */
   file: string;
+  /** Its size in pixels; the page shows it at twice that, pixelated (a grid of 28-pixel images is small). */
+  width: number;
+  height: number;
   alt: string;
   caption: string;
 }
