@@ -21,6 +21,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Transformer-block attention through F.scaled_dot_product_attention where PyTorch has it, as
+# timm's Attention takes that path under PyTorch 2.x; bench/peers/torch_family.py sets it from
+# its --attn flag.
+FUSED_ATTN = hasattr(F, "scaled_dot_product_attention")
+
 
 def make_divisible(v, divisor=8):
     out = max(divisor, int(v + divisor / 2) // divisor * divisor)
@@ -68,8 +73,7 @@ class Attention(nn.Module):
     def forward(self, x):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        if hasattr(F, "scaled_dot_product_attention"):
-            # PyTorch 2.x: timm's Attention takes the fused SDPA path there, so the peer does too.
+        if FUSED_ATTN:
             o = F.scaled_dot_product_attention(q, k, v)
         else:
             a = ((q * (c // self.heads) ** -0.5) @ k.transpose(-2, -1)).softmax(-1)

@@ -15,6 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Window attention through F.scaled_dot_product_attention, as timm computes it when its
+# experimental fused attention is switched on (TIMM_FUSED_ATTN=2; off by default in timm, so off
+# here). bench/peers/torch_family.py turns it on for its --attn sdpa rows.
+FUSED_ATTN = False
+
 
 def window_partition(x, w):
     b, h, wd, c = x.shape
@@ -59,9 +64,16 @@ class WindowAttention(nn.Module):
         bw, n, c = x.shape
         d = c // self.heads
         q, k, v = self.qkv(x).view(bw, n, 3, self.heads, d).permute(2, 0, 3, 1, 4)
-        attn = (q * d ** -0.5) @ k.transpose(-2, -1)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(n, n, -1)
-        attn = attn + bias.permute(2, 0, 1).unsqueeze(0)
+        bias = bias.permute(2, 0, 1).unsqueeze(0)  # 1, heads, N, N
+        if FUSED_ATTN:
+            # timm's fused path (TIMM_FUSED_ATTN=2): bias and shift mask as SDPA's additive mask
+            if mask is not None:
+                nw = mask.shape[0]
+                bias = (bias.unsqueeze(1) + mask[None, :, None]).expand(bw // nw, -1, -1, -1, -1).reshape(bw, self.heads, n, n)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            return self.proj(o.transpose(1, 2).reshape(bw, n, c))
+        attn = (q * d ** -0.5) @ k.transpose(-2, -1) + bias
         if mask is not None:
             nw = mask.shape[0]
             attn = (attn.view(-1, nw, self.heads, n, n) + mask[None, :, None]).view(-1, self.heads, n, n)

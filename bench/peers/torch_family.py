@@ -5,10 +5,13 @@ Usage:
     python3 bench/peers/torch_family.py MODE THREADS BATCH REPEATS PATH|- FAMILY NAME CONFIG_JSON [FLAGS]
 
 MODE, the timing and the JSON line printed are those of bench/peers/torch_vit.py (infer, train,
-export); FLAGS are its --compile and --bf16 (and --attn, accepted for the same command line). Attention
-is computed as each family's reference computes it by default ("attention" in the output): as written
-for Swin (timm's fused path is experimental and off), ConViT and CvT; MobileViT's transformer blocks
-take F.scaled_dot_product_attention under PyTorch 2.x, as timm's Attention does.
+export); FLAGS are its --compile, --bf16 and --attn sdpa|math ("attention" in the output says which
+ran). With --attn sdpa (the default under PyTorch 2.x) Swin's window attention goes through
+F.scaled_dot_product_attention with the relative position bias and shift mask as its additive
+mask, as timm computes it with its experimental fused attention switched on (TIMM_FUSED_ATTN=2),
+and MobileViT's transformer blocks take SDPA as timm's Attention does; with --attn math both are
+written out. ConViT (gated mixture of two attention maps) and CvT (Hugging Face's CvT has no
+fused path) always compute attention as written.
 
 The model is the one users run where this Python environment can build it:
   * timm's own model (timm.create_model(NAME) when NAME is one of timm's, from TESSERA_TIMM_SRC, default /tmp/timm_src) for
@@ -86,10 +89,13 @@ def main(argv):
     path, family, name, cfg = positional[4], positional[5], positional[6], json.loads(positional[7])
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    sdpa = family in ("swin", "mobilevit") and flags["attn"] == "sdpa"
+    import mobilevit_ref
+    import swin_ref
+    swin_ref.FUSED_ATTN = mobilevit_ref.FUSED_ATTN = sdpa
     model, source = build_model(family, name, cfg)
     params = sum(p.numel() for p in model.parameters())
     image_shape = (cfg["inChans"], cfg["imgSize"], cfg["imgSize"])
-    sdpa = family == "mobilevit" and hasattr(torch.nn.functional, "scaled_dot_product_attention")
     attention = "F.scaled_dot_product_attention" if sdpa else "as written (softmax(q k^T) v)"
     return measure(model, mode, path, batch, repeats, image_shape, cfg["numClasses"], flags, attention,
                    {"source": source, "params": params})

@@ -212,7 +212,6 @@ export async function benchModel(opts: ModelBenchOptions, log: (msg: string) => 
     return p;
   };
   const peerSources = new Set<string>();
-  const attnFlags = (flags: string[]) => (isVit ? flags : flags.filter((f, i) => f !== '--attn' && flags[i - 1] !== '--attn'));
   const torch1 = probeTorch();
   const torch1Env: PythonEnv = {};
   const { env: torch2Env, probe: torch2 } = probeTorch2();
@@ -226,7 +225,7 @@ export async function benchModel(opts: ModelBenchOptions, log: (msg: string) => 
       for (const mode of ['infer', 'train'] as const) {
         const s = await sweep(threadCounts, (threads) => {
           log(`${label} ${mode === 'infer' ? 'inference' : 'training step'}, ${threads} thread(s)`);
-          return fromPeer(checked(runPeer<PeerResult>(script, [mode, threads, batchSize, repeats, '-', ...modelArgs, ...attnFlags(flags)], threads, env)), threads);
+          return fromPeer(checked(runPeer<PeerResult>(script, [mode, threads, batchSize, repeats, '-', ...modelArgs, ...flags], threads, env)), threads);
         });
         if (mode === 'infer') row.inference = s;
         else row.training = s;
@@ -238,8 +237,9 @@ export async function benchModel(opts: ModelBenchOptions, log: (msg: string) => 
     return row;
   };
 
-  // the ports and timm's models under 1.13 compute attention as written, not through SDPA
-  const sdpa = isVit ? ' (SDPA)' : '';
+  // --attn sdpa reaches the peer's attention for ViT, Swin (timm's fused path) and MobileViT;
+  // ConViT's and CvT's references compute it as written (bench/peers/torch_family.py)
+  const sdpa = ['vit', 'swin', 'mobilevit'].includes(entry.family) ? ' (SDPA)' : '';
   const v2 = torch2.ok ? torch2.version.split('+')[0] : '2.x';
   const rows: [EngineId, string, PythonEnv, typeof torch1, string[]][] = [
     ['torch1', `PyTorch ${torch1.ok ? torch1.version : '1.13'} eager (Debian, OpenBLAS)`, torch1Env, torch1, ['--attn', 'math']],
