@@ -29,6 +29,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# Attention through F.scaled_dot_product_attention, as timm's Attention does by default under
+# PyTorch 2.x. Off here, so the goldens (Debian's PyTorch 1.13) compute it as written; the
+# benchmark peers (bench/peers/torch_vit.py, scripts/mae_torch_step.py) set it from --attn.
+FUSED_ATTN = False
+
 __all__ = [
     "VisionTransformer",
     "resample_abs_pos_embed",
@@ -105,6 +110,10 @@ class Attention(nn.Module):
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # each [B, H, N, Dh]
+        if FUSED_ATTN:
+            # timm's fused_attn path (its default under PyTorch 2.x; no dropout, no q/k norm)
+            x = F.scaled_dot_product_attention(q, k, v)
+            return self.proj(x.transpose(1, 2).reshape(B, N, C))
         q = q * self.scale
         attn = q @ k.transpose(-2, -1)
         attn = attn.softmax(dim=-1)

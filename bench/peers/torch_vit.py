@@ -60,19 +60,8 @@ TINY = dict(imgSize=224, patchSize=16, inChans=3, numClasses=1000, embedDim=192,
 HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
 
-def _sdpa_attention_forward(self, x):
-    """timm's Attention.forward with fused_attn (q_norm/k_norm are Identity, no dropout)."""
-    B, N, C = x.shape
-    qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv.unbind(0)
-    x = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0)
-    x = x.transpose(1, 2).reshape(B, N, C)
-    return self.proj(x)
-
-
 def build_model(config_json, attention="math"):
-    if attention == "sdpa":
-        timm_vit.Attention.forward = _sdpa_attention_forward
+    timm_vit.FUSED_ATTN = attention == "sdpa"
     c = dict(TINY, **(json.loads(config_json) if config_json else {}))
     model = VisionTransformer(
         img_size=c["imgSize"], patch_size=c["patchSize"], in_chans=c["inChans"], num_classes=c["numClasses"],
