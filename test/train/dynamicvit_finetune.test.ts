@@ -2,7 +2,8 @@
  * `train --method dynamicvit --pretrained <plain ViT run>` through the training loop on a slice of
  * Fashion-MNIST: the plain checkpoint loads into the pruning model (score_predictor.N fresh), the
  * run completes with its teacher, its checkpoint carries the scorers beside timm's keys, the
- * scorers were trained, and a model without dynamic_keep is refused. `export` of the run puts the
+ * scorers were trained (the backbone at the reference's 0.01 of the LR, cls_token and pos_embed
+ * not at all), and a model without dynamic_keep is refused. `export` of the run puts the
  * top-k selection in the graph; ORT answers batch 1 as batch 4, and unlike the plain checkpoint.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -50,6 +51,14 @@ describe('DynamicViT fine-tuning through the training loop', () => {
     // the backbone moved from the teacher's weights (the student trains), so did the scorers (their last layer's bias starts at 0)
     expect(Array.from(sd['blocks.0.attn.qkv.weight']!.data)).not.toEqual(Array.from(base['blocks.0.attn.qkv.weight']!.data));
     expect(Array.from(sd['score_predictor.0.out_conv.4.bias']!.data).some((v) => v !== 0)).toBe(true);
+    // the reference's parameter groups: cls_token and pos_embed stay as pretrained; the backbone
+    // learns at 0.01 of the LR after its first sixth of the 8 steps (7 steps of AdamW at ≤ 1e-5,
+    // each moving a weight by at most ~3× its LR), where one step at the full 1e-3 would move it
+    // ~1e-3; the scorers at the full LR moved (out_conv.4.bias, above)
+    for (const k of ['cls_token', 'pos_embed']) expect(Array.from(sd[k]!.data), k).toEqual(Array.from(base[k]!.data));
+    const moved = (k: string) => Math.max(...Array.from(sd[k]!.data, (v, i) => Math.abs(v - base[k]!.data[i]!)));
+    expect(moved('blocks.0.attn.qkv.weight')).toBeLessThan(7 * 1e-5 * 3.2);
+    expect(moved('head.weight')).toBeLessThan(7 * 1e-5 * 3.2);
 
     const out = join(dir, 'dyn.onnx');
     const plainOut = join(dir, 'plain.onnx');

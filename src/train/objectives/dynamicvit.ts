@@ -4,7 +4,7 @@
  * starts from a plain ViT checkpoint (--pretrained), and the loss is
  *   CE(student, targets) + 2.0 · Σ_s mean_B (kept fraction_s − ρ^(s+1))² / stages
  *   + 0.5 · KL(teacher ‖ student logits) + 0.5 · MSE(student, teacher) over the patch tokens kept at the end.
- * The teacher is the pretrained model, frozen. It runs on the host per micro-batch (an ORT
+ * Parameter groups as the reference's (DYNAMICVIT_GROUPS). The teacher is the pretrained model, frozen. It runs on the host per micro-batch (an ORT
  * session of its own) and its logits and final tokens are step inputs: the step's graph then
  * holds only the student's parameters, so nothing can send a gradient into the teacher, and no
  * second copy of every weight under other names is needed in the graph.
@@ -14,6 +14,7 @@ import {
   add, cast, crossEntropy, div, exp, greater, logSoftmax, maximum, mean, mul, reshape, slice, stopGradient, sub, sum,
 } from '../../ops/index.js';
 import type { Batch } from '../../data/loader/batch_source.js';
+import type { Optimizer } from '../../optim/adamw.js';
 import { compile, type Executable } from '../../runtime/compile.js';
 import type { ImageModel } from '../../models/model.js';
 import { VisionTransformer, type PruningTrace } from '../../models/vit.js';
@@ -23,6 +24,21 @@ import type { EvaluationContext, Objective, ObjectiveContext, ObjectiveEvaluatio
 
 /** The reference's weights: ratio_weight 2.0, distill_weight 0.5 (logits and tokens), clf_weight 1.0. */
 export const DYNAMICVIT_WEIGHTS = { ratio: 2.0, distill: 0.5 } as const;
+
+/**
+ * The reference's parameter groups (optim_factory.get_parameter_groups with main.py's defaults):
+ * the score predictors learn at the scheduled LR; the pretrained backbone at 0.01 of it
+ * (--lr_scale 0.01), and not at all for its first 5 of 30 epochs (fix_step 5), here the same
+ * sixth of the run's optimiser steps; cls_token and pos_embed stay as pretrained.
+ */
+export const DYNAMICVIT_GROUPS = { backboneLrScale: 0.01, backboneFixedFraction: 5 / 30 } as const;
+
+/** The LR factor of parameter `name` at optimiser step `step` of `totalSteps`. */
+export function dynamicVitLrScale(name: string, step: number, totalSteps: number): number {
+  if (/(^|\.)score_predictor\./.test(name)) return 1;
+  if (/(^|\.)(cls_token|pos_embed)$/.test(name)) return 0;
+  return step < Math.floor(totalSteps * DYNAMICVIT_GROUPS.backboneFixedFraction) ? 0 : DYNAMICVIT_GROUPS.backboneLrScale;
+}
 
 function pruningModel(model: ImageModel): VisionTransformer {
   if (!(model instanceof VisionTransformer) || model.pruneLocs.length === 0) {
@@ -67,6 +83,10 @@ export class DynamicVitObjective implements Objective {
   readonly name = 'dynamicvit';
   readonly best = { metric: 'eval_top1', mode: 'max' } as const;
 
+  private totalSteps = 0;
+  /** Each parameter's LR factor before this objective's groups (--layer-decay's), multiplied in. */
+  private baseScales?: Map<string, number>;
+
   private constructor(private readonly student: VisionTransformer, private readonly teacher: Executable) {}
 
   static async create({ model, cfg, session }: ObjectiveContext): Promise<DynamicVitObjective> {
@@ -104,6 +124,15 @@ export class DynamicVitObjective implements Objective {
     if (!trace.policy) throw new RangeError('--method dynamicvit: the step has no dynamic_gumbel noise input, so the model ran its inference path');
     const { logits } = m.forwardHead(tokens, opts);
     return dynamicVitLoss({ logits, tokens, trace, prefix: m.numPrefixTokens, keep: m.config.dynamicKeep }, inputs.targets!, inputs.teacher_logits!, inputs.teacher_tokens!).loss;
+  }
+
+  startEpoch(_epoch: number, { epochs, stepsPerEpoch }: { epochs: number; stepsPerEpoch: number }): void {
+    this.totalSteps = epochs * stepsPerEpoch;
+  }
+
+  beforeOptimizerStep({ step, optimizer }: { step: number; optimizer: Optimizer }): void {
+    this.baseScales ??= new Map(optimizer.specs.map((s) => [s.name, s.lrScale ?? 1]));
+    for (const s of optimizer.specs) s.lrScale = this.baseScales.get(s.name)! * dynamicVitLrScale(s.name, step, this.totalSteps);
   }
 
   async feeds(batch: Batch, _micro: number): Promise<Record<string, Float32Array>> {
