@@ -24,7 +24,7 @@ import { positiveInt, positiveInts } from './parse.js';
 
 interface ExportFlags {
   checkpoint: string; model?: string; modelKwargs?: Record<string, unknown>; out?: string; triton?: string; tritonName?: string; maxBatchSize: number; preferredBatchSize: number[]; opset: number; preprocess?: boolean; attentionMap?: boolean; quantize?: 'int8';
-  perTensor?: boolean; exclude?: string[]; quantizeCalibration?: string; quantizeCalibrationLimit: number; fusedAttention?: boolean; verify?: string; calibrate?: string; dataDir?: string; verifyLimit?: number;
+  perTensor?: boolean; fullRangeWeights?: boolean; exclude?: string[]; quantizeCalibration?: string; quantizeCalibrationLimit: number; fusedAttention?: boolean; verify?: string; calibrate?: string; dataDir?: string; verifyLimit?: number;
   samples: number; threads?: number; json?: boolean;
 }
 
@@ -56,6 +56,7 @@ export function registerExportCommand(program: Command): void {
     .option('--quantize-calibration-limit <n>', 'with --quantize-calibration: how many training images calibrate', positiveInt('--quantize-calibration-limit'), 256)
     .option('--fused-attention', 'attention as ONNX Runtime\'s fused com.microsoft.MultiHeadAttention kernel (faster in ORT; the file then needs ORT\'s contrib ops)')
     .option('--per-tensor', 'with --quantize: one scale per weight matrix instead of per output channel')
+    .option('--full-range-weights', 'with --quantize: int8 weights in [-127, 127] instead of 7 bits, [-64, 64] (the default, safe everywhere); only for CPUs with VNNI/AMX or ARM: x86 CPUs without VNNI (AVX2, AVX-512F) saturate u8 x s8 products at the full range and lose accuracy')
     .option('--exclude <names>', 'with --quantize: weights to keep in float32, comma-separated (e.g. head.weight)', (v: string) => v.split(',').filter(Boolean))
     .option('--verify <dataset>', 'built-in dataset (test split) for the accuracy check, e.g. fashion-mnist')
     // once an alias of --verify; "calibrate" means temperature scaling everywhere else, so the name is refused with directions
@@ -69,7 +70,7 @@ export function registerExportCommand(program: Command): void {
       if (f.calibrate !== undefined) {
         throw new UsageError(`export has no --calibrate: --quantize-calibration ${f.calibrate} calibrates static int8 on the set, --verify ${f.calibrate} measures accuracy on it, and \`tessera calibrate\` fits temperature scaling into the checkpoint before export`);
       }
-      if ((f.perTensor || f.exclude) && !f.quantize) throw new UsageError('--per-tensor and --exclude only apply with --quantize int8');
+      if ((f.perTensor || f.exclude || f.fullRangeWeights) && !f.quantize) throw new UsageError('--per-tensor, --full-range-weights and --exclude only apply with --quantize int8');
       if (f.quantizeCalibration !== undefined && !f.quantize) throw new UsageError('--quantize-calibration only applies with --quantize int8');
       if (!f.out && !f.triton) throw new UsageError('give --out model.onnx, --triton DIR, or both');
       if (f.preferredBatchSize?.some((b) => b > f.maxBatchSize)) throw new UsageError(`--preferred-batch-size ${f.preferredBatchSize.join(',')} exceeds --max-batch-size ${f.maxBatchSize}`);
@@ -101,7 +102,7 @@ export function registerExportCommand(program: Command): void {
       let calibration: { dataset: string; images: number } | undefined;
       let accuracy: Awaited<ReturnType<typeof accuracyOn>> | undefined;
       if (f.quantize) {
-        const qopts = { perChannel: !f.perTensor, exclude: f.exclude };
+        const qopts = { perChannel: !f.perTensor, fullRangeWeights: f.fullRangeWeights, exclude: f.exclude };
         if (f.quantizeCalibration) {
           const images = await calibrationImages(f.quantizeCalibration, f.quantizeCalibrationLimit, meta.inputSize, f.dataDir);
           calibration = { dataset: `${f.quantizeCalibration}/train[0:${images.count}]`, images: images.count };
@@ -131,7 +132,7 @@ export function registerExportCommand(program: Command): void {
         out, ...(triton ? { triton: { dir: triton.dir, model: triton.modelDir, files: triton.files } } : {}), model: meta.model, bytes: written.bytes.byteLength, opset: written.opset, input: written.inputName,
         inputFormat: written.meta.inputFormat, labels: written.meta.classNames.length, quantization: written.meta.quantization,
         attentionMap: Boolean(written.attentionMapName), check, ...(accuracy && dataset ? { accuracy: { dataset: dataset.name, ...accuracy } } : {}),
-        ...(int8 ? { int8: { ...int8, weights: written.quantization!.weights.length, perChannel: written.quantization!.perChannel, ...(calibration ? { calibration } : {}) } } : {}),
+        ...(int8 ? { int8: { ...int8, weights: written.quantization!.weights.length, perChannel: written.quantization!.perChannel, weightQmax: written.quantization!.weightQmax, ...(calibration ? { calibration } : {}) } } : {}),
         ...(f.fusedAttention ? { fusedAttention: (fp32 as { fusedAttention?: number }).fusedAttention } : {}),
       };
       if (f.json) console.log(JSON.stringify(summary));
@@ -152,14 +153,14 @@ const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 
 type Summary = { out?: string; triton?: { model: string; files: string[] }; model: string; bytes: number; opset: number; input: string; inputFormat: string; labels: number; attentionMap: boolean; accuracy?: { dataset: string; images: number; top1: number } };
 
-function printSummary(s: Summary, check: ExportCheck, int8: (Int8Comparison & { weights: number; perChannel: boolean; calibration?: { dataset: string } }) | undefined, threads: number): void {
+function printSummary(s: Summary, check: ExportCheck, int8: (Int8Comparison & { weights: number; perChannel: boolean; weightQmax: number; calibration?: { dataset: string } }) | undefined, threads: number): void {
   const input = s.inputFormat === 'uint8_nhwc' ? 'uint8 pixels [batch, H, W, C]' : 'float32 [batch, C, H, W]';
   if (s.triton) console.log(`wrote Triton model repository ${s.triton.model}: ${s.triton.files.map((p) => p.slice(s.triton!.model.length + 1)).join(', ')}`);
   console.log(`${s.out ? `wrote ${s.out}` : 'exported'}: ${s.model}, ${mb(s.bytes)}, opset ${s.opset}, input "${s.input}" ${input}, ${s.labels} labels${s.attentionMap ? ', with attention_map' : ''}`);
   console.log(`check: fp32 export in ORT vs tessera on ${check.samples} images: max |Δlogit| ${check.maxAbsDiff.toExponential(2)}, top-1 agrees on ${Math.round(check.top1Agreement * check.samples)}/${check.samples}`);
   if (s.accuracy) console.log(`accuracy on ${s.accuracy.dataset} (${s.accuracy.images} images): top-1 ${pct(s.accuracy.top1)}`);
   if (!int8) return;
-  console.log(`int8${int8.calibration ? ` static, calibrated on ${int8.calibration.dataset}` : ' dynamic'}: ${int8.weights} weight matmuls, ${int8.perChannel ? 'per output channel' : 'per tensor'}; ${mb(int8.int8Bytes)} vs fp32 ${mb(int8.fp32Bytes)} (${(int8.fp32Bytes / int8.int8Bytes).toFixed(1)}× smaller)`);
+  console.log(`int8${int8.calibration ? ` static, calibrated on ${int8.calibration.dataset}` : ' dynamic'}: ${int8.weights} weight matmuls, ${int8.perChannel ? 'per output channel' : 'per tensor'}, weights in ±${int8.weightQmax}; ${mb(int8.int8Bytes)} vs fp32 ${mb(int8.fp32Bytes)} (${(int8.fp32Bytes / int8.int8Bytes).toFixed(1)}× smaller)`);
   console.log(`int8 vs tessera fp32 on ${int8.check.samples} images: max |Δlogit| ${int8.check.maxAbsDiff.toExponential(2)}, top-1 agrees on ${Math.round(int8.check.top1Agreement * int8.check.samples)}/${int8.check.samples}`);
   for (const r of int8.speed) {
     console.log(`speed at batch ${r.batchSize} (${threads} threads): fp32 ${r.fp32Ms.toFixed(2)} ms, int8 ${r.int8Ms.toFixed(2)} ms (${r.speedup.toFixed(2)}×)`);

@@ -24,12 +24,25 @@ export interface QuantizeOptions {
   perChannel?: boolean;
   /** Weights (by initializer name) to leave in float32, e.g. ['head.weight']. */
   exclude?: readonly string[];
+  /**
+   * Weights in 7 bits, [−64, 64] (default), or the full int8 range. x86 CPUs without VNNI (AVX2,
+   * AVX-512F) multiply uint8 activations by int8 weights with VPMADDUBSW, which adds each pair of
+   * products into a saturating int16: 2 · 255 · 127 overflows it, 2 · 255 · 64 does not. A file
+   * does not know where it will run, so it is safe everywhere by default (ORT's `reduce_range`);
+   * the full range is for deployments on VNNI/AMX or ARM CPUs only.
+   */
+  fullRangeWeights?: boolean;
 }
+
+/** The largest |q| of a quantised weight: see QuantizeOptions.fullRangeWeights. */
+export const weightQmax = (opts: QuantizeOptions): number => (opts.fullRangeWeights ? 127 : 64);
 
 export interface QuantizeReport {
   /** The quantised weights: name and [K, N] as the MatMul sees them. */
   weights: { name: string; shape: [number, number] }[];
   perChannel: boolean;
+  /** The weights' range, ±64 (7 bits, the default) or ±127. */
+  weightQmax: number;
   /** Bytes of weight data before and after. */
   floatWeightBytes: number;
   int8WeightBytes: number;
@@ -48,13 +61,14 @@ export function quantizeDynamicInt8(model: ModelProto, opts: QuantizeOptions = {
   for (const n of graph.node ?? []) for (const o of n.output ?? []) producer.set(o, n);
   const newInits: TensorProto[] = [];
   const nodes: NodeProto[] = [];
-  const report: QuantizeReport = { weights: [], perChannel, floatWeightBytes: 0, int8WeightBytes: 0 };
+  const qmax = weightQmax(opts);
+  const report: QuantizeReport = { weights: [], perChannel, weightQmax: qmax, floatWeightBytes: 0, int8WeightBytes: 0 };
   const done = new Map<string, { q: string; scale: string; zp: string }>();
 
   function quantizedWeight(m: Matrix) {
     const hit = done.get(m.name);
     if (hit) return hit;
-    const { q, scales } = quantizeColumns(m, perChannel);
+    const { q, scales } = quantizeColumns(m, perChannel, qmax);
     const names = { q: `${m.name}.int8`, scale: `${m.name}.scale`, zp: `${m.name}.zero_point` };
     const vecDims = perChannel ? [m.cols] : [];
     newInits.push(
@@ -124,8 +138,8 @@ export function constantMatrix(inits: Map<string, TensorProto>, producer: Map<st
   return undefined;
 }
 
-/** Symmetric int8 in [−127, 127] per column of a [K, N] matrix (or over the whole matrix). */
-export function quantizeColumns(m: { data: Float32Array; rows: number; cols: number }, perChannel: boolean): { q: Int8Array; scales: Float32Array } {
+/** Symmetric per-column (or per-matrix) quantisation of a weight matrix to [−qmax, qmax]. */
+export function quantizeColumns(m: { data: Float32Array; rows: number; cols: number }, perChannel: boolean, qmax: number): { q: Int8Array; scales: Float32Array } {
   const { data, rows, cols } = m;
   const amax = new Float32Array(perChannel ? cols : 1);
   for (let r = 0; r < rows; r++) {
@@ -135,12 +149,12 @@ export function quantizeColumns(m: { data: Float32Array; rows: number; cols: num
       if (v > amax[j]!) amax[j] = v;
     }
   }
-  const scales = amax.map((a) => (a > 0 ? a / 127 : 1));
+  const scales = amax.map((a) => (a > 0 ? a / qmax : 1));
   const q = new Int8Array(data.length);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const v = Math.round(data[r * cols + c]! / scales[perChannel ? c : 0]!);
-      q[r * cols + c] = v > 127 ? 127 : v < -127 ? -127 : v;
+      q[r * cols + c] = v > qmax ? qmax : v < -qmax ? -qmax : v;
     }
   }
   return { q, scales };

@@ -18,7 +18,7 @@
  * weights int8 symmetric: the u8·s8 products ORT's x86 kernels (VNNI/AMX) are built for.
  */
 import { onnx, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
-import { bytesOf, constantMatrix, floatData, node, pruneUnused, quantizeColumns, type Matrix, type QuantizeOptions, type QuantizeReport } from './quantize.js';
+import { bytesOf, constantMatrix, floatData, node, pruneUnused, quantizeColumns, weightQmax, type Matrix, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 
 const DT = onnx.TensorProto.DataType;
 
@@ -54,7 +54,8 @@ export function quantizeStaticInt8(model: ModelProto, ranges: ReadonlyMap<string
   const perChannel = opts.perChannel ?? true;
   const graph = model.graph!;
   const targets = new Map(weightMatmulInputs(model, opts.exclude).map((t) => [t.node, t]));
-  const report: QuantizeReport = { weights: [], perChannel, floatWeightBytes: 0, int8WeightBytes: 0 };
+  const qmax = weightQmax(opts);
+  const report: QuantizeReport = { weights: [], perChannel, weightQmax: qmax, floatWeightBytes: 0, int8WeightBytes: 0 };
   const newInits: TensorProto[] = [];
   const weightDq = new Map<string, string>();
   const weightScales = new Map<string, Float32Array>();
@@ -64,7 +65,7 @@ export function quantizeStaticInt8(model: ModelProto, ranges: ReadonlyMap<string
   const dequantizedWeight = (m: Matrix): string => {
     const hit = weightDq.get(m.name);
     if (hit) return hit;
-    const { q, scales } = quantizeColumns(m, perChannel);
+    const { q, scales } = quantizeColumns(m, perChannel, qmax);
     const vecDims = perChannel ? [m.cols] : [];
     const [qName, scale, zp, out] = ['int8', 'scale', 'zero_point', 'dequantized'].map((s) => `${m.name}.${s}`) as [string, string, string, string];
     newInits.push(

@@ -169,6 +169,20 @@ describe('int8 quantisation', () => {
     expect(compareLogits(reference, got, 10).maxAbsDiff / scale).toBeLessThan(0.05);
   });
 
+  it('keeps the weights in 7 bits unless asked, so that no pair of u8 x s8 products overflows int16', () => {
+    // x86 without VNNI (VPMADDUBSW) adds two uint8 x int8 products in a saturating int16
+    const largest = (q: ReturnType<typeof quantizeExport>) => {
+      const t = decodeModel(q.bytes).graph!.initializer!.find((i) => i.name === 'blocks.0.mlp.fc1.weight.int8')!;
+      return Math.max(...new Int8Array(t.rawData!.buffer, t.rawData!.byteOffset, t.rawData!.byteLength).map(Math.abs));
+    };
+    expect(int8.quantization!.weightQmax).toBe(64);
+    expect(largest(int8)).toBe(64); // per channel: each column's largest weight maps to ±64
+    expect(2 * 255 * largest(int8)).toBeLessThanOrEqual(32767);
+    const full = quantizeExport(fp32, { fullRangeWeights: true });
+    expect(full.quantization!.weightQmax).toBe(127);
+    expect(largest(full)).toBe(127);
+  });
+
   it('per tensor and with exclusions on request', () => {
     const q = quantizeExport(fp32, { perChannel: false, exclude: ['head.weight'] });
     const g = decodeModel(q.bytes).graph!;

@@ -65,7 +65,7 @@ describe('tessera export', () => {
     await m.dispose();
     const text = await exportCli(['--checkpoint', checkpoint, '--out', join(dir, 'static2.onnx'), '--quantize', 'int8', '--quantize-calibration', 'fashion-mnist', '--quantize-calibration-limit', '32']);
     expect(text.code, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(/^int8 static, calibrated on fashion-mnist\/train\[0:32\]: 26 weight matmuls, per output channel; /m);
+    expect(text.stdout).toMatch(/^int8 static, calibrated on fashion-mnist\/train\[0:32\]: 26 weight matmuls, per output channel, weights in ±64; /m);
   });
 
   it('--attention-map adds the rollout output that serve reads, and says so', async () => {
@@ -116,7 +116,8 @@ describe('tessera export', () => {
     const cases: [string[], number, RegExp][] = [
       [['--opset', '16'], 2, /^tessera: option '--opset <n>' argument '16' is invalid\. --opset must be an integer from 17 to 21, got "16" \(see --help\)$/],
       [['--quantize', 'int4'], 2, /^tessera: option '--quantize <kind>' argument 'int4' is invalid\. Allowed choices are int8\. \(see --help\)$/],
-      [['--per-tensor'], 2, /^tessera: --per-tensor and --exclude only apply with --quantize int8$/],
+      [['--per-tensor'], 2, /^tessera: --per-tensor, --full-range-weights and --exclude only apply with --quantize int8$/],
+      [['--full-range-weights'], 2, /^tessera: --per-tensor, --full-range-weights and --exclude only apply with --quantize int8$/],
       [['--verify', 'cifar10', '--data-dir', dir], 1, /^tessera: /],
       [['--quantize', 'int8', '--calibrate', 'fashion-mnist'], 2,
         /^tessera: export has no --calibrate: --quantize-calibration fashion-mnist calibrates static int8 on the set, --verify fashion-mnist measures accuracy on it, and `tessera calibrate` fits temperature scaling into the checkpoint before export$/],
