@@ -34,8 +34,6 @@ export interface QuantizeOptions {
   fullRangeWeights?: boolean;
 }
 
-/** The largest |q| of a quantised weight: see QuantizeOptions.fullRangeWeights. */
-export const weightQmax = (opts: QuantizeOptions): number => (opts.fullRangeWeights ? 127 : 64);
 
 export interface QuantizeReport {
   /** The quantised weights: name and [K, N] as the MatMul sees them. */
@@ -50,10 +48,14 @@ export interface QuantizeReport {
 
 const DT = onnx.TensorProto.DataType;
 
+/** An empty report of a quantisation with these options: per channel by default, weights in ±64 unless fullRangeWeights. */
+export function emptyReport(opts: QuantizeOptions): QuantizeReport {
+  return { weights: [], perChannel: opts.perChannel ?? true, weightQmax: opts.fullRangeWeights ? 127 : 64, floatWeightBytes: 0, int8WeightBytes: 0 };
+}
+
 export interface Matrix { name: string; data: Float32Array; rows: number; cols: number }
 
 export function quantizeDynamicInt8(model: ModelProto, opts: QuantizeOptions = {}): { model: ModelProto; report: QuantizeReport } {
-  const perChannel = opts.perChannel ?? true;
   const exclude = new Set(opts.exclude ?? []);
   const graph = model.graph!;
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
@@ -61,8 +63,8 @@ export function quantizeDynamicInt8(model: ModelProto, opts: QuantizeOptions = {
   for (const n of graph.node ?? []) for (const o of n.output ?? []) producer.set(o, n);
   const newInits: TensorProto[] = [];
   const nodes: NodeProto[] = [];
-  const qmax = weightQmax(opts);
-  const report: QuantizeReport = { weights: [], perChannel, weightQmax: qmax, floatWeightBytes: 0, int8WeightBytes: 0 };
+  const report = emptyReport(opts);
+  const { perChannel, weightQmax: qmax } = report;
   const done = new Map<string, { q: string; scale: string; zp: string }>();
 
   function quantizedWeight(m: Matrix) {

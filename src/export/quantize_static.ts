@@ -15,10 +15,11 @@
  * DynamicQuantizeLinear (min/max, then quantise) on every batch.
  *
  * Activations are uint8 with a zero point (LayerNorm and GELU outputs are not symmetric),
- * weights int8 symmetric: the u8·s8 products ORT's x86 kernels (VNNI/AMX) are built for.
+ * weights int8 symmetric (7 bits unless asked, as the dynamic path: QuantizeOptions.fullRangeWeights):
+ * the u8·s8 products ORT's x86 kernels are built for.
  */
 import { onnx, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto.js';
-import { bytesOf, constantMatrix, floatData, node, pruneUnused, quantizeColumns, weightQmax, type Matrix, type QuantizeOptions, type QuantizeReport } from './quantize.js';
+import { bytesOf, constantMatrix, emptyReport, floatData, node, pruneUnused, quantizeColumns, type Matrix, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 
 const DT = onnx.TensorProto.DataType;
 
@@ -51,11 +52,10 @@ export function activationQuantParams(r: ActivationRange): { scale: number; zero
 }
 
 export function quantizeStaticInt8(model: ModelProto, ranges: ReadonlyMap<string, ActivationRange>, opts: QuantizeOptions = {}): { model: ModelProto; report: QuantizeReport } {
-  const perChannel = opts.perChannel ?? true;
   const graph = model.graph!;
   const targets = new Map(weightMatmulInputs(model, opts.exclude).map((t) => [t.node, t]));
-  const qmax = weightQmax(opts);
-  const report: QuantizeReport = { weights: [], perChannel, weightQmax: qmax, floatWeightBytes: 0, int8WeightBytes: 0 };
+  const report = emptyReport(opts);
+  const { perChannel, weightQmax: qmax } = report;
   const newInits: TensorProto[] = [];
   const weightDq = new Map<string, string>();
   const weightScales = new Map<string, Float32Array>();

@@ -171,7 +171,7 @@ describe('int8 quantisation', () => {
 
   it('keeps the weights in 7 bits unless asked, so that no pair of u8 x s8 products overflows int16', () => {
     // x86 without VNNI (VPMADDUBSW) adds two uint8 x int8 products in a saturating int16
-    const largest = (q: ReturnType<typeof quantizeExport>) => {
+    const largest = (q: ExportedModel) => {
       const t = decodeModel(q.bytes).graph!.initializer!.find((i) => i.name === 'blocks.0.mlp.fc1.weight.int8')!;
       return Math.max(...new Int8Array(t.rawData!.buffer, t.rawData!.byteOffset, t.rawData!.byteLength).map(Math.abs));
     };
